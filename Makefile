@@ -1,0 +1,43 @@
+# weft: `make demo` shows it working; `make test` runs every test tier (as root). See README.md.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/weftnet/weft/internal/version.Version=$(VERSION)
+export WEFT_CACHE ?= $(HOME)/.cache/weft
+BINS := weftd weft flannel
+
+.PHONY: all build deps tools test test-unit test-integration test-e2e demo demo-down clean fmt vet
+
+all: build
+
+# System packages the daemon and the tests use at run time; idempotent.
+deps:
+	@need=""; for p in ip:iproute2 iptables:iptables nft:nftables conntrack:conntrack iperf3:iperf3 sockperf:sockperf; do \
+	  command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \
+	if [ -n "$$need" ]; then echo "installing:$$need"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$need >/dev/null; fi
+
+build:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/weftd ./cmd/weft ./cmd/flannel
+
+# Third-party binaries the tests start, cached under $(WEFT_CACHE) keyed by version.
+tools:
+	@tools/build.sh >/dev/null
+
+TOOLS_BIN = $(shell tools/build.sh 2>/dev/null | tail -1)
+
+test: deps build tools
+	WEFT_TOOLS_BIN=$(TOOLS_BIN) $(GO) test -race -count=1 -timeout 40m ./...
+
+test-unit:
+	$(GO) test -race -count=1 -short ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
