@@ -1,0 +1,3 @@
+package main
+
+func extraCommands() []command { return nil }

@@ -1,0 +1,56 @@
+// Command weft is weft's operator CLI.
+//
+//	weft install-cni [flags]   copy the CNI plugin and write the conflist (the DaemonSet's init step)
+//	weft demo up|status|down   a 3-node weft cluster in network namespaces on this machine
+//	weft version
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/weftnet/weft/internal/version"
+)
+
+type command struct {
+	name, usage string
+	run         func(ctx context.Context, args []string) error
+}
+
+var commands []command
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: weft <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", c.name, c.usage)
+	}
+}
+
+func main() {
+	commands = append(commands, command{"version", "print the version", func(context.Context, []string) error {
+		fmt.Println(version.Version)
+		return nil
+	}})
+	commands = append(commands, extraCommands()...)
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	for _, c := range commands {
+		if c.name == os.Args[1] {
+			if err := c.run(ctx, os.Args[2:]); err != nil {
+				fmt.Fprintf(os.Stderr, "weft %s: %v\n", c.name, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "weft: unknown command %q\n", os.Args[1])
+	usage()
+	os.Exit(2)
+}
