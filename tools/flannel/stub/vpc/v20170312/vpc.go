@@ -40,12 +40,18 @@ type CreateRoutesRequest struct {
 type Client struct{}
 
 func NewClientWithSecretId(id, key, region string) (*Client, error) { return &Client{}, nil }
-func NewDescribeRouteTablesRequest() *DescribeRouteTablesRequest       { return &DescribeRouteTablesRequest{} }
-func NewDeleteRoutesRequest() *DeleteRoutesRequest                     { return &DeleteRoutesRequest{} }
-func NewCreateRoutesRequest() *CreateRoutesRequest                     { return &CreateRoutesRequest{} }
+func NewDescribeRouteTablesRequest() *DescribeRouteTablesRequest {
+	return &DescribeRouteTablesRequest{}
+}
+func NewDeleteRoutesRequest() *DeleteRoutesRequest { return &DeleteRoutesRequest{} }
+func NewCreateRoutesRequest() *CreateRoutesRequest { return &CreateRoutesRequest{} }
 
 func (c *Client) DescribeRouteTables(*DescribeRouteTablesRequest) (*DescribeRouteTablesResponse, error) {
 	return nil, errUnavailable
 }
-func (c *Client) DeleteRoutes(*DeleteRoutesRequest) (struct{}, error) { return struct{}{}, errUnavailable }
-func (c *Client) CreateRoutes(*CreateRoutesRequest) (struct{}, error) { return struct{}{}, errUnavailable }
+func (c *Client) DeleteRoutes(*DeleteRoutesRequest) (struct{}, error) {
+	return struct{}{}, errUnavailable
+}
+func (c *Client) CreateRoutes(*CreateRoutesRequest) (struct{}, error) {
+	return struct{}{}, errUnavailable
+}
