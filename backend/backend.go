@@ -16,6 +16,9 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/weftnet/weft/subnet"
 )
@@ -51,6 +54,22 @@ type Deps struct {
 	ExtIface      *ExternalInterface
 	// Hooks lets the daemon observe reconciles (metrics); may be nil.
 	Hooks Hooks
+	// Netlink is the handle for host changes; nil means the current network namespace. Tests pass
+	// netlink.NewHandleAt(testNS).
+	Netlink *netlink.Handle
+	// Resync is the period of the full reconcile that repairs drift; 0 means DefaultResync.
+	Resync time.Duration
+}
+
+// DefaultResync is how often a backend re-reads the kernel and repairs what drifted.
+const DefaultResync = 30 * time.Second
+
+// Handle returns d.Netlink, or a handle on the current network namespace.
+func (d Deps) Handle() (*netlink.Handle, error) {
+	if d.Netlink != nil {
+		return d.Netlink, nil
+	}
+	return netlink.NewHandle()
 }
 
 // Hooks receives reconcile outcomes for metrics. Implementations must be cheap and concurrency safe.

@@ -1,0 +1,78 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// PrefixToIPNet converts p (masked) to the net.IPNet netlink wants.
+func PrefixToIPNet(p netip.Prefix) *net.IPNet {
+	p = p.Masked()
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// RouteKey identifies a route by what weft decides about it: destination, gateway, device, onlink.
+func RouteKey(r netlink.Route) string {
+	dst := "default"
+	if r.Dst != nil {
+		dst = r.Dst.String()
+	}
+	return fmt.Sprintf("%s via %v dev %d onlink=%v", dst, r.Gw, r.LinkIndex, r.Flags&unix.RTNH_F_ONLINK != 0)
+}
+
+// SyncRoutes makes the routes of one family that `owned` selects match desired exactly: missing or different
+// routes are replaced, owned routes that are not desired are deleted. Failures are collected, not fatal.
+func SyncRoutes(h *netlink.Handle, family int, desired []netlink.Route, owned func(netlink.Route) bool) error {
+	current, err := h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	want := map[string]netlink.Route{}
+	wantDst := map[string]bool{}
+	for _, r := range desired {
+		want[RouteKey(r)] = r
+		wantDst[r.Dst.String()] = true
+	}
+	have := map[string]bool{}
+	var errs []error
+	for _, r := range current {
+		if r.Dst == nil || !owned(r) {
+			continue
+		}
+		k := RouteKey(r)
+		if _, ok := want[k]; ok {
+			have[k] = true
+			continue
+		}
+		if wantDst[r.Dst.String()] {
+			continue // replaced below
+		}
+		if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete route %s: %w", k, err))
+		}
+	}
+	for k, r := range want {
+		if have[k] {
+			continue
+		}
+		r := r
+		if err := h.RouteReplace(&r); err != nil {
+			errs = append(errs, fmt.Errorf("replace route %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// InPrefix tells whether a route's destination lies inside p.
+func InPrefix(r netlink.Route, p netip.Prefix) bool {
+	if r.Dst == nil || !p.IsValid() {
+		return false
+	}
+	a, ok := netip.AddrFromSlice(r.Dst.IP)
+	return ok && p.Contains(a.Unmap())
+}

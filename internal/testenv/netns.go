@@ -1,0 +1,68 @@
+package testenv
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// NewNetns creates an anonymous network namespace for one test (it vanishes when the test's handles close) and a
+// netlink handle into it. The calling thread is left in its original namespace.
+func NewNetns(t testing.TB) (netns.NsHandle, *netlink.Handle) {
+	t.Helper()
+	RequireRoot(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	if err := netns.Set(orig); err != nil {
+		t.Fatalf("restore netns: %v", err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(); ns.Close() })
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		_ = h.LinkSetUp(lo)
+	}
+	return ns, h
+}
+
+// InNetns runs fn on a thread inside ns (child processes started by fn inherit it) and waits for it.
+func InNetns(t testing.TB, ns netns.NsHandle, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		// The thread is not unlocked: if restoring failed it must die with the goroutine rather than be reused.
+		orig, err := netns.Get()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			t.Error(err)
+			return
+		}
+		defer func() {
+			if netns.Set(orig) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
+		fn()
+	}()
+	<-done
+}
