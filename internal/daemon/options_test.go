@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (*Options, *flag.FlagSet, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("weftd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o Options
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	err := o.ApplyEnv(fs, func(k string) string { return env[k] })
+	return &o, fs, err
+}
+
+// The defaults are upstream flanneld's (compat.md); a drop-in must not change any of them.
+func TestDefaultsMatchUpstream(t *testing.T) {
+	o, fs, err := parse(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"etcd-endpoints":               "http://127.0.0.1:4001,http://127.0.0.1:2379",
+		"etcd-prefix":                  "/coreos.com/network",
+		"etcd-keyfile":                 "",
+		"etcd-certfile":                "",
+		"etcd-cafile":                  "",
+		"etcd-username":                "",
+		"etcd-password":                "",
+		"iface":                        "",
+		"iface-regex":                  "",
+		"iface-can-reach":              "",
+		"public-ip":                    "",
+		"public-ipv6":                  "",
+		"subnet-file":                  "/run/flannel/subnet.env",
+		"subnet-lease-renew-margin":    "60",
+		"net-config-path":              "/etc/kube-flannel/net-conf.json",
+		"ip-masq":                      "false",
+		"ip-masq-fully-random-disable": "false",
+		"iptables-resync":              "5",
+		"iptables-forward-rules":       "true",
+		"ip-blackhole-route":           "false",
+		"kube-subnet-mgr":              "false",
+		"kube-api-url":                 "",
+		"kubeconfig-file":              "",
+		"kube-annotation-prefix":       "flannel.alpha.coreos.com",
+		"set-node-network-unavailable": "true",
+		"healthz-ip":                   "0.0.0.0",
+		"healthz-port":                 "0",
+		"version":                      "false",
+	}
+	got := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { got[f.Name] = f.Value.String() })
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("flag --%s missing", k)
+			continue
+		}
+		if g != v {
+			t.Errorf("--%s default = %q, want %q", k, g, v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("flag --%s is not an upstream flag", k)
+		}
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+	if o.EventQueueDepth != 5000 {
+		t.Errorf("EVENT_QUEUE_DEPTH default = %d, want 5000", o.EventQueueDepth)
+	}
+}
+
+func TestEnvAndCommandLinePrecedence(t *testing.T) {
+	env := map[string]string{
+		"FLANNELD_ETCD_PREFIX":      "/from/env",
+		"FLANNELD_IP_MASQ":          "true",
+		"FLANNELD_IFACE":            "eth9",
+		"FLANNELD_SUBNET_FILE":      "/env/subnet.env",
+		"FLANNELD_IPTABLES_RESYNC":  "11",
+		"FLANNELD_KUBE_SUBNET_MGR":  "true",
+		"NODE_NAME":                 "n1",
+		"EVENT_QUEUE_DEPTH":         "42",
+		"CONT_WHEN_CACHE_NOT_READY": "true",
+	}
+	o, _, err := parse(t, []string{"--etcd-prefix=/from/flag", "--iface", "eth0", "--iface", "10.0.0.1"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.EtcdPrefix != "/from/flag" {
+		t.Errorf("command line must win: EtcdPrefix = %q", o.EtcdPrefix)
+	}
+	if got := strings.Join(o.Iface, ","); got != "eth0,10.0.0.1" {
+		t.Errorf("--iface repeated = %q; env must not add to a flag given on the command line", got)
+	}
+	if !o.IPMasq || o.SubnetFile != "/env/subnet.env" || o.IPTablesResync != 11 || !o.KubeSubnetMgr {
+		t.Errorf("env not applied: %+v", o)
+	}
+	if o.NodeName != "n1" || o.EventQueueDepth != 42 || !o.ContWhenCacheNR {
+		t.Errorf("other env knobs not read: %+v", o)
+	}
+}
+
+func TestBadEnvNamesTheVariable(t *testing.T) {
+	_, _, err := parse(t, nil, map[string]string{"FLANNELD_IPTABLES_RESYNC": "often", "EVENT_QUEUE_DEPTH": "-1"})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, s := range []string{"FLANNELD_IPTABLES_RESYNC", "EVENT_QUEUE_DEPTH"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not name %s", err, s)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // substring of the error; "" for valid
+	}{
+		{[]string{"--subnet-lease-renew-margin=0"}, "--subnet-lease-renew-margin"},
+		{[]string{"--subnet-lease-renew-margin=1440"}, "--subnet-lease-renew-margin"},
+		{[]string{"--subnet-lease-renew-margin=1439"}, ""},
+		{[]string{"--iptables-resync=0"}, "--iptables-resync"},
+		{[]string{"--healthz-port=70000"}, "--healthz-port"},
+		{[]string{"--etcd-endpoints=127.0.0.1:2379"}, "--etcd-endpoints"},
+		{[]string{"--kube-subnet-mgr", "--etcd-endpoints=bogus"}, ""},
+	}
+	for _, c := range cases {
+		o, _, err := parse(t, c.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: unexpected error %v", c.args, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.want)
+		}
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	o, fs, err := parse(t, []string{"--etcd-password=hunter2", "--etcd-username=bob"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := o.Redacted(fs)
+	if strings.Contains(s, "hunter2") {
+		t.Fatalf("secret leaked: %s", s)
+	}
+	if !strings.Contains(s, "--etcd-password=<redacted>") || !strings.Contains(s, "--etcd-username=bob") {
+		t.Errorf("effective config incomplete: %s", s)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := EnvName("subnet-lease-renew-margin"); got != "FLANNELD_SUBNET_LEASE_RENEW_MARGIN" {
+		t.Errorf("EnvName = %q", got)
+	}
+}
