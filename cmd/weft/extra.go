@@ -1,3 +1,44 @@
 package main
 
-func extraCommands() []command { return nil }
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/weftnet/weft/internal/cni/install"
+)
+
+func extraCommands() []command {
+	return []command{
+		{"install-cni", "copy CNI plugins into the CNI bin dir and write the conflist", installCNI},
+		{"demo", "a 3-node weft cluster in network namespaces: demo up|status|down", demo},
+	}
+}
+
+func installCNI(_ context.Context, args []string) error {
+	fs := flag.NewFlagSet("install-cni", flag.ContinueOnError)
+	plugins := fs.String("plugins", "/opt/bin/flannel", "comma-separated plugin binaries to copy")
+	binDir := fs.String("cni-bin-dir", "/opt/cni/bin", "CNI plugin directory on the host")
+	confDir := fs.String("cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory on the host")
+	confName := fs.String("conf-name", "10-flannel.conflist", "name of the conflist file")
+	conf := fs.String("conflist", "", "conflist to install (default: upstream's 10-flannel.conflist)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := install.Options{BinDir: *binDir, ConfDir: *confDir, ConfName: *confName}
+	for _, p := range strings.Split(*plugins, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.Plugins = append(o.Plugins, p)
+		}
+	}
+	if *conf != "" {
+		b, err := os.ReadFile(*conf)
+		if err != nil {
+			return fmt.Errorf("--conflist: %w", err)
+		}
+		o.Conflist = b
+	}
+	return install.Run(o)
+}

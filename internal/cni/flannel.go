@@ -1,0 +1,184 @@
+// Package cni is weft's CNI meta-plugin of type "flannel", so an existing 10-flannel.conflist keeps working: it
+// reads subnet.env and delegates to the bridge plugin (or the delegate type given) with host-local IPAM, building
+// the same delegate configuration as upstream's flannel CNI plugin:
+//
+//	{"name":..., "cniVersion":..., "type":"bridge", "ipMasq": !FLANNEL_IPMASQ, "mtu": FLANNEL_MTU, "isGateway": true,
+//	 "ipam": {"type":"host-local", "ranges":[[{"subnet":<FLANNEL_SUBNET>}],[{"subnet":<FLANNEL_IPV6_SUBNET>}]],
+//	          "routes":[{"dst":<FLANNEL_NETWORK>},{"dst":<FLANNEL_IPV6_NETWORK>}]}}
+//
+// Keys the user sets in "delegate" (and in the top-level "ipam") win. The delegate configuration is saved per
+// container under dataDir so DEL and CHECK use exactly what ADD used; DEL of an unknown container succeeds.
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/weftnet/weft/subnet"
+)
+
+// Defaults as upstream.
+const (
+	DefaultSubnetFile = "/run/flannel/subnet.env"
+	DefaultDataDir    = "/var/lib/cni/flannel"
+)
+
+// NetConf is the plugin's configuration.
+type NetConf struct {
+	types.NetConf
+	IPAM          map[string]any `json:"ipam,omitempty"`
+	SubnetFile    string         `json:"subnetFile"`
+	DataDir       string         `json:"dataDir"`
+	Delegate      map[string]any `json:"delegate"`
+	RuntimeConfig map[string]any `json:"runtimeConfig,omitempty"`
+}
+
+func loadConf(data []byte) (*NetConf, error) {
+	n := &NetConf{SubnetFile: DefaultSubnetFile, DataDir: DefaultDataDir}
+	if err := json.Unmarshal(data, n); err != nil {
+		return nil, fmt.Errorf("flannel CNI config: %w", err)
+	}
+	if n.SubnetFile == "" {
+		n.SubnetFile = DefaultSubnetFile
+	}
+	if n.DataDir == "" {
+		n.DataDir = DefaultDataDir
+	}
+	return n, nil
+}
+
+// Delegate builds the delegate configuration from the plugin config and subnet.env.
+func Delegate(n *NetConf, env subnet.Env) map[string]any {
+	d := map[string]any{}
+	for k, v := range n.Delegate {
+		d[k] = v
+	}
+	d["name"] = n.Name
+	if _, ok := d["type"]; !ok {
+		d["type"] = "bridge"
+	}
+	if _, ok := d["ipMasq"]; !ok {
+		d["ipMasq"] = !env.IPMasq // if flanneld does not masquerade, the bridge should
+	}
+	if _, ok := d["mtu"]; !ok {
+		d["mtu"] = env.MTU
+	}
+	if d["type"] == "bridge" {
+		if _, ok := d["isGateway"]; !ok {
+			d["isGateway"] = true
+		}
+	}
+	if n.CNIVersion != "" {
+		d["cniVersion"] = n.CNIVersion
+	}
+	ipam := map[string]any{}
+	for k, v := range n.IPAM {
+		ipam[k] = v
+	}
+	if _, ok := ipam["type"]; !ok {
+		ipam["type"] = "host-local"
+	}
+	var ranges [][]map[string]any
+	var routes []any
+	if r, ok := ipam["routes"].([]any); ok {
+		routes = append(routes, r...)
+	}
+	if env.EnableIPv4 {
+		ranges = append(ranges, []map[string]any{{"subnet": env.Subnet.Masked().String()}})
+		routes = append(routes, map[string]any{"dst": env.Network.String()})
+	}
+	if env.EnableIPv6 {
+		ranges = append(ranges, []map[string]any{{"subnet": env.IPv6Subnet.Masked().String()}})
+		routes = append(routes, map[string]any{"dst": env.IPv6Network.String()})
+	}
+	ipam["ranges"] = ranges
+	ipam["routes"] = routes
+	d["ipam"] = ipam
+	if len(n.RuntimeConfig) != 0 {
+		d["runtimeConfig"] = n.RuntimeConfig
+	}
+	return d
+}
+
+func savePath(n *NetConf, containerID string) string { return filepath.Join(n.DataDir, containerID) }
+
+// Add is the CNI ADD command.
+func Add(args *skel.CmdArgs) error {
+	n, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	env, err := subnet.ReadEnvFile(n.SubnetFile)
+	if err != nil {
+		return fmt.Errorf("%w (is weftd running on this node?)", err)
+	}
+	d := Delegate(n, env)
+	conf, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(n.DataDir, 0o700); err != nil {
+		return fmt.Errorf("dataDir %s: %w", n.DataDir, err)
+	}
+	path := savePath(n, args.ContainerID)
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		return fmt.Errorf("save delegate config: %w", err)
+	}
+	typ := d["type"].(string)
+	res, err := invoke.DelegateAdd(context.TODO(), typ, conf, nil)
+	if err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	return types.PrintResult(res, n.CNIVersion)
+}
+
+// Del is the CNI DEL command; it is idempotent.
+func Del(args *skel.CmdArgs) error {
+	n, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	path := savePath(n, args.ContainerID)
+	conf, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // ADD never happened or DEL already ran
+	}
+	if err != nil {
+		return err
+	}
+	var d struct{ Type string }
+	if err := json.Unmarshal(conf, &d); err != nil {
+		return fmt.Errorf("saved delegate config %s: %w", path, err)
+	}
+	if err := invoke.DelegateDel(context.TODO(), d.Type, conf, nil); err != nil {
+		return err
+	}
+	return os.Remove(path)
+}
+
+// Check is the CNI CHECK command: the delegate checks with the configuration ADD used.
+func Check(args *skel.CmdArgs) error {
+	n, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	conf, err := os.ReadFile(savePath(n, args.ContainerID))
+	if err != nil {
+		return fmt.Errorf("no saved delegate config for container %s: %w", args.ContainerID, err)
+	}
+	var d struct{ Type string }
+	if err := json.Unmarshal(conf, &d); err != nil {
+		return err
+	}
+	return invoke.DelegateCheck(context.TODO(), d.Type, conf, nil)
+}
+
