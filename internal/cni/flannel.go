@@ -181,4 +181,3 @@ func Check(args *skel.CmdArgs) error {
 	}
 	return invoke.DelegateCheck(context.TODO(), d.Type, conf, nil)
 }
-

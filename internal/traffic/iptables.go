@@ -9,11 +9,11 @@ import (
 )
 
 const (
-	masqComment = "flanneld masq"
-	fwdComment  = "flanneld forward"
+	masqComment   = "flanneld masq"
+	fwdComment    = "flanneld forward"
 	kubeProxyMark = "0x4000/0x4000"
-	postChain   = "FLANNEL-POSTRTG"
-	fwdChain    = "FLANNEL-FWD"
+	postChain     = "FLANNEL-POSTRTG"
+	fwdChain      = "FLANNEL-FWD"
 )
 
 // rule is one iptables rule: table, chain, and the arguments after "-A <chain>".

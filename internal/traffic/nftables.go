@@ -98,4 +98,3 @@ func (w *nftWriter) ensure() error {
 	}
 	return nil
 }
-

@@ -47,7 +47,7 @@ type Options struct {
 // Annotations are the annotation keys under one prefix.
 type Annotations struct {
 	KubeManaged, BackendType, BackendData, BackendV6Data, PublicIP, PublicIPv6 string
-	PublicIPOverwrite, PublicIPv6Overwrite, NodePublicIP, NodePublicIPv6     string
+	PublicIPOverwrite, PublicIPv6Overwrite, NodePublicIP, NodePublicIPv6       string
 }
 
 // NewAnnotations builds the keys for prefix, appending "/" when it has none.

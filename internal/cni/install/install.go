@@ -5,8 +5,8 @@
 package install
 
 import (
-	_ "embed"
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
