@@ -171,13 +171,25 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	conf, err := os.ReadFile(savePath(n, args.ContainerID))
+	saved, err := os.ReadFile(savePath(n, args.ContainerID))
 	if err != nil {
 		return fmt.Errorf("no saved delegate config for container %s: %w", args.ContainerID, err)
 	}
-	var d struct{ Type string }
-	if err := json.Unmarshal(conf, &d); err != nil {
+	d := map[string]any{}
+	if err := json.Unmarshal(saved, &d); err != nil {
 		return err
 	}
-	return invoke.DelegateCheck(context.TODO(), d.Type, conf, nil)
+	// The runtime hands CHECK the result of ADD as prevResult; the delegate needs it too.
+	var in struct {
+		PrevResult json.RawMessage `json:"prevResult"`
+	}
+	if err := json.Unmarshal(args.StdinData, &in); err == nil && len(in.PrevResult) > 0 {
+		d["prevResult"] = in.PrevResult
+	}
+	conf, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	typ, _ := d["type"].(string)
+	return invoke.DelegateCheck(context.TODO(), typ, conf, nil)
 }
