@@ -6,7 +6,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,13 +93,12 @@ func (e *env) pod(i int, name, plugin string) *lab.Pod {
 // waiting for routes to converge first.
 func allPairs(t *testing.T, pods []*lab.Pod) {
 	t.Helper()
-	for i, p := range pods {
+	for _, p := range pods {
 		srv, err := p.ServeEcho(7007)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer srv.Close()
-		_ = i
 	}
 	for _, a := range pods {
 		for _, b := range pods {
@@ -186,18 +184,11 @@ func TestEtcdVxlanDualStack(t *testing.T) {
 		if err := gone.Daemon.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		out, err := e.lab.Etcdctl("get", "--prefix", "--keys-only", "/coreos.com/network/subnets/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var key string
-		for _, k := range strings.Fields(out) {
-			if strings.Contains(k, strings.Replace(strings.Split(sn, "/")[0], "", "", 1)+"-") {
-				key = k
-			}
-		}
-		if key == "" {
-			t.Fatalf("lease of %s (%s) not found in %q", gone.Name, sn, out)
+		// Dual stack: the key is "<v4>-24&<v6>-64"; find it by its IPv4 part.
+		out, err := e.lab.Etcdctl("get", "--prefix", "--keys-only", "/coreos.com/network/subnets/"+strings.Replace(sn, "/", "-", 1))
+		key := strings.TrimSpace(out)
+		if err != nil || key == "" {
+			t.Fatalf("lease of %s (%s) not found: %v", gone.Name, sn, err)
 		}
 		if _, err := e.lab.Etcdctl("del", key); err != nil {
 			t.Fatal(err)
@@ -206,8 +197,7 @@ func TestEtcdVxlanDualStack(t *testing.T) {
 		for _, n := range e.lab.Nodes[:2] {
 			n := n
 			if err := lab.WaitFor(15*time.Second, n.Name+" forgets "+sn, func() (bool, error) {
-				routes, fdb := n.IP("route"), n.Lab.Nodes[0].IP("-d", "link")
-				_ = fdb
+				routes := n.IP("route")
 				fdbOut, _ := lab.NSRun(n.Name, "bridge", "fdb", "show", "dev", "flannel.1")
 				return !strings.Contains(routes, sn) && !strings.Contains(fdbOut, mac), fmt.Errorf("routes:\n%sfdb:\n%s", routes, fdbOut)
 			}); err != nil {
@@ -308,4 +298,3 @@ func TestKube(t *testing.T) {
 	}
 }
 
-var _ = filepath.Join
