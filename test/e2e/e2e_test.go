@@ -297,4 +297,3 @@ func TestKube(t *testing.T) {
 		})
 	}
 }
-
