@@ -30,6 +30,14 @@ TOOLS_BIN = $(shell tools/build.sh 2>/dev/null | tail -1)
 test: deps build tools
 	WEFT_TOOLS_BIN=$(TOOLS_BIN) $(GO) test -race -count=1 -timeout 40m ./...
 
+# A 3-node weft cluster in network namespaces (needs only etcd and the CNI plugins, not kube-apiserver).
+demo: deps build
+	@bin/weft demo down >/dev/null 2>&1 || true
+	WEFT_TOOLS_BIN=$$(tools/build.sh etcd cni | tail -1) bin/weft demo up
+
+demo-down:
+	bin/weft demo down
+
 test-unit:
 	$(GO) test -race -count=1 -short ./...
 

@@ -36,6 +36,8 @@ type Options struct {
 	ToolsBin string // etcd, etcdctl, kube-apiserver, CNI reference plugins, cnitool, flanneld
 	WeftBin  string // weftd, flannel (weft's CNI plugin)
 	Prefix   string // namespace name prefix; random when empty
+	// Detach leaves daemons running when this process exits (weft demo); otherwise they die with it.
+	Detach bool
 }
 
 // Lab is a running topology.
@@ -190,6 +192,9 @@ func (l *Lab) Start(ns, logPath string, env []string, prog string, args ...strin
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if l.O.Detach {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", prog, err)

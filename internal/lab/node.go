@@ -98,10 +98,10 @@ func (n *Node) VtepMAC() string {
 
 // Pod is a pod namespace wired by CNI.
 type Pod struct {
-	Node  *Node
-	Name  string
-	IP4   string
-	IP6   string
+	Node   *Node
+	Name   string
+	IP4    string
+	IP6    string
 	net    string
 	confD  string
 	binDir string

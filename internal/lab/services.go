@@ -132,3 +132,15 @@ func tail(s string) string {
 	}
 	return s
 }
+
+// EtcdPID is the pid of the lab's etcd (0 when not started).
+func (l *Lab) EtcdPID() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.procs {
+		if p.Name == "etcd" {
+			return p.Cmd.Process.Pid
+		}
+	}
+	return 0
+}
