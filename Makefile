@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/weftnet/weft/internal/version.Version=$(VERSION)
 export WEFT_CACHE ?= $(HOME)/.cache/weft
 BINS := weftd weft flannel
 
-.PHONY: all build deps tools test test-unit test-integration test-e2e demo demo-down clean fmt vet
+.PHONY: all build deps tools test test-unit bench demo demo-down clean fmt vet
 
 all: build
 
@@ -34,6 +34,10 @@ test: deps build tools
 demo: deps build
 	@bin/weft demo down >/dev/null 2>&1 || true
 	WEFT_TOOLS_BIN=$$(tools/build.sh etcd cni | tail -1) bin/weft demo up
+
+# weftd vs upstream flanneld side by side (memory, start time, iperf3, sockperf); not part of make test.
+bench: deps build
+	WEFT_TOOLS_BIN=$$(tools/build.sh etcd cni flannel | tail -1) $(GO) run ./bench/compare -reps 5 -secs 5
 
 demo-down:
 	bin/weft demo down
