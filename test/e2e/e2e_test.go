@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -207,9 +208,9 @@ func TestEtcdVxlanDualStack(t *testing.T) {
 	})
 }
 
-func TestEtcdHostGW(t *testing.T) {
+func TestEtcdHostGWDualStack(t *testing.T) {
 	e := newEnv(t, 3)
-	if err := e.lab.PutNetConfig(fmt.Sprintf(netV4, "host-gw")); err != nil {
+	if err := e.lab.PutNetConfig(fmt.Sprintf(netDual, "host-gw")); err != nil {
 		t.Fatal(err)
 	}
 	var pods []*lab.Pod
@@ -269,13 +270,20 @@ func TestKube(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Daemons run as the ServiceAccount of dist/rbac.yaml, which proves that RBAC is enough.
+			root, _ := testenv.RepoRoot()
+			saConfig, err := k.ApplyRBAC(ctx, filepath.Join(root, "dist", "rbac.yaml"), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			asSA := &lab.Kube{URL: k.URL, Kubeconfig: saConfig}
 			var pods []*lab.Pod
 			for i := range e.lab.Nodes {
 				bin, plugin := e.weftd, e.plugin
 				if c.mixed && i == 0 {
 					bin, plugin = e.flanneld, e.upCNI
 				}
-				e.start(i, bin, lab.DaemonOptions{Kube: k, NetConf: c.conf})
+				e.start(i, bin, lab.DaemonOptions{Kube: asSA, NetConf: c.conf})
 				pods = append(pods, e.pod(i, "p", plugin))
 			}
 			allPairs(t, pods)
