@@ -1,0 +1,284 @@
+package sim
+
+import (
+	"crypto/hmac"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// params are an RPC call's merged query and form parameters.
+type params map[string]string
+
+func (p params) get(k string) string { return p[k] }
+func (p params) has(k string) bool   { _, ok := p[k]; return ok }
+
+// list reads Name.1, Name.2, ...
+func (p params) list(name string) []string {
+	var out []string
+	for i := 1; ; i++ {
+		v, ok := p[fmt.Sprintf("%s.%d", name, i)]
+		if !ok {
+			return out
+		}
+		out = append(out, v)
+	}
+}
+
+type handler func(*World, params) (any, *APIError)
+
+// vpcActions are the VPC 2016-04-28 actions alisim serves.
+var vpcActions = map[string]handler{
+	"DescribeVpcs":           (*World).describeVpcs,
+	"DescribeVSwitches":      (*World).describeVSwitches,
+	"DescribeRouteTableList": (*World).describeRouteTableList,
+	"DescribeRouteEntryList": (*World).describeRouteEntryList,
+	"CreateRouteEntry":       (*World).createRouteEntry,
+	"DeleteRouteEntry":       (*World).deleteRouteEntry,
+	"CreateRouteEntries":     (*World).createRouteEntries,
+	"DeleteRouteEntries":     (*World).deleteRouteEntries,
+}
+
+// writeActions change state (and the state file).
+var writeActions = map[string]bool{"CreateRouteEntry": true, "DeleteRouteEntry": true, "CreateRouteEntries": true, "DeleteRouteEntries": true}
+
+// Fault is the injected behaviour of one action: errors by code (probability 0..1) and added latency.
+type Fault struct {
+	Errors  map[string]float64 `json:"errors,omitempty"`
+	Latency time.Duration      `json:"latency,omitempty"`
+}
+
+// Limit is a token bucket: Rate calls per second, Burst at most.
+type Limit struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// Server is alisim's OpenAPI front.
+type Server struct {
+	w *World
+
+	mu      sync.Mutex
+	faults  map[string]Fault // by action; "*" applies to all
+	limits  map[string]Limit // by action; "*" applies to all
+	buckets map[string]*bucket
+	reqs    uint64
+}
+
+// NewServer serves w.
+func NewServer(w *World) *Server {
+	return &Server{w: w, faults: map[string]Fault{}, limits: map[string]Limit{}, buckets: map[string]*bucket{}}
+}
+
+// SetFault sets (or, with a zero Fault, clears) the fault of an action ("*" for all).
+func (s *Server) SetFault(action string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(f.Errors) == 0 && f.Latency == 0 {
+		delete(s.faults, action)
+		return
+	}
+	s.faults[action] = f
+}
+
+// SetLimit sets (or, with Rate 0, clears) the throttling of an action ("*" for all).
+func (s *Server) SetLimit(action string, l Limit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.buckets, action)
+	if l.Rate <= 0 {
+		delete(s.limits, action)
+		return
+	}
+	if l.Burst < 1 {
+		l.Burst = 1
+	}
+	s.limits[action] = l
+}
+
+func (s *Server) requestID() string {
+	s.mu.Lock()
+	s.reqs++
+	n := s.reqs
+	s.mu.Unlock()
+	return fmt.Sprintf("ALISIM-%08X-%04X", n, rand.IntN(1<<16))
+}
+
+// ServeHTTP answers RPC calls on "/" and the admin API under /admin/.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/admin/") {
+		s.admin(rw, r)
+		return
+	}
+	rid := s.requestID()
+	if err := r.ParseForm(); err != nil {
+		writeErr(rw, rid, apiErr(400, "InvalidParameter", "cannot parse the request: %v", err))
+		return
+	}
+	p := params{}
+	for k, v := range r.Form { // query and form, merged
+		if len(v) > 0 {
+			p[k] = v[0]
+		}
+	}
+	action := p.get("Action")
+	if e := s.authenticate(r.Method, p); e != nil {
+		writeErr(rw, rid, e)
+		return
+	}
+	h, ok := vpcActions[action]
+	if !ok {
+		writeErr(rw, rid, apiErr(404, "InvalidAction.NotFound", "Specified api %q is not found, please check your url and method.", action))
+		return
+	}
+	if v := p.get("Version"); v != "2016-04-28" {
+		writeErr(rw, rid, apiErr(400, "InvalidVersion", "Specified parameter Version %q is not valid for action %s.", v, action))
+		return
+	}
+	if e := s.throttle(action); e != nil {
+		writeErr(rw, rid, e)
+		return
+	}
+	if e := s.inject(action); e != nil {
+		writeErr(rw, rid, e)
+		return
+	}
+	s.w.mu.Lock()
+	s.w.settle()
+	out, e := h(s.w, p)
+	if e == nil && writeActions[action] {
+		_ = s.w.save()
+	}
+	s.w.mu.Unlock()
+	if e != nil {
+		writeErr(rw, rid, e)
+		return
+	}
+	body := map[string]any{"RequestId": rid}
+	if m, ok := out.(map[string]any); ok {
+		for k, v := range m {
+			body[k] = v
+		}
+	}
+	rw.Header().Set("Content-Type", "application/json;charset=utf-8")
+	_ = json.NewEncoder(rw).Encode(body)
+}
+
+func writeErr(rw http.ResponseWriter, rid string, e *APIError) {
+	rw.Header().Set("Content-Type", "application/json;charset=utf-8")
+	rw.WriteHeader(e.Status)
+	_ = json.NewEncoder(rw).Encode(map[string]string{"RequestId": rid, "HostId": "alisim", "Code": e.Code,
+		"Message": e.Message, "Recommend": "https://api.aliyun.com/troubleshoot?q=" + e.Code})
+}
+
+// authenticate verifies signature v1, the key, the timestamp window, nonce reuse and STS tokens.
+func (s *Server) authenticate(method string, p params) *APIError {
+	for _, k := range []string{"AccessKeyId", "Signature", "SignatureNonce", "Timestamp", "SignatureMethod", "SignatureVersion"} {
+		if p.get(k) == "" {
+			return apiErr(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: %s is missing.", k)
+		}
+	}
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	var key *AccessKey
+	for i := range s.w.st.AccessKeys {
+		if s.w.st.AccessKeys[i].ID == p.get("AccessKeyId") {
+			key = &s.w.st.AccessKeys[i]
+		}
+	}
+	if key == nil {
+		return apiErr(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+	}
+	want := Sign(method, p, key.Secret)
+	if !hmac.Equal([]byte(want), []byte(p.get("Signature"))) {
+		return apiErr(400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+	}
+	now := s.w.clock.Now()
+	ts, err := time.Parse(gmt, p.get("Timestamp"))
+	if err != nil {
+		return apiErr(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
+	}
+	if d := now.Sub(ts); d > 15*time.Minute || d < -15*time.Minute {
+		return apiErr(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+	}
+	if key.SecurityToken != "" {
+		if p.get("SecurityToken") != key.SecurityToken {
+			return apiErr(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey.")
+		}
+		if !key.Expires.IsZero() && !now.Before(key.Expires) {
+			return apiErr(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+		}
+	}
+	nonce := key.ID + "/" + p.get("SignatureNonce")
+	for n, at := range s.w.nonces {
+		if now.Sub(at) > 15*time.Minute {
+			delete(s.w.nonces, n)
+		}
+	}
+	if _, used := s.w.nonces[nonce]; used {
+		return apiErr(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+	}
+	s.w.nonces[nonce] = now
+	return nil
+}
+
+func (s *Server) throttle(action string) *APIError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range []string{action, "*"} {
+		l, ok := s.limits[k]
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		b := s.buckets[k]
+		if b == nil {
+			b = &bucket{tokens: float64(l.Burst), last: now}
+			s.buckets[k] = b
+		}
+		b.tokens = min(float64(l.Burst), b.tokens+now.Sub(b.last).Seconds()*l.Rate)
+		b.last = now
+		if b.tokens < 1 {
+			return errThrottlingUser()
+		}
+		b.tokens--
+	}
+	return nil
+}
+
+func (s *Server) inject(action string) *APIError {
+	s.mu.Lock()
+	var fs []Fault
+	for _, k := range []string{action, "*"} {
+		if f, ok := s.faults[k]; ok {
+			fs = append(fs, f)
+		}
+	}
+	s.mu.Unlock()
+	for _, f := range fs {
+		if f.Latency > 0 {
+			time.Sleep(f.Latency)
+		}
+		codes := make([]string, 0, len(f.Errors))
+		for c := range f.Errors {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		for _, c := range codes {
+			if rand.Float64() < f.Errors[c] {
+				return apiErr(statusFor(c), c, "Injected by alisim.")
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+// Command alisim is a local Alibaba Cloud for weft's tests and for users trying provisioning scripts without an
+// account: the VPC OpenAPI (signature v1, as the real alibaba-cloud-sdk-go sends it), an admin endpoint, a state
+// file, and an instance metadata server. Started with no arguments it serves a documented default world on
+// loopback and prints the access key pair to use.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/weftnet/weft/cloud/aliyun/sim"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "alisim:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	listen := flag.String("listen", "127.0.0.1:8900", "address of the OpenAPI endpoint (and /admin/)")
+	mdListen := flag.String("metadata-listen", "", "address of the metadata server (e.g. 100.100.100.200:80 inside a namespace); off when empty")
+	mdInstance := flag.String("metadata-instance", "i-alisim0001", "instance whose metadata the metadata server answers with")
+	topology := flag.String("topology", "", "JSON topology (the state format, see README) to start from instead of the default world")
+	stateFile := flag.String("state", "", "state file: loaded at start when it exists, rewritten after every change")
+	pending := flag.Duration("entry-pending", sim.DefaultTiming.EntryPending, "how long a new route entry stays Pending")
+	deleting := flag.Duration("entry-deleting", sim.DefaultTiming.EntryDeleting, "how long a deleted route entry stays Deleting")
+	gap := flag.Duration("write-gap", sim.DefaultTiming.WriteGap, "minimum spacing of writes to one route table (closer: TaskConflict)")
+	flag.Parse()
+
+	var st *sim.State
+	var err error
+	switch {
+	case *stateFile != "" && exists(*stateFile):
+		if st, err = sim.LoadState(*stateFile); err != nil {
+			return err
+		}
+	case *topology != "":
+		if st, err = sim.LoadState(*topology); err != nil {
+			return fmt.Errorf("--topology: %w", err)
+		}
+	default:
+		st = sim.DefaultState()
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["entry-pending"] || st.Timing.EntryPending == 0 {
+		st.Timing.EntryPending = *pending
+	}
+	if set["entry-deleting"] || st.Timing.EntryDeleting == 0 {
+		st.Timing.EntryDeleting = *deleting
+	}
+	if set["write-gap"] || st.Timing.WriteGap == 0 {
+		st.Timing.WriteGap = *gap
+	}
+	w := sim.NewWorld(st, nil, *stateFile)
+	srv := sim.NewServer(w)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	servers := []*http.Server{{Handler: srv, ReadHeaderTimeout: 5 * time.Second}}
+	go func() { _ = servers[0].Serve(ln) }()
+	info := map[string]any{"endpoint": ln.Addr().String(), "regionId": st.RegionID}
+	if len(st.AccessKeys) > 0 {
+		// The key pair is printed on purpose: it only opens this emulator.
+		info["accessKeyId"], info["accessKeySecret"] = st.AccessKeys[0].ID, st.AccessKeys[0].Secret
+	}
+	if *mdListen != "" {
+		mln, err := net.Listen("tcp", *mdListen)
+		if err != nil {
+			return fmt.Errorf("--metadata-listen: %w", err)
+		}
+		ms := &http.Server{Handler: sim.NewMetadata(w, *mdInstance), ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, ms)
+		go func() { _ = ms.Serve(mln) }()
+		info["metadata"] = mln.Addr().String()
+	}
+	b, _ := json.Marshal(info)
+	fmt.Println(string(b))
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(sctx)
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return !errors.Is(err, os.ErrNotExist)
+}
