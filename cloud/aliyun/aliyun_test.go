@@ -227,7 +227,7 @@ func TestClientTokenPreventsDoubles(t *testing.T) {
 			_ = r.ParseForm()
 			if r.Form.Get("Action") == "CreateRouteEntry" && dropped.CompareAndSwap(false, true) {
 				h.ServeHTTP(httptest.NewRecorder(), r) // the service did it...
-				w.WriteHeader(503)                      // ...but the answer is lost
+				w.WriteHeader(503)                     // ...but the answer is lost
 				_, _ = io.WriteString(w, `{"Code":"ServiceUnavailable","Message":"lost","RequestId":"x"}`)
 				return
 			}

@@ -52,7 +52,7 @@ var ErrNoCredentials = errors.New("no Alibaba Cloud credentials: set AccessKeyID
 
 // ChainOptions configure DefaultChain.
 type ChainOptions struct {
-	Static      *Credentials      // from configuration; used when set
+	Static      *Credentials // from configuration; used when set
 	Getenv      func(string) string
 	File        string // credentials file; default $ALIBABA_CLOUD_CREDENTIALS_FILE or ~/.alibabacloud/credentials
 	MetadataURL string // metadata base, e.g. http://100.100.100.200

@@ -127,12 +127,12 @@ type Config struct {
 	Scheme      string // HTTP or HTTPS; env ALICLOUD_CLIENT_SCHEME; default HTTPS
 	Credentials CredentialProvider
 	// Retry: attempts per call (default 5) and the backoff base and cap (default 500 ms, 10 s).
-	Attempts          int
-	BackoffBase       time.Duration
-	BackoffCap        time.Duration
-	RatePerSecond     float64 // client-side limit per action (default 10/s, burst 10)
-	Registerer        prometheus.Registerer
-	Timeout           time.Duration // per HTTP call (default 10 s)
+	Attempts      int
+	BackoffBase   time.Duration
+	BackoffCap    time.Duration
+	RatePerSecond float64 // client-side limit per action (default 10/s, burst 10)
+	Registerer    prometheus.Registerer
+	Timeout       time.Duration // per HTTP call (default 10 s)
 }
 
 // Client talks to the VPC API.

@@ -90,7 +90,7 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 		"instance-id": in.ID, "instance/instance-type": in.Type, "region-id": w.st.RegionID, "zone-id": in.Zone,
 		"vpc-id": vpc.ID, "vpc-cidr-block": vpc.CIDR, "vswitch-id": sw.ID, "vswitch-cidr-block": sw.CIDR,
 		"private-ipv4": in.PrimaryIP, "mac": in.MAC, "hostname": in.Hostname, "owner-account-id": "1000000000000000",
-		"network/interfaces/macs": in.MAC + "/",
+		"network/interfaces/macs":                                     in.MAC + "/",
 		"network/interfaces/macs/" + in.MAC + "/network-interface-id": "eni-" + strings.TrimPrefix(in.ID, "i-"),
 		"network/interfaces/macs/" + in.MAC + "/primary-ip-address":   in.PrimaryIP,
 		"network/interfaces/macs/" + in.MAC + "/vswitch-id":           sw.ID,

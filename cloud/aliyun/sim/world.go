@@ -46,22 +46,22 @@ var DefaultTiming = Timing{EntryPending: 3 * time.Second, EntryDeleting: 3 * tim
 
 // State is the persistent part of the world (the state file and the admin dump).
 type State struct {
-	RegionID      string                   `json:"regionId"`
-	VPCs          []*VPC                   `json:"vpcs"`
-	VSwitches     []*VSwitch               `json:"vSwitches"`
-	RouteTables   []*RouteTable            `json:"routeTables"`
-	Instances     []*Instance              `json:"instances"`
-	InstanceTypes []*InstanceType          `json:"instanceTypes"`
-	AccessKeys    []AccessKey              `json:"accessKeys"`
-	Timing        Timing                   `json:"timing"`
+	RegionID      string          `json:"regionId"`
+	VPCs          []*VPC          `json:"vpcs"`
+	VSwitches     []*VSwitch      `json:"vSwitches"`
+	RouteTables   []*RouteTable   `json:"routeTables"`
+	Instances     []*Instance     `json:"instances"`
+	InstanceTypes []*InstanceType `json:"instanceTypes"`
+	AccessKeys    []AccessKey     `json:"accessKeys"`
+	Timing        Timing          `json:"timing"`
 }
 
 // VPC is a virtual private cloud.
 type VPC struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	CIDR      string `json:"cidr"`
-	VRouterID string `json:"vRouterId"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CIDR      string    `json:"cidr"`
+	VRouterID string    `json:"vRouterId"`
 	Created   time.Time `json:"created"`
 }
 
