@@ -18,6 +18,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -124,6 +125,7 @@ func Retryable(err error) bool {
 type Config struct {
 	Region      string
 	VPCEndpoint string // host[:port]; env VPC_ENDPOINT; default vpc.<region>.aliyuncs.com (SDK's)
+	ECSEndpoint string // host[:port]; env ECS_ENDPOINT; default the SDK's
 	Scheme      string // HTTP or HTTPS; env ALICLOUD_CLIENT_SCHEME; default HTTPS
 	Credentials CredentialProvider
 	// Retry: attempts per call (default 5) and the backoff base and cap (default 500 ms, 10 s).
@@ -140,6 +142,7 @@ type Client struct {
 	c       Config
 	mu      sync.Mutex
 	sdk     *vpc.Client
+	ecs     *ecs.Client
 	sdkKey  string
 	limits  map[string]*rate.Limiter
 	calls   *prometheus.CounterVec
@@ -153,6 +156,9 @@ func NewClient(c Config) (*Client, error) {
 	}
 	if c.VPCEndpoint == "" {
 		c.VPCEndpoint = os.Getenv("VPC_ENDPOINT")
+	}
+	if c.ECSEndpoint == "" {
+		c.ECSEndpoint = os.Getenv("ECS_ENDPOINT")
 	}
 	if c.Scheme == "" {
 		c.Scheme = os.Getenv("ALICLOUD_CLIENT_SCHEME")
@@ -201,15 +207,34 @@ func NewClient(c Config) (*Client, error) {
 
 // client returns an SDK client for the current credentials (rebuilt when they rotate).
 func (c *Client) client(ctx context.Context) (*vpc.Client, error) {
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sdk, nil
+}
+
+func (c *Client) ecsClient(ctx context.Context) (*ecs.Client, error) {
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ecs, nil
+}
+
+// refresh (re)builds the SDK clients when the credentials changed.
+func (c *Client) refresh(ctx context.Context) error {
 	cr, err := c.c.Credentials.Credentials(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := cr.AccessKeyID + "/" + cr.SecurityToken
 	if c.sdk != nil && c.sdkKey == key {
-		return c.sdk, nil
+		return nil
 	}
 	var cred auth.Credential = credentials.NewAccessKeyCredential(cr.AccessKeyID, cr.AccessKeySecret)
 	if cr.SecurityToken != "" {
@@ -218,10 +243,14 @@ func (c *Client) client(ctx context.Context) (*vpc.Client, error) {
 	cfg := sdk.NewConfig().WithScheme(c.c.Scheme).WithAutoRetry(false).WithTimeout(c.c.Timeout)
 	cl, err := vpc.NewClientWithOptions(c.c.Region, cfg, cred)
 	if err != nil {
-		return nil, fmt.Errorf("aliyun: SDK client: %w", err)
+		return fmt.Errorf("aliyun: SDK client: %w", err)
 	}
-	c.sdk, c.sdkKey = cl, key
-	return cl, nil
+	ec, err := ecs.NewClientWithOptions(c.c.Region, cfg, cred)
+	if err != nil {
+		return fmt.Errorf("aliyun: SDK client: %w", err)
+	}
+	c.sdk, c.ecs, c.sdkKey = cl, ec, key
+	return nil
 }
 
 func (c *Client) limiter(action string) *rate.Limiter {
@@ -235,7 +264,7 @@ func (c *Client) limiter(action string) *rate.Limiter {
 	return l
 }
 
-// prepare points an SDK request at the configured endpoint and scheme.
+// prepare points an SDK request at the configured VPC endpoint and scheme.
 func (c *Client) prepare(r requests.AcsRequest) {
 	if c.c.VPCEndpoint != "" {
 		r.SetDomain(c.c.VPCEndpoint)
@@ -243,20 +272,45 @@ func (c *Client) prepare(r requests.AcsRequest) {
 	r.SetScheme(c.c.Scheme)
 }
 
+// prepareECS points an SDK request at the configured ECS endpoint and scheme.
+func (c *Client) prepareECS(r requests.AcsRequest) {
+	if c.c.ECSEndpoint != "" {
+		r.SetDomain(c.c.ECSEndpoint)
+	}
+	r.SetScheme(c.c.Scheme)
+}
+
 // call runs one API action with rate limiting, metrics and retries. do must build a fresh request per attempt
 // (a new SignatureNonce) but keep any ClientToken it was given.
 func (c *Client) call(ctx context.Context, action string, do func(*vpc.Client) error) error {
+	return c.retry(ctx, action, func() error {
+		cl, err := c.client(ctx)
+		if err != nil {
+			return err
+		}
+		return do(cl)
+	})
+}
+
+// callECS is call for ECS actions.
+func (c *Client) callECS(ctx context.Context, action string, do func(*ecs.Client) error) error {
+	return c.retry(ctx, action, func() error {
+		cl, err := c.ecsClient(ctx)
+		if err != nil {
+			return err
+		}
+		return do(cl)
+	})
+}
+
+func (c *Client) retry(ctx context.Context, action string, do func() error) error {
 	var last error
 	for attempt := 1; attempt <= c.c.Attempts; attempt++ {
 		if err := c.limiter(action).Wait(ctx); err != nil {
 			return err
 		}
-		cl, err := c.client(ctx)
-		if err != nil {
-			return err
-		}
 		start := time.Now()
-		err = translate(action, do(cl))
+		err := translate(action, do())
 		c.latency.WithLabelValues(action).Observe(time.Since(start).Seconds())
 		c.calls.WithLabelValues(action, outcome(err)).Inc()
 		if err == nil {

@@ -48,7 +48,6 @@ func DefaultState() *State {
 		st.Instances = append(st.Instances, &Instance{ID: fmt.Sprintf("i-alisim%04d", i+1), Type: types[i], Zone: sw.Zone,
 			VSwitchID: sw.ID, PrimaryIP: fmt.Sprintf("192.168.%d.%d", i%2, 10+i), MAC: fmt.Sprintf("00:16:3e:00:00:%02x", i+1),
 			Status: "Running", Hostname: fmt.Sprintf("node%d", i+1), RAMRole: "weft-node"})
-		sw.Used++
 	}
 	return st
 }

@@ -44,8 +44,26 @@ var vpcActions = map[string]handler{
 	"DeleteRouteEntries":     (*World).deleteRouteEntries,
 }
 
+// ecsActions are the ECS 2014-05-26 actions alisim serves.
+var ecsActions = map[string]handler{
+	"DescribeInstances":          (*World).describeInstances,
+	"DescribeInstanceTypes":      (*World).describeInstanceTypes,
+	"CreateNetworkInterface":     (*World).createNetworkInterface,
+	"AttachNetworkInterface":     (*World).attachNetworkInterface,
+	"DetachNetworkInterface":     (*World).detachNetworkInterface,
+	"DeleteNetworkInterface":     (*World).deleteNetworkInterface,
+	"DescribeNetworkInterfaces":  (*World).describeNetworkInterfaces,
+	"AssignPrivateIpAddresses":   (*World).assignPrivateIpAddresses,
+	"UnassignPrivateIpAddresses": (*World).unassignPrivateIpAddresses,
+	"AssignIpv6Addresses":        (*World).assignIpv6Addresses,
+	"UnassignIpv6Addresses":      (*World).unassignIpv6Addresses,
+}
+
 // writeActions change state (and the state file).
-var writeActions = map[string]bool{"CreateRouteEntry": true, "DeleteRouteEntry": true, "CreateRouteEntries": true, "DeleteRouteEntries": true}
+var writeActions = map[string]bool{"CreateRouteEntry": true, "DeleteRouteEntry": true, "CreateRouteEntries": true,
+	"DeleteRouteEntries": true, "CreateNetworkInterface": true, "AttachNetworkInterface": true, "DetachNetworkInterface": true,
+	"DeleteNetworkInterface": true, "AssignPrivateIpAddresses": true, "UnassignPrivateIpAddresses": true,
+	"AssignIpv6Addresses": true, "UnassignIpv6Addresses": true}
 
 // Fault is the injected behaviour of one action: errors by code (probability 0..1) and added latency.
 type Fault struct {
@@ -136,12 +154,15 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeErr(rw, rid, e)
 		return
 	}
-	h, ok := vpcActions[action]
-	if !ok {
+	h, version := vpcActions[action], "2016-04-28"
+	if h == nil {
+		h, version = ecsActions[action], "2014-05-26"
+	}
+	if h == nil {
 		writeErr(rw, rid, apiErr(404, "InvalidAction.NotFound", "Specified api %q is not found, please check your url and method.", action))
 		return
 	}
-	if v := p.get("Version"); v != "2016-04-28" {
+	if v := p.get("Version"); v != version {
 		writeErr(rw, rid, apiErr(400, "InvalidVersion", "Specified parameter Version %q is not valid for action %s.", v, action))
 		return
 	}

@@ -75,7 +75,7 @@ func (w *World) describeVSwitches(p params) (any, *APIError) {
 			continue
 		}
 		list = append(list, map[string]any{"VSwitchId": s.ID, "VpcId": s.VPCID, "ZoneId": s.Zone, "CidrBlock": s.CIDR,
-			"Ipv6CidrBlock": s.IPv6CIDR, "AvailableIpAddressCount": available(s), "Status": "Available", "IsDefault": false,
+			"Ipv6CidrBlock": s.IPv6CIDR, "AvailableIpAddressCount": w.available(s), "Status": "Available", "IsDefault": false,
 			"RouteTable": map[string]any{"RouteTableId": s.RouteTableID, "RouteTableType": "System"}})
 	}
 	lo, hi, num, size, err := page(p, len(list))
@@ -85,13 +85,19 @@ func (w *World) describeVSwitches(p params) (any, *APIError) {
 	return map[string]any{"VSwitches": map[string]any{"VSwitch": nonNil(list[lo:hi])}, "TotalCount": len(list), "PageNumber": num, "PageSize": size}, nil
 }
 
-// available is the vSwitch's free addresses: the block minus the 4 addresses the service reserves, minus used.
-func available(s *VSwitch) int {
+// available is the vSwitch's free IPv4 addresses: the block minus the 4 the service reserves, minus those in use.
+func (w *World) available(s *VSwitch) int {
 	p, err := netip.ParsePrefix(s.CIDR)
 	if err != nil {
 		return 0
 	}
-	return max((1<<(32-p.Bits()))-4-s.Used, 0)
+	used := 0
+	for a := range w.usedAddrs(s) {
+		if strings.Contains(a, ".") {
+			used++
+		}
+	}
+	return max((1<<(32-p.Bits()))-4-used, 0)
 }
 
 func (w *World) describeRouteTableList(p params) (any, *APIError) {

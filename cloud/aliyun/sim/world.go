@@ -39,10 +39,14 @@ type Timing struct {
 	// WriteGap is the minimum spacing of two writes to one table; closer writes get TaskConflict
 	// ("the operation is too frequent").
 	WriteGap time.Duration `json:"writeGap"`
+	// ENITransition is how long Attaching, Detaching and Deleting last for an ENI.
+	ENITransition time.Duration `json:"eniTransition"`
 }
 
 // DefaultTiming: 3 s Pending and Deleting (what the service shows), 1 s between writes to one table.
-var DefaultTiming = Timing{EntryPending: 3 * time.Second, EntryDeleting: 3 * time.Second, WriteGap: time.Second}
+// ENIs take 2 s to attach, detach or delete.
+var DefaultTiming = Timing{EntryPending: 3 * time.Second, EntryDeleting: 3 * time.Second, WriteGap: time.Second,
+	ENITransition: 2 * time.Second}
 
 // State is the persistent part of the world (the state file and the admin dump).
 type State struct {
@@ -52,6 +56,7 @@ type State struct {
 	RouteTables   []*RouteTable   `json:"routeTables"`
 	Instances     []*Instance     `json:"instances"`
 	InstanceTypes []*InstanceType `json:"instanceTypes"`
+	ENIs          []*ENI          `json:"enis"`
 	AccessKeys    []AccessKey     `json:"accessKeys"`
 	Timing        Timing          `json:"timing"`
 }
@@ -73,8 +78,6 @@ type VSwitch struct {
 	CIDR         string `json:"cidr"`
 	IPv6CIDR     string `json:"ipv6Cidr,omitempty"`
 	RouteTableID string `json:"routeTableId"`
-	// Used counts addresses handed out of the finite pool (reserved addresses excluded).
-	Used int `json:"used"`
 }
 
 // RouteTable holds route entries under a quota of custom entries.
@@ -213,6 +216,7 @@ func (w *World) settle() {
 		}
 		t.Entries = kept
 	}
+	w.settleENIs()
 }
 
 // status is the entry's status at now.

@@ -1,0 +1,290 @@
+package aliyun
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+)
+
+// InstanceType carries the ENI figures of an ECS instance type.
+type InstanceType struct {
+	ID             string
+	ENIs           int  // EniQuantity, the primary ENI included
+	IPv4PerENI     int  // EniPrivateIpAddressQuantity, the primary address included
+	IPv6PerENI     int  // EniIpv6AddressQuantity
+	ENIsWithTrunk  int  // EniTotalQuantity
+	TrunkSupported bool // EniTrunkSupported
+}
+
+// SharedENIPods is the pods a node of this type can hold on secondary IPs of shared ENIs.
+func (t InstanceType) SharedENIPods() int { return max(t.ENIs-1, 0) * t.IPv4PerENI }
+
+// ExclusiveENIPods is the pods a node of this type can hold with one ENI each.
+func (t InstanceType) ExclusiveENIPods() int { return max(t.ENIs-1, 0) }
+
+// InstanceTypes describes the given types (all known types when none are given).
+func (c *Client) InstanceTypes(ctx context.Context, ids ...string) ([]InstanceType, error) {
+	var out []InstanceType
+	token := ""
+	for {
+		var resp *ecs.DescribeInstanceTypesResponse
+		err := c.callECS(ctx, "DescribeInstanceTypes", func(cl *ecs.Client) (err error) {
+			req := ecs.CreateDescribeInstanceTypesRequest()
+			c.prepareECS(req)
+			if len(ids) > 0 {
+				list := append([]string(nil), ids...)
+				req.InstanceTypes = &list
+			}
+			req.MaxResults, req.NextToken = requests.NewInteger(100), token
+			resp, err = cl.DescribeInstanceTypes(req)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range resp.InstanceTypes.InstanceType {
+			out = append(out, InstanceType{ID: t.InstanceTypeId, ENIs: t.EniQuantity, IPv4PerENI: t.EniPrivateIpAddressQuantity,
+				IPv6PerENI: t.EniIpv6AddressQuantity, ENIsWithTrunk: t.EniTotalQuantity, TrunkSupported: t.EniTrunkSupported})
+		}
+		if resp.NextToken == "" {
+			return out, nil
+		}
+		token = resp.NextToken
+	}
+}
+
+// ENI is an elastic network interface.
+type ENI struct {
+	ID         string
+	Status     string // Available, Attaching, InUse, Detaching, Deleting
+	Type       string
+	MAC        string
+	PrimaryIP  netip.Addr
+	Secondary  []netip.Addr
+	IPv6       []netip.Addr
+	InstanceID string
+	VSwitchID  string
+	Tags       map[string]string
+}
+
+// NewENI describes an ENI to create.
+type NewENI struct {
+	VSwitchID        string
+	SecurityGroupIDs []string
+	SecondaryIPs     int
+	IPv6             int
+	Tags             map[string]string
+	Description      string
+}
+
+// CreateENI creates an ENI; retries reuse one ClientToken.
+func (c *Client) CreateENI(ctx context.Context, n NewENI) (ENI, error) {
+	token := newToken()
+	var out ENI
+	err := c.callECS(ctx, "CreateNetworkInterface", func(cl *ecs.Client) error {
+		req := ecs.CreateCreateNetworkInterfaceRequest()
+		c.prepareECS(req)
+		req.VSwitchId, req.ClientToken, req.Description = n.VSwitchID, token, n.Description
+		sgs := append([]string(nil), n.SecurityGroupIDs...)
+		req.SecurityGroupIds = &sgs
+		if n.SecondaryIPs > 0 {
+			req.SecondaryPrivateIpAddressCount = requests.NewInteger(n.SecondaryIPs)
+		}
+		if n.IPv6 > 0 {
+			req.Ipv6AddressCount = requests.NewInteger(n.IPv6)
+		}
+		var tags []ecs.CreateNetworkInterfaceTag
+		for k, v := range n.Tags {
+			tags = append(tags, ecs.CreateNetworkInterfaceTag{Key: k, Value: v})
+		}
+		if len(tags) > 0 {
+			req.Tag = &tags
+		}
+		resp, err := cl.CreateNetworkInterface(req)
+		if err != nil {
+			return err
+		}
+		out = ENI{ID: resp.NetworkInterfaceId, Status: resp.Status, MAC: resp.MacAddress, VSwitchID: n.VSwitchID, Tags: n.Tags}
+		out.PrimaryIP, _ = netip.ParseAddr(resp.PrivateIpAddress)
+		for _, s := range resp.PrivateIpSets.PrivateIpSet {
+			if a, err := netip.ParseAddr(s.PrivateIpAddress); err == nil && !s.Primary {
+				out.Secondary = append(out.Secondary, a)
+			}
+		}
+		for _, s := range resp.Ipv6Sets.Ipv6Set {
+			if a, err := netip.ParseAddr(s.Ipv6Address); err == nil {
+				out.IPv6 = append(out.IPv6, a)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AttachENI attaches an ENI to an instance (asynchronous: poll ENIs until InUse).
+func (c *Client) AttachENI(ctx context.Context, instanceID, eniID string) error {
+	return c.callECS(ctx, "AttachNetworkInterface", func(cl *ecs.Client) error {
+		req := ecs.CreateAttachNetworkInterfaceRequest()
+		c.prepareECS(req)
+		req.InstanceId, req.NetworkInterfaceId = instanceID, eniID
+		_, err := cl.AttachNetworkInterface(req)
+		return err
+	})
+}
+
+// DetachENI detaches an ENI; an ENI that no longer exists counts as detached.
+func (c *Client) DetachENI(ctx context.Context, instanceID, eniID string) error {
+	err := c.callECS(ctx, "DetachNetworkInterface", func(cl *ecs.Client) error {
+		req := ecs.CreateDetachNetworkInterfaceRequest()
+		c.prepareECS(req)
+		req.InstanceId, req.NetworkInterfaceId = instanceID, eniID
+		_, err := cl.DetachNetworkInterface(req)
+		return err
+	})
+	if Code(err) == "InvalidEniId.NotFound" {
+		return nil
+	}
+	return err
+}
+
+// DeleteENI deletes an ENI; an ENI that no longer exists counts as deleted.
+func (c *Client) DeleteENI(ctx context.Context, eniID string) error {
+	err := c.callECS(ctx, "DeleteNetworkInterface", func(cl *ecs.Client) error {
+		req := ecs.CreateDeleteNetworkInterfaceRequest()
+		c.prepareECS(req)
+		req.NetworkInterfaceId = eniID
+		_, err := cl.DeleteNetworkInterface(req)
+		return err
+	})
+	if Code(err) == "InvalidEniId.NotFound" {
+		return nil
+	}
+	return err
+}
+
+// ENIFilter selects ENIs.
+type ENIFilter struct {
+	IDs        []string
+	InstanceID string
+	Tags       map[string]string
+}
+
+// ENIs lists ENIs matching f (all pages).
+func (c *Client) ENIs(ctx context.Context, f ENIFilter) ([]ENI, error) {
+	var out []ENI
+	token := ""
+	for {
+		var resp *ecs.DescribeNetworkInterfacesResponse
+		err := c.callECS(ctx, "DescribeNetworkInterfaces", func(cl *ecs.Client) (err error) {
+			req := ecs.CreateDescribeNetworkInterfacesRequest()
+			c.prepareECS(req)
+			if len(f.IDs) > 0 {
+				ids := append([]string(nil), f.IDs...)
+				req.NetworkInterfaceId = &ids
+			}
+			req.InstanceId, req.MaxResults, req.NextToken = f.InstanceID, requests.NewInteger(100), token
+			var tags []ecs.DescribeNetworkInterfacesTag
+			for k, v := range f.Tags {
+				tags = append(tags, ecs.DescribeNetworkInterfacesTag{Key: k, Value: v})
+			}
+			if len(tags) > 0 {
+				req.Tag = &tags
+			}
+			resp, err = cl.DescribeNetworkInterfaces(req)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range resp.NetworkInterfaceSets.NetworkInterfaceSet {
+			e := ENI{ID: s.NetworkInterfaceId, Status: s.Status, Type: s.Type, MAC: s.MacAddress, InstanceID: s.InstanceId,
+				VSwitchID: s.VSwitchId, Tags: map[string]string{}}
+			e.PrimaryIP, _ = netip.ParseAddr(s.PrivateIpAddress)
+			for _, ip := range s.PrivateIpSets.PrivateIpSet {
+				if a, err := netip.ParseAddr(ip.PrivateIpAddress); err == nil && !ip.Primary {
+					e.Secondary = append(e.Secondary, a)
+				}
+			}
+			for _, ip := range s.Ipv6Sets.Ipv6Set {
+				if a, err := netip.ParseAddr(ip.Ipv6Address); err == nil {
+					e.IPv6 = append(e.IPv6, a)
+				}
+			}
+			for _, t := range s.Tags.Tag {
+				e.Tags[t.TagKey] = t.TagValue
+			}
+			out = append(out, e)
+		}
+		if resp.NextToken == "" {
+			return out, nil
+		}
+		token = resp.NextToken
+	}
+}
+
+// AssignIPs assigns n secondary IPv4 addresses (at most 10 per call, as the service allows) and returns them.
+func (c *Client) AssignIPs(ctx context.Context, eniID string, n int) ([]netip.Addr, error) {
+	token := newToken()
+	var out []netip.Addr
+	err := c.callECS(ctx, "AssignPrivateIpAddresses", func(cl *ecs.Client) error {
+		req := ecs.CreateAssignPrivateIpAddressesRequest()
+		c.prepareECS(req)
+		req.NetworkInterfaceId, req.SecondaryPrivateIpAddressCount, req.ClientToken = eniID, requests.NewInteger(n), token
+		resp, err := cl.AssignPrivateIpAddresses(req)
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for _, s := range resp.AssignedPrivateIpAddressesSet.PrivateIpSet.PrivateIpAddress {
+			if a, err := netip.ParseAddr(s); err == nil {
+				out = append(out, a)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// UnassignIPs releases secondary IPv4 addresses; addresses (or an ENI) already gone count as released.
+func (c *Client) UnassignIPs(ctx context.Context, eniID string, ips []netip.Addr) error {
+	err := c.callECS(ctx, "UnassignPrivateIpAddresses", func(cl *ecs.Client) error {
+		req := ecs.CreateUnassignPrivateIpAddressesRequest()
+		c.prepareECS(req)
+		list := make([]string, 0, len(ips))
+		for _, a := range ips {
+			list = append(list, a.String())
+		}
+		req.NetworkInterfaceId, req.PrivateIpAddress = eniID, &list
+		_, err := cl.UnassignPrivateIpAddresses(req)
+		return err
+	})
+	if c := Code(err); c == "InvalidIp.IpUnassigned" || c == "InvalidEniId.NotFound" {
+		return nil
+	}
+	return err
+}
+
+// AssignIPv6 assigns n IPv6 addresses.
+func (c *Client) AssignIPv6(ctx context.Context, eniID string, n int) ([]netip.Addr, error) {
+	token := newToken()
+	var out []netip.Addr
+	err := c.callECS(ctx, "AssignIpv6Addresses", func(cl *ecs.Client) error {
+		req := ecs.CreateAssignIpv6AddressesRequest()
+		c.prepareECS(req)
+		req.NetworkInterfaceId, req.Ipv6AddressCount, req.ClientToken = eniID, requests.NewInteger(n), token
+		resp, err := cl.AssignIpv6Addresses(req)
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for _, s := range resp.Ipv6Sets.Ipv6Address {
+			if a, err := netip.ParseAddr(s); err == nil {
+				out = append(out, a)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,140 @@
+package aliyun_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/aliyun/sim"
+)
+
+func ecsClient(t *testing.T, f *fixture) *aliyun.Client {
+	return f.client(t, nil, func(c *aliyun.Config) {
+		c.ECSEndpoint = strings.TrimPrefix(f.http.URL, "http://")
+		c.Attempts = 1
+	})
+}
+
+// The documented pods-per-node figures come out of DescribeInstanceTypes.
+func TestInstanceTypes(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	types, err := cl.InstanceTypes(context.Background(), "ecs.c7.4xlarge", "ecs.c6.4xlarge", "ecs.g7.2xlarge", "ecs.ebmg5s.24xlarge")
+	if err != nil || len(types) != 4 {
+		t.Fatalf("%v %v", types, err)
+	}
+	want := map[string][2]int{"ecs.c7.4xlarge": {210, 7}, "ecs.c6.4xlarge": {140, 7}, "ecs.g7.2xlarge": {45, 3}, "ecs.ebmg5s.24xlarge": {310, 31}}
+	for _, ty := range types {
+		if w := want[ty.ID]; ty.SharedENIPods() != w[0] || ty.ExclusiveENIPods() != w[1] {
+			t.Errorf("%s: shared %d exclusive %d, want %v", ty.ID, ty.SharedENIPods(), ty.ExclusiveENIPods(), w)
+		}
+	}
+	all, err := cl.InstanceTypes(context.Background())
+	if err != nil || len(all) < 7 {
+		t.Fatalf("all types: %d %v", len(all), err)
+	}
+}
+
+func TestENILifecycleAndLimits(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	ctx := context.Background()
+	// i-alisim0003 is an ecs.g7.2xlarge: 4 ENIs (primary included), 15 IPv4 addresses per ENI.
+	const inst = "i-alisim0003"
+	var enis []aliyun.ENI
+	for i := 0; i < 4; i++ {
+		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: 2,
+			Tags: map[string]string{"weft.io/node": inst}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Status != "Available" || len(e.Secondary) != 2 || !e.PrimaryIP.IsValid() {
+			t.Fatalf("created %+v", e)
+		}
+		enis = append(enis, e)
+	}
+	for i, e := range enis[:3] {
+		if err := cl.AttachENI(ctx, inst, e.ID); err != nil {
+			t.Fatalf("attach %d: %v", i, err)
+		}
+	}
+	if err := cl.AttachENI(ctx, inst, enis[3].ID); aliyun.Code(err) != "EniPerInstanceLimitExceeded" {
+		t.Fatalf("fourth secondary ENI: %v", err)
+	}
+	got, _ := cl.ENIs(ctx, aliyun.ENIFilter{IDs: []string{enis[0].ID}})
+	if len(got) != 1 || got[0].Status != "Attaching" {
+		t.Fatalf("right after attach: %+v", got)
+	}
+	f.clock.Advance(2 * time.Second)
+	got, _ = cl.ENIs(ctx, aliyun.ENIFilter{InstanceID: inst})
+	if len(got) != 3 || got[0].Status != "InUse" {
+		t.Fatalf("attached ENIs: %+v", got)
+	}
+	if tagged, _ := cl.ENIs(ctx, aliyun.ENIFilter{Tags: map[string]string{"weft.io/node": inst}}); len(tagged) != 4 {
+		t.Fatalf("by tag: %d", len(tagged))
+	}
+	// 1 primary + 2 + 10 + 2 = 15 is the limit; one more is refused.
+	ips, err := cl.AssignIPs(ctx, enis[0].ID, 10)
+	if err != nil || len(ips) != 10 {
+		t.Fatalf("assign 10: %v %v", ips, err)
+	}
+	if _, err := cl.AssignIPs(ctx, enis[0].ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.AssignIPs(ctx, enis[0].ID, 1); aliyun.Code(err) != "InvalidOperation.Ipv4CountExceeded" {
+		t.Fatalf("over the per-ENI limit: %v", err)
+	}
+	if err := cl.UnassignIPs(ctx, enis[0].ID, ips[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.UnassignIPs(ctx, enis[0].ID, ips[:3]); err != nil {
+		t.Fatalf("second unassign must count as done: %v", err)
+	}
+	if err := cl.DeleteENI(ctx, enis[1].ID); aliyun.Code(err) != "InvalidOperation.InvalidEniState" {
+		t.Fatalf("delete while InUse: %v", err)
+	}
+	if err := cl.DetachENI(ctx, inst, enis[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Second)
+	if err := cl.DeleteENI(ctx, enis[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Second)
+	if left, _ := cl.ENIs(ctx, aliyun.ENIFilter{IDs: []string{enis[1].ID}}); len(left) != 0 {
+		t.Fatalf("deleted ENI still listed: %+v", left)
+	}
+	if err := cl.DeleteENI(ctx, enis[1].ID); err != nil {
+		t.Fatalf("deleting a gone ENI must count as done: %v", err)
+	}
+}
+
+func TestVSwitchRunsOutOfAddresses(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	ctx := context.Background()
+	// A /24 offers 256 - 4 reserved - 2 instances = 250 addresses to ENIs.
+	n := 0
+	for {
+		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: 9})
+		if err != nil {
+			if aliyun.Code(err) != "InvalidVSwitchId.IpNotEnough" {
+				t.Fatalf("after %d addresses: %v", n, err)
+			}
+			break
+		}
+		n += 1 + len(e.Secondary)
+		if n > 300 {
+			t.Fatal("the vSwitch pool never ran out")
+		}
+	}
+	if n != 250 { // 25 ENIs of 10 addresses
+		t.Fatalf("%d addresses handed out before IpNotEnough, want 250", n)
+	}
+	sws, _ := cl.VSwitches(ctx, "vpc-alisim0001")
+	if sws[0].Available != 0 {
+		t.Fatalf("AvailableIpAddressCount %d", sws[0].Available)
+	}
+}

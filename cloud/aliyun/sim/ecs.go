@@ -1,0 +1,529 @@
+package sim
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// ENI is an elastic network interface.
+type ENI struct {
+	ID          string            `json:"id"`
+	VSwitchID   string            `json:"vSwitchId"`
+	Type        string            `json:"type"` // Secondary or Trunk
+	MAC         string            `json:"mac"`
+	PrimaryIP   string            `json:"primaryIp"`
+	Secondary   []string          `json:"secondary,omitempty"`
+	IPv6        []string          `json:"ipv6,omitempty"`
+	InstanceID  string            `json:"instanceId,omitempty"`
+	DeviceIndex int               `json:"deviceIndex,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	Description string            `json:"description,omitempty"`
+	ClientToken string            `json:"clientToken,omitempty"`
+	// Status is the settled status; Transition/Until describe an ongoing Attaching/Detaching/Deleting.
+	Status     string    `json:"status"`
+	Transition string    `json:"transition,omitempty"`
+	Until      time.Time `json:"until,omitzero"`
+}
+
+func (w *World) eni(id string) *ENI {
+	for _, e := range w.st.ENIs {
+		if e.ID == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// settleENIs completes transitions whose time has come; mu must be held.
+func (w *World) settleENIs() {
+	now := w.clock.Now()
+	kept := w.st.ENIs[:0]
+	for _, e := range w.st.ENIs {
+		if e.Transition != "" && !now.Before(e.Until) {
+			switch e.Transition {
+			case "Attaching":
+				e.Status = "InUse"
+			case "Detaching":
+				e.Status, e.InstanceID, e.DeviceIndex = "Available", "", 0
+			case "Deleting":
+				continue
+			}
+			e.Transition, e.Until = "", time.Time{}
+		}
+		kept = append(kept, e)
+	}
+	w.st.ENIs = kept
+}
+
+func (e *ENI) status() string {
+	if e.Transition != "" {
+		return e.Transition
+	}
+	return e.Status
+}
+
+// usedAddrs returns every address taken in a vSwitch (instance primaries and ENI addresses).
+func (w *World) usedAddrs(sw *VSwitch) map[string]bool {
+	used := map[string]bool{}
+	for _, in := range w.st.Instances {
+		if in.VSwitchID == sw.ID {
+			used[in.PrimaryIP] = true
+		}
+	}
+	for _, e := range w.st.ENIs {
+		if e.VSwitchID != sw.ID {
+			continue
+		}
+		used[e.PrimaryIP] = true
+		for _, a := range e.Secondary {
+			used[a] = true
+		}
+		for _, a := range e.IPv6 {
+			used[a] = true
+		}
+	}
+	return used
+}
+
+// allocIPs hands out n free IPv4 addresses (or IPv6 with v6) from the vSwitch. The service reserves the first
+// address and the last three of each block (the gateway is the third-last); alisim does the same.
+func (w *World) allocIPs(sw *VSwitch, n int, v6 bool) ([]string, *APIError) {
+	cidr := sw.CIDR
+	if v6 {
+		cidr = sw.IPv6CIDR
+	}
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return nil, apiErr(400, "InvalidOperation.Ipv6NotEnabled", "The vSwitch %s has no IPv6 CIDR block.", sw.ID)
+	}
+	used := w.usedAddrs(sw)
+	size := new(big.Int).Lsh(big.NewInt(1), uint(p.Addr().BitLen()-p.Bits()))
+	last := new(big.Int).Sub(size, big.NewInt(4)) // highest usable offset
+	var out []string
+	a := p.Addr().Next()
+	for i := int64(1); big.NewInt(i).Cmp(last) <= 0 && len(out) < n && i < 1<<20; i++ {
+		if s := a.String(); !used[s] {
+			out = append(out, s)
+		}
+		a = a.Next()
+	}
+	if len(out) < n {
+		return nil, apiErr(403, "InvalidVSwitchId.IpNotEnough", "The specified VSwitch %q has not enough IpAddress.", sw.ID)
+	}
+	return out, nil
+}
+
+func (w *World) macFor() string {
+	b := []byte(newID("m"))
+	return fmt.Sprintf("00:16:3e:%c%c:%c%c:%c%c", b[2], b[3], b[4], b[5], b[6], b[7])
+}
+
+// tokenPage is the MaxResults/NextToken paging of ECS actions.
+func tokenPage(p params, n int) (lo, hi int, next string, err *APIError) {
+	max := 10
+	if v := p.get("MaxResults"); v != "" {
+		x, e := strconv.Atoi(v)
+		if e != nil || x < 1 || x > 500 {
+			return 0, 0, "", apiErr(400, "InvalidParameter", "MaxResults %q is invalid.", v)
+		}
+		max = x
+	}
+	if tok := p.get("NextToken"); tok != "" {
+		b, e := base64.RawURLEncoding.DecodeString(tok)
+		x, e2 := strconv.Atoi(string(b))
+		if e != nil || e2 != nil {
+			return 0, 0, "", apiErr(400, "InvalidNextToken", "The NextToken %q is invalid.", tok)
+		}
+		lo = x
+	}
+	lo = min(lo, n)
+	hi = min(lo+max, n)
+	if hi < n {
+		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(hi)))
+	}
+	return lo, hi, next, nil
+}
+
+func (w *World) typeOf(id string) *InstanceType {
+	for _, t := range w.st.InstanceTypes {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+func (w *World) describeInstanceTypes(p params) (any, *APIError) {
+	want := map[string]bool{}
+	for _, t := range p.list("InstanceTypes") {
+		want[t] = true
+	}
+	var list []map[string]any
+	for _, t := range w.st.InstanceTypes {
+		if len(want) > 0 && !want[t.ID] {
+			continue
+		}
+		list = append(list, map[string]any{"InstanceTypeId": t.ID, "EniQuantity": t.EniQuantity,
+			"EniPrivateIpAddressQuantity": t.EniPrivateIpAddressQuantity, "EniIpv6AddressQuantity": t.EniIpv6AddressQuantity,
+			"EniTotalQuantity": t.EniTotalQuantity, "EniTrunkSupported": t.EniTrunkSupported})
+	}
+	lo, hi, next, err := tokenPage(p, len(list))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"NextToken": next, "InstanceTypes": map[string]any{"InstanceType": nonNil(list[lo:hi])}}, nil
+}
+
+func (w *World) describeInstances(p params) (any, *APIError) {
+	want := map[string]bool{}
+	if s := p.get("InstanceIds"); s != "" {
+		var ids []string
+		if err := json.Unmarshal([]byte(s), &ids); err != nil {
+			return nil, apiErr(400, "InvalidInstanceIds.Malformed", "InstanceIds must be a JSON array of strings.")
+		}
+		for _, id := range ids {
+			want[id] = true
+		}
+	}
+	var list []map[string]any
+	for _, in := range w.st.Instances {
+		sw := w.vswitch(in.VSwitchID)
+		if len(want) > 0 && !want[in.ID] || p.get("VSwitchId") != "" && p.get("VSwitchId") != in.VSwitchID ||
+			p.get("VpcId") != "" && (sw == nil || p.get("VpcId") != sw.VPCID) {
+			continue
+		}
+		nics := []map[string]any{{"NetworkInterfaceId": primaryENIID(in), "MacAddress": in.MAC, "PrimaryIpAddress": in.PrimaryIP, "Type": "Primary"}}
+		for _, e := range w.st.ENIs {
+			if e.InstanceID == in.ID && e.status() == "InUse" {
+				nics = append(nics, map[string]any{"NetworkInterfaceId": e.ID, "MacAddress": e.MAC, "PrimaryIpAddress": e.PrimaryIP, "Type": "Secondary"})
+			}
+		}
+		list = append(list, map[string]any{"InstanceId": in.ID, "InstanceType": in.Type, "RegionId": w.st.RegionID, "ZoneId": in.Zone,
+			"Status": in.Status, "HostName": in.Hostname, "VpcAttributes": map[string]any{"VpcId": sw.VPCID, "VSwitchId": sw.ID,
+				"PrivateIpAddress": map[string]any{"IpAddress": []string{in.PrimaryIP}}},
+			"NetworkInterfaces": map[string]any{"NetworkInterface": nics}})
+	}
+	lo, hi, next, err := tokenPage(p, len(list))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"Instances": map[string]any{"Instance": nonNil(list[lo:hi])}, "NextToken": next, "TotalCount": len(list),
+		"PageNumber": 1, "PageSize": hi - lo}, nil
+}
+
+func primaryENIID(in *Instance) string { return "eni-p" + in.ID[2:] }
+
+func (w *World) eniJSON(e *ENI) map[string]any {
+	sw := w.vswitch(e.VSwitchID)
+	ips := []map[string]any{{"PrivateIpAddress": e.PrimaryIP, "Primary": true}}
+	for _, a := range e.Secondary {
+		ips = append(ips, map[string]any{"PrivateIpAddress": a, "Primary": false})
+	}
+	var v6 []map[string]any
+	for _, a := range e.IPv6 {
+		v6 = append(v6, map[string]any{"Ipv6Address": a})
+	}
+	var tags []map[string]any
+	for k, v := range e.Tags {
+		tags = append(tags, map[string]any{"TagKey": k, "TagValue": v})
+	}
+	out := map[string]any{"NetworkInterfaceId": e.ID, "Status": e.status(), "Type": e.Type, "MacAddress": e.MAC,
+		"PrivateIpAddress": e.PrimaryIP, "InstanceId": e.InstanceID, "VSwitchId": e.VSwitchID, "VpcId": sw.VPCID, "ZoneId": sw.Zone,
+		"Description": e.Description, "PrivateIpSets": map[string]any{"PrivateIpSet": ips},
+		"Ipv6Sets": map[string]any{"Ipv6Set": nonNil(v6)}, "Tags": map[string]any{"Tag": nonNil(tags)}}
+	if e.InstanceID != "" {
+		out["Attachment"] = map[string]any{"InstanceId": e.InstanceID, "DeviceIndex": e.DeviceIndex}
+	}
+	return out
+}
+
+func intParam(p params, k string, def int) (int, *APIError) {
+	v := p.get(k)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, apiErr(400, "InvalidParameter", "%s %q is not a non-negative integer.", k, v)
+	}
+	return n, nil
+}
+
+func (w *World) createNetworkInterface(p params) (any, *APIError) {
+	if tok := p.get("ClientToken"); tok != "" {
+		for _, e := range w.st.ENIs {
+			if e.ClientToken == tok {
+				return w.eniJSON(e), nil
+			}
+		}
+	}
+	sw := w.vswitch(p.get("VSwitchId"))
+	if sw == nil {
+		return nil, apiErr(404, "InvalidVSwitchId.NotFound", "The specified VSwitchId %q does not exist.", p.get("VSwitchId"))
+	}
+	if p.get("SecurityGroupId") == "" && len(p.list("SecurityGroupIds")) == 0 {
+		return nil, apiErr(400, "MissingParameter", "SecurityGroupId or SecurityGroupIds is mandatory for this action.")
+	}
+	nsec, err := intParam(p, "SecondaryPrivateIpAddressCount", 0)
+	if err != nil {
+		return nil, err
+	}
+	n6, err := intParam(p, "Ipv6AddressCount", 0)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := w.allocIPs(sw, 1+nsec, false)
+	if err != nil {
+		return nil, err
+	}
+	var v6 []string
+	if n6 > 0 {
+		if v6, err = w.allocIPs(sw, n6, true); err != nil {
+			return nil, err
+		}
+	}
+	typ := p.get("InstanceType")
+	if typ == "" {
+		typ = "Secondary"
+	}
+	e := &ENI{ID: newID("eni"), VSwitchID: sw.ID, Type: typ, MAC: w.macFor(), PrimaryIP: ips[0], Secondary: ips[1:], IPv6: v6,
+		Description: p.get("Description"), ClientToken: p.get("ClientToken"), Status: "Available", Tags: map[string]string{}}
+	for i := 1; ; i++ {
+		k := fmt.Sprintf("Tag.%d.", i)
+		if !p.has(k + "Key") {
+			break
+		}
+		e.Tags[p.get(k+"Key")] = p.get(k + "Value")
+	}
+	w.st.ENIs = append(w.st.ENIs, e)
+	return w.eniJSON(e), nil
+}
+
+func (w *World) eniParam(p params) (*ENI, *APIError) {
+	e := w.eni(p.get("NetworkInterfaceId"))
+	if e == nil {
+		return nil, apiErr(404, "InvalidEniId.NotFound", "The specified NetworkInterfaceId %q does not exist.", p.get("NetworkInterfaceId"))
+	}
+	return e, nil
+}
+
+func stateErr(e *ENI, want string) *APIError {
+	return apiErr(400, "InvalidOperation.InvalidEniState", "Expecting status is %s while current status is %s.", want, e.status())
+}
+
+func (w *World) attachNetworkInterface(p params) (any, *APIError) {
+	e, err := w.eniParam(p)
+	if err != nil {
+		return nil, err
+	}
+	in := w.instance(p.get("InstanceId"))
+	if in == nil {
+		return nil, apiErr(404, "InvalidEcsId.NotFound", "The specified InstanceId %q does not exist.", p.get("InstanceId"))
+	}
+	if e.status() != "Available" {
+		return nil, stateErr(e, "Available")
+	}
+	t := w.typeOf(in.Type)
+	attached := 1 // the primary ENI
+	used := map[int]bool{0: true}
+	for _, x := range w.st.ENIs {
+		if x.InstanceID == in.ID {
+			attached++
+			used[x.DeviceIndex] = true
+		}
+	}
+	if t != nil && attached >= t.EniQuantity {
+		return nil, apiErr(403, "EniPerInstanceLimitExceeded", "The ENI quantity of instance %s (%s) reached its limit %d.", in.ID, in.Type, t.EniQuantity)
+	}
+	idx := 1
+	for used[idx] {
+		idx++
+	}
+	e.InstanceID, e.DeviceIndex = in.ID, idx
+	e.Transition, e.Until = "Attaching", w.clock.Now().Add(w.st.Timing.ENITransition)
+	return map[string]any{}, nil
+}
+
+func (w *World) detachNetworkInterface(p params) (any, *APIError) {
+	e, err := w.eniParam(p)
+	if err != nil {
+		return nil, err
+	}
+	if e.status() != "InUse" || (p.get("InstanceId") != "" && p.get("InstanceId") != e.InstanceID) {
+		return nil, stateErr(e, "InUse")
+	}
+	e.Transition, e.Until = "Detaching", w.clock.Now().Add(w.st.Timing.ENITransition)
+	return map[string]any{}, nil
+}
+
+func (w *World) deleteNetworkInterface(p params) (any, *APIError) {
+	e, err := w.eniParam(p)
+	if err != nil {
+		return nil, err
+	}
+	if e.status() != "Available" {
+		return nil, stateErr(e, "Available")
+	}
+	e.Transition, e.Until = "Deleting", w.clock.Now().Add(w.st.Timing.ENITransition)
+	return map[string]any{}, nil
+}
+
+func (w *World) describeNetworkInterfaces(p params) (any, *APIError) {
+	ids := map[string]bool{}
+	for _, id := range p.list("NetworkInterfaceId") {
+		ids[id] = true
+	}
+	tags := map[string]string{}
+	for i := 1; ; i++ {
+		k := fmt.Sprintf("Tag.%d.", i)
+		if !p.has(k + "Key") {
+			break
+		}
+		tags[p.get(k+"Key")] = p.get(k + "Value")
+	}
+	var list []map[string]any
+	for _, e := range w.st.ENIs {
+		sw := w.vswitch(e.VSwitchID)
+		match := (len(ids) == 0 || ids[e.ID]) && (p.get("InstanceId") == "" || p.get("InstanceId") == e.InstanceID) &&
+			(p.get("VSwitchId") == "" || p.get("VSwitchId") == e.VSwitchID) && (p.get("VpcId") == "" || p.get("VpcId") == sw.VPCID) &&
+			(p.get("Type") == "" || p.get("Type") == e.Type) && (p.get("Status") == "" || p.get("Status") == e.status())
+		for k, v := range tags {
+			if e.Tags[k] != v {
+				match = false
+			}
+		}
+		if match {
+			list = append(list, w.eniJSON(e))
+		}
+	}
+	lo, hi, next, err := tokenPage(p, len(list))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"NetworkInterfaceSets": map[string]any{"NetworkInterfaceSet": nonNil(list[lo:hi])}, "NextToken": next,
+		"TotalCount": len(list)}, nil
+}
+
+// addrLimit is the most IPv4 addresses (primary included) or IPv6 addresses the ENI's instance type allows.
+func (w *World) addrLimit(e *ENI, v6 bool) int {
+	limit := 10 // an unattached ENI: the smallest common per-ENI figure
+	if in := w.instance(e.InstanceID); in != nil {
+		if t := w.typeOf(in.Type); t != nil {
+			limit = t.EniPrivateIpAddressQuantity
+			if v6 {
+				limit = t.EniIpv6AddressQuantity
+			}
+		}
+	}
+	return limit
+}
+
+func (w *World) assignPrivateIpAddresses(p params) (any, *APIError) {
+	e, err := w.eniParam(p)
+	if err != nil {
+		return nil, err
+	}
+	if s := e.status(); s != "InUse" && s != "Available" {
+		return nil, stateErr(e, "InUse")
+	}
+	want := p.list("PrivateIpAddress")
+	n, err := intParam(p, "SecondaryPrivateIpAddressCount", len(want))
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || n > 10 {
+		return nil, apiErr(400, "InvalidParameter", "SecondaryPrivateIpAddressCount must be 1..10 per call.")
+	}
+	if 1+len(e.Secondary)+n > w.addrLimit(e, false) {
+		return nil, apiErr(403, "InvalidOperation.Ipv4CountExceeded", "The IPv4 address count of %s would exceed %d.", e.ID, w.addrLimit(e, false))
+	}
+	sw := w.vswitch(e.VSwitchID)
+	var got []string
+	if len(want) > 0 {
+		used := w.usedAddrs(sw)
+		for _, a := range want {
+			if used[a] {
+				return nil, apiErr(403, "InvalidIp.IpAssigned", "The IP address %s is already assigned.", a)
+			}
+		}
+		got = want
+	} else if got, err = w.allocIPs(sw, n, false); err != nil {
+		return nil, err
+	}
+	e.Secondary = append(e.Secondary, got...)
+	return map[string]any{"AssignedPrivateIpAddressesSet": map[string]any{"NetworkInterfaceId": e.ID,
+		"PrivateIpSet": map[string]any{"PrivateIpAddress": got}}}, nil
+}
+
+func removeAll(list, drop []string) ([]string, bool) {
+	gone := map[string]bool{}
+	for _, d := range drop {
+		gone[d] = true
+	}
+	var out []string
+	for _, a := range list {
+		if gone[a] {
+			delete(gone, a)
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, len(gone) == 0
+}
+
+func (w *World) unassignPrivateIpAddresses(p params) (any, *APIError) {
+	e, err := w.eniParam(p)
+	if err != nil {
+		return nil, err
+	}
+	rest, ok := removeAll(e.Secondary, p.list("PrivateIpAddress"))
+	if !ok {
+		return nil, apiErr(403, "InvalidIp.IpUnassigned", "Some of the specified IP addresses are not assigned to %s.", e.ID)
+	}
+	e.Secondary = rest
+	return map[string]any{}, nil
+}
+
+func (w *World) assignIpv6Addresses(p params) (any, *APIError) {
+	e, err := w.eniParam(p)
+	if err != nil {
+		return nil, err
+	}
+	want := p.list("Ipv6Address")
+	n, err := intParam(p, "Ipv6AddressCount", len(want))
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, apiErr(400, "InvalidParameter", "Ipv6AddressCount or Ipv6Address is mandatory.")
+	}
+	if len(e.IPv6)+n > w.addrLimit(e, true) {
+		return nil, apiErr(403, "InvalidOperation.Ipv6CountExceeded", "The IPv6 address count of %s would exceed %d.", e.ID, w.addrLimit(e, true))
+	}
+	got := want
+	if len(got) == 0 {
+		if got, err = w.allocIPs(w.vswitch(e.VSwitchID), n, true); err != nil {
+			return nil, err
+		}
+	}
+	e.IPv6 = append(e.IPv6, got...)
+	return map[string]any{"NetworkInterfaceId": e.ID, "Ipv6Sets": map[string]any{"Ipv6Address": got}}, nil
+}
+
+func (w *World) unassignIpv6Addresses(p params) (any, *APIError) {
+	e, err := w.eniParam(p)
+	if err != nil {
+		return nil, err
+	}
+	rest, ok := removeAll(e.IPv6, p.list("Ipv6Address"))
+	if !ok {
+		return nil, apiErr(403, "InvalidIp.IpUnassigned", "Some of the specified IPv6 addresses are not assigned to %s.", e.ID)
+	}
+	e.IPv6 = rest
+	return map[string]any{}, nil
+}
