@@ -36,6 +36,7 @@ func run() error {
 	pending := flag.Duration("entry-pending", sim.DefaultTiming.EntryPending, "how long a new route entry stays Pending")
 	deleting := flag.Duration("entry-deleting", sim.DefaultTiming.EntryDeleting, "how long a deleted route entry stays Deleting")
 	gap := flag.Duration("write-gap", sim.DefaultTiming.WriteGap, "minimum spacing of writes to one route table (closer: TaskConflict)")
+	fabric := flag.String("fabric", "", "fabric mode (root): build namespaces <prefix>-vpc and <prefix>-<instance> that carry real traffic")
 	flag.Parse()
 
 	var st *sim.State
@@ -87,6 +88,15 @@ func run() error {
 		servers = append(servers, ms)
 		go func() { _ = ms.Serve(mln) }()
 		info["metadata"] = mln.Addr().String()
+	}
+	if *fabric != "" {
+		fab, err := sim.NewFabric(w, *fabric)
+		if err != nil {
+			return fmt.Errorf("--fabric: %w", err)
+		}
+		defer fab.Close()
+		go fab.Run(ctx, 200*time.Millisecond)
+		info["fabric"] = map[string]any{"router": fab.Router, "instances": fab.NS}
 	}
 	b, _ := json.Marshal(info)
 	fmt.Println(string(b))

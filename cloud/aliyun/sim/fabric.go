@@ -1,0 +1,329 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Fabric turns the emulated cloud into real traffic (needs root). It builds a "VPC router" network namespace
+// holding one bridge per vSwitch (with the vSwitch gateway address, x.y.z.253 in a /24) and one namespace per
+// instance whose eth0 carries the instance's primary address and MAC and a default route to the gateway. Sync then
+// keeps the kernel equal to the API state:
+//   - each Available custom route entry with an Instance next hop is a route in the router namespace,
+//     <destination> via <instance primary address>;
+//   - each InUse ENI is a veth whose instance end, named eth<DeviceIndex> and carrying the ENI's MAC, sits in the
+//     instance's namespace; its router end answers ARP for the gateway (proxy ARP);
+//   - each address of such an ENI (primary and secondary) is a host route in the router namespace to that veth.
+//
+// Detaching or deleting removes them. Each instance namespace also serves its metadata on 100.100.100.200:80.
+type Fabric struct {
+	w      *World
+	prefix string
+	Router string            // router namespace name
+	NS     map[string]string // instance id -> namespace name
+
+	mu      sync.Mutex
+	servers []*http.Server
+	enis    map[string]string // ENI id -> router-side link name
+}
+
+const fabricProto = 99 // routes the fabric owns in the router namespace
+
+// NewFabric builds the namespaces for the world's VPC, vSwitches and instances. prefix (a few letters) names them.
+func NewFabric(w *World, prefix string) (*Fabric, error) {
+	f := &Fabric{w: w, prefix: prefix, Router: prefix + "-vpc", NS: map[string]string{}, enis: map[string]string{}}
+	w.mu.Lock()
+	sws := append([]*VSwitch(nil), w.st.VSwitches...)
+	ins := append([]*Instance(nil), w.st.Instances...)
+	w.mu.Unlock()
+	run := func(args ...string) error {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	steps := [][]string{{"netns", "add", f.Router}, {"-n", f.Router, "link", "set", "lo", "up"}}
+	bridge := map[string]string{}
+	for i, sw := range sws {
+		br := fmt.Sprintf("br%d", i)
+		bridge[sw.ID] = br
+		p, err := netip.ParsePrefix(sw.CIDR)
+		if err != nil {
+			return nil, fmt.Errorf("vSwitch %s: %w", sw.ID, err)
+		}
+		steps = append(steps, []string{"-n", f.Router, "link", "add", br, "type", "bridge"},
+			[]string{"-n", f.Router, "addr", "add", fmt.Sprintf("%s/%d", gateway(sw.CIDR), p.Bits()), "dev", br},
+			[]string{"-n", f.Router, "link", "set", br, "up"})
+	}
+	for i, in := range ins {
+		ns := fmt.Sprintf("%s-%s", prefix, in.ID)
+		f.NS[in.ID] = ns
+		sw := w.vswitch(in.VSwitchID)
+		p, _ := netip.ParsePrefix(sw.CIDR)
+		host := fmt.Sprintf("vi%d", i)
+		steps = append(steps, []string{"netns", "add", ns}, []string{"-n", ns, "link", "set", "lo", "up"},
+			[]string{"-n", f.Router, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"-n", f.Router, "link", "set", host, "master", bridge[in.VSwitchID], "up"},
+			[]string{"-n", ns, "link", "set", "eth0", "address", in.MAC},
+			[]string{"-n", ns, "addr", "add", fmt.Sprintf("%s/%d", in.PrimaryIP, p.Bits()), "dev", "eth0"},
+			[]string{"-n", ns, "link", "set", "eth0", "up"},
+			[]string{"-n", ns, "route", "add", "default", "via", gateway(sw.CIDR)},
+			[]string{"-n", ns, "addr", "add", "100.100.100.200/32", "dev", "lo"})
+	}
+	for _, s := range steps {
+		if err := run(s...); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	for _, ns := range append([]string{f.Router}, values(f.NS)...) {
+		_ = exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1").Run()
+	}
+	for id, ns := range f.NS {
+		if err := f.serveMetadata(id, ns); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, f.Sync()
+}
+
+func values(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// inNS runs fn on a thread inside the named namespace.
+func inNS(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(name)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+func (f *Fabric) serveMetadata(instance, ns string) error {
+	var ln net.Listener
+	if err := inNS(ns, func() (err error) { ln, err = net.Listen("tcp", "100.100.100.200:80"); return err }); err != nil {
+		return fmt.Errorf("metadata in %s: %w", ns, err)
+	}
+	s := &http.Server{Handler: NewMetadata(f.w, instance), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	f.mu.Lock()
+	f.servers = append(f.servers, s)
+	f.mu.Unlock()
+	return nil
+}
+
+// Run syncs every period until ctx ends.
+func (f *Fabric) Run(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = f.Sync()
+		}
+	}
+}
+
+// fabricView is what Sync needs from the world, copied under the lock.
+type fabricView struct {
+	routes map[string]string // destination -> next-hop address
+	enis   []ENI
+	inst   map[string]*Instance
+}
+
+func (f *Fabric) view() fabricView {
+	w := f.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.settle()
+	now := w.clock.Now()
+	v := fabricView{routes: map[string]string{}, inst: map[string]*Instance{}}
+	for _, in := range w.st.Instances {
+		c := *in
+		v.inst[in.ID] = &c
+	}
+	for _, t := range w.st.RouteTables {
+		for _, e := range t.Entries {
+			if e.Type != "Custom" || e.NextHopType != "Instance" || w.status(e, now) != "Available" {
+				continue
+			}
+			if in := v.inst[e.NextHopID]; in != nil {
+				v.routes[e.Dst] = in.PrimaryIP
+			}
+		}
+	}
+	for _, e := range w.st.ENIs {
+		if e.status() == "InUse" {
+			v.enis = append(v.enis, *e)
+		}
+	}
+	return v
+}
+
+// Sync makes the namespaces match the API state.
+func (f *Fabric) Sync() error {
+	v := f.view()
+	rns, err := netns.GetFromName(f.Router)
+	if err != nil {
+		return err
+	}
+	defer rns.Close()
+	h, err := netlink.NewHandleAt(rns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	var errs []error
+	// ENI links first, so host routes can point at them.
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := map[string]ENI{}
+	for _, e := range v.enis {
+		want[e.ID] = e
+	}
+	for id, link := range f.enis {
+		if _, ok := want[id]; !ok {
+			if l, err := h.LinkByName(link); err == nil {
+				_ = h.LinkDel(l) // removes the instance end too
+			}
+			delete(f.enis, id)
+		}
+	}
+	hostRoutes := map[string]int{} // address -> router-side link index
+	for id, e := range want {
+		link, ok := f.enis[id]
+		if !ok {
+			link = "ve" + strings.TrimPrefix(id, "eni-")[:10]
+			ns := f.NS[e.InstanceID]
+			if ns == "" {
+				continue
+			}
+			err := run2("ip", "-n", f.Router, "link", "add", link, "type", "veth", "peer", "name", fmt.Sprintf("eth%d", e.DeviceIndex), "netns", ns)
+			if err == nil {
+				err = run2("ip", "-n", ns, "link", "set", fmt.Sprintf("eth%d", e.DeviceIndex), "address", e.MAC)
+			}
+			if err == nil {
+				err = run2("ip", "-n", f.Router, "link", "set", link, "up")
+			}
+			if err == nil {
+				err = run2("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+link+".proxy_arp=1")
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("ENI %s: %w", id, err))
+				continue
+			}
+			f.enis[id] = link
+		}
+		l, err := h.LinkByName(link)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, a := range append([]string{e.PrimaryIP}, e.Secondary...) {
+			hostRoutes[a+"/32"] = l.Attrs().Index
+		}
+	}
+	// Routes the fabric owns: route entries and ENI host routes.
+	current, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Protocol: fabricProto}, netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	desired := map[string]netlink.Route{}
+	for dst, via := range v.routes {
+		_, n, err := net.ParseCIDR(dst)
+		if err != nil || n.IP.To4() == nil {
+			continue
+		}
+		desired[n.String()] = netlink.Route{Dst: n, Gw: net.ParseIP(via), Protocol: fabricProto}
+	}
+	for dst, idx := range hostRoutes {
+		_, n, err := net.ParseCIDR(dst)
+		if err != nil {
+			continue
+		}
+		desired[n.String()] = netlink.Route{Dst: n, LinkIndex: idx, Scope: netlink.SCOPE_LINK, Protocol: fabricProto}
+	}
+	for _, r := range current {
+		d, ok := desired[r.Dst.String()]
+		if ok && r.Gw.Equal(d.Gw) && (d.LinkIndex == 0 || d.LinkIndex == r.LinkIndex) {
+			delete(desired, r.Dst.String())
+			continue
+		}
+		if !ok {
+			if err := h.RouteDel(&r); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, r := range desired {
+		r := r
+		if err := h.RouteReplace(&r); err != nil {
+			errs = append(errs, fmt.Errorf("route %s: %w", r.Dst, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func run2(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Close stops the metadata servers and deletes the namespaces.
+func (f *Fabric) Close() {
+	f.mu.Lock()
+	for _, s := range f.servers {
+		_ = s.Close()
+	}
+	f.mu.Unlock()
+	for _, ns := range f.NS {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	}
+	_ = exec.Command("ip", "netns", "del", f.Router).Run()
+}
