@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +38,9 @@ func run() error {
 	pending := flag.Duration("entry-pending", sim.DefaultTiming.EntryPending, "how long a new route entry stays Pending")
 	deleting := flag.Duration("entry-deleting", sim.DefaultTiming.EntryDeleting, "how long a deleted route entry stays Deleting")
 	gap := flag.Duration("write-gap", sim.DefaultTiming.WriteGap, "minimum spacing of writes to one route table (closer: TaskConflict)")
+	var limits, faults listFlag
+	flag.Var(&limits, "limit", `throttling per action, ACTION=RATE:BURST (e.g. "*=20:40", "CreateRouteEntries=2:2"); repeatable`)
+	flag.Var(&faults, "fault", `fault per action, ACTION=CODE:RATE[,CODE:RATE][@LATENCY] (e.g. "CreateRouteEntries=Throttling:0.2@50ms"); repeatable`)
 	fabric := flag.String("fabric", "", "fabric mode (root): build namespaces <prefix>-vpc and <prefix>-<instance> that carry real traffic")
 	flag.Parse()
 
@@ -66,6 +71,20 @@ func run() error {
 	}
 	w := sim.NewWorld(st, nil, *stateFile)
 	srv := sim.NewServer(w)
+	for _, l := range limits {
+		action, lim, err := parseLimit(l)
+		if err != nil {
+			return err
+		}
+		srv.SetLimit(action, lim)
+	}
+	for _, f := range faults {
+		action, flt, err := parseFault(f)
+		if err != nil {
+			return err
+		}
+		srv.SetFault(action, flt)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
@@ -112,4 +131,48 @@ func run() error {
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return !errors.Is(err, os.ErrNotExist)
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func parseLimit(s string) (string, sim.Limit, error) {
+	action, spec, ok := strings.Cut(s, "=")
+	r, b, ok2 := strings.Cut(spec, ":")
+	rate, err1 := strconv.ParseFloat(r, 64)
+	burst, err2 := strconv.Atoi(b)
+	if !ok || !ok2 || action == "" || err1 != nil || err2 != nil || rate < 0 || burst < 1 {
+		return "", sim.Limit{}, fmt.Errorf("--limit %q: expected ACTION=RATE:BURST with RATE >= 0 and BURST >= 1", s)
+	}
+	return action, sim.Limit{Rate: rate, Burst: burst}, nil
+}
+
+func parseFault(s string) (string, sim.Fault, error) {
+	bad := fmt.Errorf("--fault %q: expected ACTION=CODE:RATE[,CODE:RATE][@LATENCY] with RATE in 0..1", s)
+	action, spec, ok := strings.Cut(s, "=")
+	if !ok || action == "" {
+		return "", sim.Fault{}, bad
+	}
+	f := sim.Fault{Errors: map[string]float64{}}
+	if codes, lat, has := strings.Cut(spec, "@"); has {
+		d, err := time.ParseDuration(lat)
+		if err != nil {
+			return "", sim.Fault{}, bad
+		}
+		f.Latency, spec = d, codes
+	}
+	for _, part := range strings.Split(spec, ",") {
+		if part == "" {
+			continue
+		}
+		code, r, ok := strings.Cut(part, ":")
+		rate, err := strconv.ParseFloat(r, 64)
+		if !ok || code == "" || err != nil || rate < 0 || rate > 1 {
+			return "", sim.Fault{}, bad
+		}
+		f.Errors[code] = rate
+	}
+	return action, f, nil
 }

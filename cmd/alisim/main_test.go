@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/aliyun/sim"
+)
+
+func TestParseFlags(t *testing.T) {
+	if a, l, err := parseLimit("*=20:40"); err != nil || a != "*" || l.Rate != 20 || l.Burst != 40 {
+		t.Errorf("limit: %v %v %v", a, l, err)
+	}
+	if a, f, err := parseFault("CreateRouteEntries=Throttling:0.2,InternalError:0.1@50ms"); err != nil || a != "CreateRouteEntries" ||
+		f.Errors["Throttling"] != 0.2 || f.Errors["InternalError"] != 0.1 || f.Latency != 50*time.Millisecond {
+		t.Errorf("fault: %v %+v %v", a, f, err)
+	}
+	for _, bad := range []string{"x", "*=1", "*=a:1", "*=1:0"} {
+		if _, _, err := parseLimit(bad); err == nil || !strings.Contains(err.Error(), "--limit") {
+			t.Errorf("limit %q accepted: %v", bad, err)
+		}
+	}
+	for _, bad := range []string{"x", "A=T:2", "A=T", "A=T:0.1@soon"} {
+		if _, _, err := parseFault(bad); err == nil || !strings.Contains(err.Error(), "--fault") {
+			t.Errorf("fault %q accepted: %v", bad, err)
+		}
+	}
+}
+
+// alisim started with no arguments prints its endpoint and key pair, and the real SDK works against it at once;
+// with a state file it keeps its state across a restart.
+func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "alisim")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	start := func() (map[string]any, func()) {
+		cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--state", state, "--entry-pending", "0", "--write-gap", "0")
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info map[string]any
+		if err := json.Unmarshal([]byte(line), &info); err != nil {
+			t.Fatalf("first line %q: %v", line, err)
+		}
+		return info, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	}
+	info, stop := start()
+	if info["accessKeyId"] != sim.DefaultAccessKeyID || info["regionId"] != "cn-hangzhou" {
+		t.Fatalf("start-up line %v", info)
+	}
+	cl, err := aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", VPCEndpoint: info["endpoint"].(string), Scheme: "HTTP",
+		Credentials: aliyun.Static{AccessKeyID: info["accessKeyId"].(string), AccessKeySecret: info["accessKeySecret"].(string)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cl.CreateRouteEntry(ctx, aliyun.NewRouteEntry{TableID: "vtb-alisim0001", Dst: mustPrefix("10.244.7.0/24"), NextHopID: "i-alisim0001"}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	info, stop = start()
+	defer stop()
+	cl, _ = aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", VPCEndpoint: info["endpoint"].(string), Scheme: "HTTP",
+		Credentials: aliyun.Static{AccessKeyID: sim.DefaultAccessKeyID, AccessKeySecret: sim.DefaultAccessKeySecret}})
+	es, err := cl.RouteEntries(ctx, "vtb-alisim0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range es {
+		found = found || e.Dst.String() == "10.244.7.0/24"
+	}
+	if !found {
+		t.Fatalf("entry lost across restart: %+v", es)
+	}
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
