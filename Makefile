@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/weftnet/weft/internal/version.Version=$(VERSION)
 export WEFT_CACHE ?= $(HOME)/.cache/weft
 BINS := weftd weft flannel
 
-.PHONY: all build deps tools test test-unit bench demo demo-down clean fmt vet
+.PHONY: all build deps tools test test-unit bench bench-alisim demo demo-down clean fmt vet
 
 all: build
 
@@ -19,7 +19,7 @@ deps:
 
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/weftd ./cmd/weft ./cmd/flannel
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/weftd ./cmd/weft ./cmd/flannel ./cmd/alisim
 
 # Third-party binaries the tests start, cached under $(WEFT_CACHE) keyed by version.
 tools:
@@ -38,6 +38,10 @@ demo: deps build
 # weftd vs upstream flanneld side by side (memory, start time, iperf3, sockperf); not part of make test.
 bench: deps build
 	WEFT_TOOLS_BIN=$$(tools/build.sh etcd cni flannel | tail -1) $(GO) run ./bench/compare -reps 5 -secs 5
+
+# alisim's own capacity on loopback through the real SDK.
+bench-alisim:
+	$(GO) test -run XXX -bench Alisim -benchtime 5s ./cloud/aliyun
 
 demo-down:
 	bin/weft demo down

@@ -176,7 +176,7 @@ func (w *World) describeRouteEntryList(p params) (any, *APIError) {
 		dsts[d] = true
 	}
 	now := w.clock.Now()
-	var match []map[string]any
+	var match []*RouteEntry
 	for _, e := range t.Entries {
 		if id := p.get("RouteEntryId"); id != "" && id != e.ID {
 			continue
@@ -196,7 +196,7 @@ func (w *World) describeRouteEntryList(p params) (any, *APIError) {
 		if v := p.get("IpVersion"); v != "" && !strings.EqualFold(v, ipVersion(e.Dst)) {
 			continue
 		}
-		match = append(match, w.entryJSON(t, e, now))
+		match = append(match, e)
 	}
 	start = min(start, len(match))
 	end := min(start+max, len(match))
@@ -204,7 +204,11 @@ func (w *World) describeRouteEntryList(p params) (any, *APIError) {
 	if end < len(match) {
 		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
 	}
-	return map[string]any{"NextToken": next, "RouteEntrys": map[string]any{"RouteEntry": nonNil(match[start:end])}}, nil
+	page := make([]map[string]any, 0, end-start)
+	for _, e := range match[start:end] {
+		page = append(page, w.entryJSON(t, e, now))
+	}
+	return map[string]any{"NextToken": next, "RouteEntrys": map[string]any{"RouteEntry": page}}, nil
 }
 
 // writable checks the table-wide conditions of a write: no entry in a transitional state, and spacing.
@@ -239,12 +243,21 @@ func (w *World) checkDst(t *RouteTable, dst string) (netip.Prefix, *APIError) {
 			}
 		}
 	}
-	for _, e := range t.Entries {
-		if e.Dst == p.String() {
-			return p, apiErr(400, "InvalidCIDRBlock.Duplicate", "Specified CIDR block is already exists.")
-		}
+	if dsts(t)[p.String()] {
+		return p, apiErr(400, "InvalidCIDRBlock.Duplicate", "Specified CIDR block is already exists.")
 	}
 	return p, nil
+}
+
+// dsts indexes a table's destinations; the index lives until the table changes (tableIndex.drop).
+func dsts(t *RouteTable) map[string]bool {
+	if t.index == nil {
+		t.index = map[string]bool{}
+		for _, e := range t.Entries {
+			t.index[e.Dst] = true
+		}
+	}
+	return t.index
 }
 
 func (w *World) checkNextHop(t *RouteTable, typ, id string) *APIError {
@@ -299,6 +312,7 @@ func (w *World) createRouteEntry(p params) (any, *APIError) {
 		Name: p.get("RouteEntryName"), Description: p.get("Description"), ClientToken: p.get("ClientToken"),
 		ReadyAt: now.Add(w.st.Timing.EntryPending), Modified: now}
 	t.Entries = append(t.Entries, e)
+	dsts(t)[e.Dst] = true
 	t.LastWrite = now
 	return map[string]any{"RouteEntryId": e.ID}, nil
 }
@@ -377,6 +391,7 @@ func (w *World) createRouteEntries(p params) (any, *APIError) {
 	}
 	now := w.clock.Now()
 	checked := map[string]*APIError{}
+	counts := map[*RouteTable]int{}
 	var ids []string
 	var fails []map[string]any
 	touched := map[*RouteTable]bool{}
@@ -408,13 +423,18 @@ func (w *World) createRouteEntries(p params) (any, *APIError) {
 			fails = append(fails, failed(b, e.Code, e.Message))
 			continue
 		}
-		if customCount(t) >= t.Quota {
+		if _, ok := counts[t]; !ok {
+			counts[t] = customCount(t)
+		}
+		if counts[t] >= t.Quota {
 			fails = append(fails, failed(b, "QuotaExceeded", errQuota().Message))
 			continue
 		}
+		counts[t]++
 		en := &RouteEntry{ID: newID("rte"), Dst: dst.String(), NextHopType: hopType, NextHopID: b.hop, Type: "Custom",
 			Name: b.name, Description: b.desc, ReadyAt: now.Add(w.st.Timing.EntryPending), Modified: now}
 		t.Entries = append(t.Entries, en)
+		dsts(t)[en.Dst] = true
 		touched[t] = true
 		ids = append(ids, en.ID)
 	}

@@ -89,6 +89,8 @@ type RouteTable struct {
 	Entries   []*RouteEntry `json:"entries"`
 	LastWrite time.Time     `json:"lastWrite"`
 	Created   time.Time     `json:"created"`
+
+	index map[string]bool // destinations, rebuilt lazily after any change (see dsts)
 }
 
 // RouteEntry is one route.
@@ -213,6 +215,9 @@ func (w *World) settle() {
 				continue
 			}
 			kept = append(kept, e)
+		}
+		if len(kept) != len(t.Entries) {
+			t.index = nil
 		}
 		t.Entries = kept
 	}
