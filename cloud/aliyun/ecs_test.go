@@ -2,6 +2,10 @@ package aliyun_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +140,72 @@ func TestVSwitchRunsOutOfAddresses(t *testing.T) {
 	sws, _ := cl.VSwitches(ctx, "vpc-alisim0001")
 	if sws[0].Available != 0 {
 		t.Fatalf("AvailableIpAddressCount %d", sws[0].Available)
+	}
+}
+
+// Metadata shows an attached ENI and its new addresses only after a lag, as a real instance does, and serves
+// the token flow.
+func TestMetadataFollowsAPIWithLag(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	ctx := context.Background()
+	md := sim.NewMetadata(f.world, "i-alisim0001")
+	srv := httptest.NewServer(md)
+	defer srv.Close()
+	get := func(path string) string {
+		v, err := (&aliyun.Metadata{BaseURL: srv.URL}).Get(ctx, path)
+		if err != nil {
+			return "ERR " + err.Error()
+		}
+		return v
+	}
+	if get("instance-id") != "i-alisim0001" || get("region-id") != "cn-hangzhou" || get("vpc-id") != "vpc-alisim0001" {
+		t.Fatalf("basics: %s %s %s", get("instance-id"), get("region-id"), get("vpc-id"))
+	}
+	e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.AttachENI(ctx, "i-alisim0001", e.ID)
+	f.clock.Advance(2 * time.Second) // attached now, but metadata lags
+	if macs := get("network/interfaces/macs/"); strings.Contains(macs, e.MAC) {
+		t.Fatalf("ENI visible in metadata without lag: %q", macs)
+	}
+	f.clock.Advance(time.Second)
+	if macs := get("network/interfaces/macs/"); !strings.Contains(macs, e.MAC) {
+		t.Fatalf("ENI not in metadata after the lag: %q", macs)
+	}
+	ips, _ := cl.AssignIPs(ctx, e.ID, 1)
+	base := "network/interfaces/macs/" + e.MAC + "/"
+	if v := get(base + "private-ipv4s"); strings.Contains(v, ips[0].String()) {
+		t.Fatalf("new address visible without lag: %s", v)
+	}
+	f.clock.Advance(time.Second)
+	if v := get(base + "private-ipv4s"); v != fmt.Sprintf(`[%q,%q]`, e.PrimaryIP, ips[0]) {
+		t.Fatalf("private-ipv4s %s", v)
+	}
+	if v := get(base + "network-interface-id"); v != e.ID {
+		t.Fatalf("network-interface-id %s", v)
+	}
+	// Token flow.
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/latest/api/token", nil)
+	req.Header.Set("X-aliyun-ecs-metadata-token-ttl-seconds", "60")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("token: %v %v", resp, err)
+	}
+	tok, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, c := range []struct {
+		tok  string
+		want int
+	}{{string(tok), 200}, {"forged", 401}} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/latest/meta-data/instance-id", nil)
+		req.Header.Set("X-aliyun-ecs-metadata-token", c.tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != c.want {
+			t.Errorf("token %q: %v %v, want %d", c.tok, resp.StatusCode, err, c.want)
+		}
+		resp.Body.Close()
 	}
 }

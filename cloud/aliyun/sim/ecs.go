@@ -24,6 +24,8 @@ type ENI struct {
 	Tags        map[string]string `json:"tags,omitempty"`
 	Description string            `json:"description,omitempty"`
 	ClientToken string            `json:"clientToken,omitempty"`
+	// Since records when each address (and "attached") became true, so metadata can lag behind the API.
+	Since map[string]time.Time `json:"since,omitempty"`
 	// Status is the settled status; Transition/Until describe an ongoing Attaching/Detaching/Deleting.
 	Status     string    `json:"status"`
 	Transition string    `json:"transition,omitempty"`
@@ -48,6 +50,7 @@ func (w *World) settleENIs() {
 			switch e.Transition {
 			case "Attaching":
 				e.Status = "InUse"
+				e.mark("attached", e.Until)
 			case "Detaching":
 				e.Status, e.InstanceID, e.DeviceIndex = "Available", "", 0
 			case "Deleting":
@@ -456,6 +459,9 @@ func (w *World) assignPrivateIpAddresses(p params) (any, *APIError) {
 		return nil, err
 	}
 	e.Secondary = append(e.Secondary, got...)
+	for _, a := range got {
+		e.mark(a, w.clock.Now())
+	}
 	return map[string]any{"AssignedPrivateIpAddressesSet": map[string]any{"NetworkInterfaceId": e.ID,
 		"PrivateIpSet": map[string]any{"PrivateIpAddress": got}}}, nil
 }
@@ -512,6 +518,9 @@ func (w *World) assignIpv6Addresses(p params) (any, *APIError) {
 		}
 	}
 	e.IPv6 = append(e.IPv6, got...)
+	for _, a := range got {
+		e.mark(a, w.clock.Now())
+	}
 	return map[string]any{"NetworkInterfaceId": e.ID, "Ipv6Sets": map[string]any{"Ipv6Address": got}}, nil
 }
 
@@ -526,4 +535,18 @@ func (w *World) unassignIpv6Addresses(p params) (any, *APIError) {
 	}
 	e.IPv6 = rest
 	return map[string]any{}, nil
+}
+
+func (e *ENI) mark(what string, at time.Time) {
+	if e.Since == nil {
+		e.Since = map[string]time.Time{}
+	}
+	e.Since[what] = at
+}
+
+// visible tells whether what (an address, or "attached") has been true for at least lag at now; things that
+// were there from the start (no record) are visible.
+func (e *ENI) visible(what string, now time.Time, lag time.Duration) bool {
+	at, ok := e.Since[what]
+	return !ok || !now.Before(at.Add(lag))
 }

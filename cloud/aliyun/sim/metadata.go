@@ -23,6 +23,9 @@ type Metadata struct {
 	CredentialTTL time.Duration
 	// RequireToken refuses requests without a valid token (hardened mode).
 	RequireToken bool
+	// Lag is how long metadata trails the API for attached ENIs and newly assigned addresses (default 1 s; a
+	// real instance shows them a moment after the API call completes).
+	Lag time.Duration
 
 	mu     sync.Mutex
 	tokens map[string]time.Time
@@ -30,7 +33,7 @@ type Metadata struct {
 
 // NewMetadata serves instance id's metadata from w.
 func NewMetadata(w *World, instanceID string) *Metadata {
-	return &Metadata{w: w, instanceID: instanceID, CredentialTTL: time.Hour, tokens: map[string]time.Time{}}
+	return &Metadata{w: w, instanceID: instanceID, CredentialTTL: time.Hour, Lag: time.Second, tokens: map[string]time.Time{}}
 }
 
 func (m *Metadata) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -97,6 +100,38 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 		"network/interfaces/macs/" + in.MAC + "/vswitch-cidr-block":   sw.CIDR,
 		"network/interfaces/macs/" + in.MAC + "/gateway":              gateway(sw.CIDR),
 		"network/interfaces/macs/" + in.MAC + "/private-ipv4s":        fmt.Sprintf("[%q]", in.PrimaryIP),
+	}
+	// Secondary ENIs, once attached for Lag, with the addresses assigned at least Lag ago.
+	w.settleENIs()
+	for _, e := range w.st.ENIs {
+		if e.InstanceID != in.ID || e.status() != "InUse" || !e.visible("attached", now, m.Lag) {
+			continue
+		}
+		esw := w.vswitch(e.VSwitchID)
+		simple["network/interfaces/macs"] += "\n" + e.MAC + "/"
+		base := "network/interfaces/macs/" + e.MAC + "/"
+		v4 := []string{e.PrimaryIP}
+		for _, a := range e.Secondary {
+			if e.visible(a, now, m.Lag) {
+				v4 = append(v4, a)
+			}
+		}
+		b, _ := json.Marshal(v4)
+		simple[base+"network-interface-id"], simple[base+"primary-ip-address"] = e.ID, e.PrimaryIP
+		simple[base+"vswitch-id"], simple[base+"vswitch-cidr-block"], simple[base+"gateway"] = esw.ID, esw.CIDR, gateway(esw.CIDR)
+		simple[base+"private-ipv4s"] = string(b)
+		var v6 []string
+		for _, a := range e.IPv6 {
+			if e.visible(a, now, m.Lag) {
+				v6 = append(v6, a)
+			}
+		}
+		if len(v6) > 0 {
+			simple[base+"ipv6s"] = "[" + strings.Join(v6, ",") + "]" // the service's form: not JSON
+		}
+		if esw.IPv6CIDR != "" {
+			simple[base+"vswitch-ipv6-cidr-block"] = esw.IPv6CIDR
+		}
 	}
 	if v, ok := simple[path]; ok {
 		return v, true
