@@ -405,6 +405,13 @@ func TestCredentialChain(t *testing.T) {
 	if c, _ := chain.Credentials(ctx); c.AccessKeyID != "LTAIflannel" {
 		t.Fatalf("ACCESS_KEY_ID env (upstream's names) must win: %v", c)
 	}
+	if got := aliyun.MetadataURL(getenv); got != aliyun.DefaultMetadataURL {
+		t.Errorf("MetadataURL without env = %s", got)
+	}
+	env["METADATA_ENDPOINT"] = "127.0.0.1:9100"
+	if got := aliyun.MetadataURL(getenv); got != "http://127.0.0.1:9100" {
+		t.Errorf("MetadataURL from env = %s", got)
+	}
 	static := aliyun.DefaultChain(aliyun.ChainOptions{Getenv: getenv, Static: &aliyun.Credentials{AccessKeyID: "LTAIconf", AccessKeySecret: "s0"}})
 	if c, _ := static.Credentials(ctx); c.AccessKeyID != "LTAIconf" || strings.Contains(fmt.Sprint(c), "s0") {
 		t.Fatalf("static: %v", c)

@@ -55,7 +55,7 @@ type ChainOptions struct {
 	Static      *Credentials // from configuration; used when set
 	Getenv      func(string) string
 	File        string // credentials file; default $ALIBABA_CLOUD_CREDENTIALS_FILE or ~/.alibabacloud/credentials
-	MetadataURL string // metadata base, e.g. http://100.100.100.200
+	MetadataURL string // metadata base, e.g. http://100.100.100.200; default env METADATA_ENDPOINT
 	HTTPClient  *http.Client
 }
 
@@ -65,6 +65,9 @@ type ChainOptions struct {
 func DefaultChain(o ChainOptions) CredentialProvider {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if o.MetadataURL == "" {
+		o.MetadataURL = o.Getenv("METADATA_ENDPOINT")
 	}
 	return &chain{o: o, role: &RAMRole{MetadataURL: o.MetadataURL, HTTPClient: o.HTTPClient}}
 }
@@ -186,6 +189,20 @@ func (r *RAMRole) Credentials(ctx context.Context) (Credentials, error) {
 	r.cur = Credentials{AccessKeyID: v.AccessKeyId, AccessKeySecret: v.AccessKeySecret, SecurityToken: v.SecurityToken,
 		Expiration: exp, Source: "ram role " + role}
 	return r.cur, nil
+}
+
+// DefaultMetadataURL is the metadata server of a real instance.
+const DefaultMetadataURL = "http://100.100.100.200"
+
+// MetadataURL is METADATA_ENDPOINT (host[:port] or URL, as the cloud provider reads it), else the real address.
+func MetadataURL(getenv func(string) string) string {
+	if v := getenv("METADATA_ENDPOINT"); v != "" {
+		if !strings.Contains(v, "://") {
+			v = "http://" + v
+		}
+		return v
+	}
+	return DefaultMetadataURL
 }
 
 // Metadata reads the instance metadata server (plain text answers).

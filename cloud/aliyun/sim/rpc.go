@@ -37,6 +37,7 @@ var vpcActions = map[string]handler{
 	"DescribeVpcs":           (*World).describeVpcs,
 	"DescribeVSwitches":      (*World).describeVSwitches,
 	"DescribeRouteTableList": (*World).describeRouteTableList,
+	"DescribeRouteTables":    (*World).describeRouteTables,
 	"DescribeRouteEntryList": (*World).describeRouteEntryList,
 	"CreateRouteEntry":       (*World).createRouteEntry,
 	"DeleteRouteEntry":       (*World).deleteRouteEntry,

@@ -131,6 +131,42 @@ func (w *World) describeRouteTableList(p params) (any, *APIError) {
 		"TotalCount": len(list), "PageNumber": num, "PageSize": size}, nil
 }
 
+// describeRouteTables is the older table listing, by VRouterId, with the entries inline.
+func (w *World) describeRouteTables(p params) (any, *APIError) {
+	now := w.clock.Now()
+	var list []map[string]any
+	for _, t := range sortedTables(w.st.RouteTables) {
+		v := w.vpc(t.VPCID)
+		if id := p.get("VRouterId"); id != "" && id != v.VRouterID {
+			continue
+		}
+		if id := p.get("RouteTableId"); id != "" && id != t.ID {
+			continue
+		}
+		if typ := p.get("Type"); typ != "" && typ != t.Type {
+			continue
+		}
+		var sws []string
+		var entries []map[string]any
+		for _, s := range w.st.VSwitches {
+			if s.RouteTableID == t.ID {
+				sws = append(sws, s.ID)
+			}
+		}
+		for _, e := range t.Entries {
+			entries = append(entries, w.entryJSON(t, e, now))
+		}
+		list = append(list, map[string]any{"RouteTableId": t.ID, "VRouterId": v.VRouterID, "RouteTableType": t.Type,
+			"CreationTime": t.Created.UTC().Format(gmt), "Status": "Available", "VSwitchIds": map[string]any{"VSwitchId": nonNil(sws)},
+			"RouteEntrys": map[string]any{"RouteEntry": nonNil(entries)}})
+	}
+	lo, hi, num, size, err := page(p, len(list))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"RouteTables": map[string]any{"RouteTable": nonNil(list[lo:hi])}, "TotalCount": len(list), "PageNumber": num, "PageSize": size}, nil
+}
+
 func (w *World) entryJSON(t *RouteTable, e *RouteEntry, now time.Time) map[string]any {
 	return map[string]any{"RouteEntryId": e.ID, "RouteTableId": t.ID, "DestinationCidrBlock": e.Dst, "Type": e.Type,
 		"Status": w.status(e, now), "IpVersion": ipVersion(e.Dst), "RouteEntryName": e.Name, "Description": e.Description,

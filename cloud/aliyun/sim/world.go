@@ -307,3 +307,12 @@ func (w *World) SetTiming(t Timing) {
 	defer w.mu.Unlock()
 	w.st.Timing = t
 }
+
+// EnableIPv6 gives a vSwitch an IPv6 block (tests and topologies built in code).
+func (w *World) EnableIPv6(vswitch, cidr string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s := w.vswitch(vswitch); s != nil {
+		s.IPv6CIDR = cidr
+	}
+}
