@@ -329,6 +329,23 @@ func (m *Manager) watch(ctx context.Context, out chan<- []subnet.Event, only str
 		default:
 		}
 	}
+	// Register the handler before reading the snapshot: a change that lands in between is then queued, not lost.
+	reg, err := m.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { n := obj.(*corev1.Node); note(n.Name, n) },
+		UpdateFunc: func(_, obj any) { n := obj.(*corev1.Node); note(n.Name, n) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if n, ok := obj.(*corev1.Node); ok {
+				note(n.Name, nil)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = m.informer.RemoveEventHandler(reg) }()
 	// Snapshot first, as one batch.
 	var snap []subnet.Event
 	if only == "" {
@@ -353,22 +370,6 @@ func (m *Manager) watch(ctx context.Context, out chan<- []subnet.Event, only str
 			return ctx.Err()
 		}
 	}
-	reg, err := m.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { n := obj.(*corev1.Node); note(n.Name, n) },
-		UpdateFunc: func(_, obj any) { n := obj.(*corev1.Node); note(n.Name, n) },
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if n, ok := obj.(*corev1.Node); ok {
-				note(n.Name, nil)
-			}
-		},
-	})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = m.informer.RemoveEventHandler(reg) }()
 	for {
 		select {
 		case <-ctx.Done():

@@ -7,12 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/weftnet/weft/subnet"
 )
@@ -138,6 +141,15 @@ func TestWatchLeases(t *testing.T) {
 		"example.com/flannel/public-ip": "192.0.2.2", "example.com/flannel/backend-data": `{"VNI":1,"VtepMAC":"0e:00:00:00:00:02"}`})
 	stranger := node("n3", []string{"10.244.3.0/24"}, nil) // not a peer: no kube-subnet-manager annotation
 	m, cs := newManager(t, v4conf, node("n1", []string{"10.244.1.0/24"}, nil), peer, stranger)
+	// The fake clientset drops events that happen between the informer's List and its Watch (the real API
+	// server resumes from the resource version), so wait until the watch is registered before changing nodes.
+	watching := make(chan struct{})
+	var once sync.Once
+	cs.PrependWatchReactor("nodes", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := cs.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		once.Do(func() { close(watching) }) // the tracker has registered the watcher: no event can slip by
+		return true, w, err
+	})
 	ch := make(chan []subnet.Event, 8)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -145,6 +157,11 @@ func TestWatchLeases(t *testing.T) {
 	snap := recv(t, ch)
 	if len(snap) != 1 || snap[0].Lease.Subnet.String() != "10.244.2.0/24" || snap[0].Lease.Attrs.PublicIP.String() != "192.0.2.2" {
 		t.Fatalf("snapshot %+v", snap)
+	}
+	select {
+	case <-watching:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node informer never started watching")
 	}
 	if err := cs.CoreV1().Nodes().Delete(ctx, "n2", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
