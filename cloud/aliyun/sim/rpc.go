@@ -92,11 +92,12 @@ type Server struct {
 	limits  map[string]Limit // by action; "*" applies to all
 	buckets map[string]*bucket
 	reqs    uint64
+	calls   map[string]int // authenticated calls by action
 }
 
 // NewServer serves w.
 func NewServer(w *World) *Server {
-	return &Server{w: w, faults: map[string]Fault{}, limits: map[string]Limit{}, buckets: map[string]*bucket{}}
+	return &Server{w: w, faults: map[string]Fault{}, limits: map[string]Limit{}, buckets: map[string]*bucket{}, calls: map[string]int{}}
 }
 
 // SetFault sets (or, with a zero Fault, clears) the fault of an action ("*" for all).
@@ -167,6 +168,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeErr(rw, rid, apiErr(400, "InvalidVersion", "Specified parameter Version %q is not valid for action %s.", v, action))
 		return
 	}
+	s.mu.Lock()
+	s.calls[action]++
+	s.mu.Unlock()
 	if e := s.throttle(action); e != nil {
 		writeErr(rw, rid, e)
 		return
@@ -303,4 +307,11 @@ func (s *Server) inject(action string) *APIError {
 		}
 	}
 	return nil
+}
+
+// Calls returns how many authenticated calls of an action arrived (benchmarks and tests count API use).
+func (s *Server) Calls(action string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[action]
 }
