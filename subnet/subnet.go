@@ -83,3 +83,23 @@ type Manager interface {
 	// CompleteLease is called once the backend has set the node up (kube: NetworkUnavailable=False).
 	CompleteLease(ctx context.Context, l *Lease) error
 }
+
+// LeaderElector is implemented by managers whose store can elect one leader among the nodes (an etcd election,
+// a Kubernetes Lease). Cloud backends use it so that only one node writes shared cloud state.
+type LeaderElector interface {
+	// Lead blocks until this node leads the election called name (as id), then returns a context that ends when
+	// leadership is lost or ctx ends.
+	Lead(ctx context.Context, name, id string) (context.Context, error)
+}
+
+// RouteStatus is a node's cloud-route state as the leader sees it.
+type RouteStatus struct {
+	Routed bool
+	Reason string // why not, e.g. RouteTableQuotaExceeded
+}
+
+// RouteStatusStore lets the leader publish each node's route status where that node (and operators) can read it.
+type RouteStatusStore interface {
+	PublishRouteStatus(ctx context.Context, l *Lease, st RouteStatus) error
+	RouteStatus(ctx context.Context, l *Lease) (RouteStatus, bool, error)
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/weftnet/weft/subnet"
 
 	// The backends weftd offers.
+	_ "github.com/weftnet/weft/backend/alivpc"
 	_ "github.com/weftnet/weft/backend/hostgw"
 	_ "github.com/weftnet/weft/backend/vxlan"
 )
@@ -125,7 +126,7 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	defer wg.Wait()
 	defer cancel()
 
-	rules, err := newRules(o, cfg, lease)
+	rules, err := newRules(o, cfg, lease, nw)
 	if err != nil {
 		return err
 	}
@@ -152,13 +153,24 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	}
 	klog.Infof("wrote %s in %s", o.SubnetFile, time.Since(start).Round(time.Millisecond))
 
+	wg.Add(1)
+	go func() { defer wg.Done(); nw.Run(ctx) }()
+
+	// Backends whose routes are made elsewhere (ali-vpc: by the cloud) say when this node is really reachable;
+	// only then is the lease completed (kube: NetworkUnavailable=False) and /readyz 200.
+	if r, ok := nw.(interface{ Ready() (bool, string) }); ok {
+		if err := waitReady(ctx, ready, r); err != nil {
+			return ignoreCancel(err)
+		}
+	}
 	if err := retry(ctx, ready, "complete lease", func() error { return sm.CompleteLease(ctx, lease) }); err != nil {
 		return ignoreCancel(err)
 	}
 	ready.set(true, "")
-
-	wg.Add(1)
-	go func() { defer wg.Done(); nw.Run(ctx) }()
+	if r, ok := nw.(interface{ Ready() (bool, string) }); ok {
+		wg.Add(1)
+		go func() { defer wg.Done(); followReady(ctx, ready, r) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -178,6 +190,37 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	}
 	klog.Info("stopping; devices, routes, rules and the lease are left in place")
 	return nil
+}
+
+// waitReady holds start-up until the backend reports the node reachable, with its reason in /readyz meanwhile.
+func waitReady(ctx context.Context, ready *readiness, r interface{ Ready() (bool, string) }) error {
+	for {
+		ok, why := r.Ready()
+		if ok {
+			return nil
+		}
+		ready.set(false, why)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// followReady keeps /readyz in step with the backend after start-up (a route can be lost later).
+func followReady(ctx context.Context, ready *readiness, r interface{ Ready() (bool, string) }) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ok, why := r.Ready()
+			ready.set(ok, why)
+		}
+	}
 }
 
 func ignoreCancel(err error) error {
@@ -307,4 +350,27 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// The optional capabilities of the wrapped manager pass through the counting wrapper.
+
+func (c *countingManager) Lead(ctx context.Context, name, id string) (context.Context, error) {
+	if el, ok := c.Manager.(subnet.LeaderElector); ok {
+		return el.Lead(ctx, name, id)
+	}
+	return nil, fmt.Errorf("the %s subnet manager cannot elect a leader", c.Manager.Name())
+}
+
+func (c *countingManager) PublishRouteStatus(ctx context.Context, l *subnet.Lease, st subnet.RouteStatus) error {
+	if s, ok := c.Manager.(subnet.RouteStatusStore); ok {
+		return s.PublishRouteStatus(ctx, l, st)
+	}
+	return fmt.Errorf("the %s subnet manager cannot store route status", c.Manager.Name())
+}
+
+func (c *countingManager) RouteStatus(ctx context.Context, l *subnet.Lease) (subnet.RouteStatus, bool, error) {
+	if s, ok := c.Manager.(subnet.RouteStatusStore); ok {
+		return s.RouteStatus(ctx, l)
+	}
+	return subnet.RouteStatus{}, false, fmt.Errorf("the %s subnet manager cannot store route status", c.Manager.Name())
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/weftnet/weft/internal/traffic"
@@ -16,7 +17,7 @@ type ruleSet interface {
 	Run(ctx context.Context, period time.Duration)
 }
 
-func newRules(o *Options, cfg *subnet.Config, l *subnet.Lease) (ruleSet, error) {
+func newRules(o *Options, cfg *subnet.Config, l *subnet.Lease, nw any) (ruleSet, error) {
 	to := traffic.Options{
 		Masquerade: o.IPMasq, Forward: o.IPTablesForward, RandomFullyOff: o.IPMasqRandomOff, NFTables: cfg.EnableNFTables,
 	}
@@ -25,6 +26,10 @@ func newRules(o *Options, cfg *subnet.Config, l *subnet.Lease) (ruleSet, error) 
 	}
 	if cfg.EnableIPv6 {
 		to.IPv6Network, to.IPv6Subnet = cfg.IPv6Network, l.IPv6Subnet
+	}
+	// Cloud-routed backends keep pod source addresses towards the VPC: only traffic leaving it is masqueraded.
+	if nm, ok := nw.(interface{ NoMasquerade() []netip.Prefix }); ok {
+		to.NoMasquerade = nm.NoMasquerade()
 	}
 	return traffic.New(to)
 }

@@ -324,3 +324,12 @@ func WaitFor(timeout time.Duration, what string, cond func() (bool, error)) erro
 
 // ErrExited reports a daemon that died while being waited for.
 var ErrExited = errors.New("process exited")
+
+// MustIP runs `ip` in a namespace and returns its output (or the error text).
+func MustIP(ns string, args ...string) string {
+	out, err := NSRun(ns, append([]string{"ip"}, args...)...)
+	if err != nil {
+		return err.Error()
+	}
+	return out
+}

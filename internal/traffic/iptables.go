@@ -39,15 +39,19 @@ func masqRules(s ruleSpec) []rule {
 		out := append(append([]string{}, args...), cm...)
 		return append(out, masq...)
 	}
-	return []rule{
+	rules := []rule{
 		{"nat", "POSTROUTING", append(append([]string{}, cm...), "-j", postChain)},
 		{"nat", postChain, with("-m", "mark", "--mark", kubeProxyMark, "-j", "RETURN")},
 		{"nat", postChain, with("-s", p, "-d", c, "-j", "RETURN")},
 		{"nat", postChain, with("-s", c, "-d", p, "-j", "RETURN")},
 		{"nat", postChain, with("!", "-s", c, "-d", p, "-j", "RETURN")},
-		{"nat", postChain, withMasq("-s", c, "!", "-d", s.multicast())},
-		{"nat", postChain, withMasq("!", "-s", c, "-d", c)},
 	}
+	for _, n := range s.noMasq {
+		rules = append(rules, rule{"nat", postChain, with("-s", c, "-d", n.String(), "-j", "RETURN")})
+	}
+	return append(rules,
+		rule{"nat", postChain, withMasq("-s", c, "!", "-d", s.multicast())},
+		rule{"nat", postChain, withMasq("!", "-s", c, "-d", c)})
 }
 
 // forwardRules returns upstream's filter rules; the first is the jump from FORWARD.

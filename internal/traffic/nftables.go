@@ -51,9 +51,13 @@ func (w *nftWriter) rules() map[string][]string {
 			fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, p, ipk, c),
 			fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, c, ipk, p),
 			fmt.Sprintf("%s saddr != %s %s daddr %s return", ipk, c, ipk, p),
-			fmt.Sprintf("%s saddr %s %s daddr != %s %s", ipk, c, ipk, w.s.multicast(), masq),
-			fmt.Sprintf("%s saddr != %s %s daddr %s %s", ipk, c, ipk, c, masq),
 		}
+		for _, n := range w.s.noMasq {
+			out["postrtg"] = append(out["postrtg"], fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, c, ipk, n))
+		}
+		out["postrtg"] = append(out["postrtg"],
+			fmt.Sprintf("%s saddr %s %s daddr != %s %s", ipk, c, ipk, w.s.multicast(), masq),
+			fmt.Sprintf("%s saddr != %s %s daddr %s %s", ipk, c, ipk, c, masq))
 	}
 	if w.s.forward {
 		out["forward"] = []string{

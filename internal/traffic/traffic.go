@@ -30,6 +30,9 @@ type Options struct {
 	// RandomFullyOff is --ip-masq-fully-random-disable.
 	RandomFullyOff bool
 	NFTables       bool // net-conf EnableNFTables
+	// NoMasquerade are destinations reached without masquerading (the VPC of a cloud-routed backend), before
+	// upstream's MASQUERADE rules.
+	NoMasquerade []netip.Prefix
 }
 
 // Manager keeps the rules in place.
@@ -59,6 +62,11 @@ func New(o Options) (*Manager, error) {
 		}
 		spec := ruleSpec{v6: fam.v6, cluster: fam.network.Masked(), pod: fam.sn.Masked(), masq: o.Masquerade,
 			forward: o.Forward, randomFully: !o.RandomFullyOff}
+		for _, p := range o.NoMasquerade {
+			if p.Addr().Is6() == fam.v6 {
+				spec.noMasq = append(spec.noMasq, p.Masked())
+			}
+		}
 		var w writer
 		var err error
 		if o.NFTables {
@@ -112,6 +120,7 @@ type ruleSpec struct {
 	masq        bool
 	forward     bool
 	randomFully bool
+	noMasq      []netip.Prefix
 }
 
 func (s ruleSpec) multicast() string {

@@ -316,3 +316,37 @@ func (w *World) EnableIPv6(vswitch, cidr string) {
 		s.IPv6CIDR = cidr
 	}
 }
+
+// CustomEntries returns copies of a table's custom entries (tests and tools).
+func (w *World) CustomEntries(table string) []RouteEntry {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.settle()
+	var out []RouteEntry
+	if t := w.table(table); t != nil {
+		for _, e := range t.Entries {
+			if e.Type == "Custom" {
+				out = append(out, *e)
+			}
+		}
+	}
+	return out
+}
+
+// DeleteEntry removes an entry at once, as an operator's console action would (tests).
+func (w *World) DeleteEntry(table, id string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.table(table)
+	if t == nil {
+		return fmt.Errorf("route table %q does not exist", table)
+	}
+	for i, e := range t.Entries {
+		if e.ID == id {
+			t.Entries = append(t.Entries[:i], t.Entries[i+1:]...)
+			t.index = nil
+			return w.save()
+		}
+	}
+	return fmt.Errorf("route entry %q does not exist", id)
+}

@@ -1,0 +1,337 @@
+// Package alivpc is weft's ali-vpc backend: no encapsulation; each node's pod subnet is one custom entry in the
+// Alibaba Cloud VPC route table(s), pointing at the node's instance, so pod addresses are plain VPC addresses.
+//
+// Every node publishes its instance id in the lease ({"InstanceID":"i-..."}). One node at a time, elected
+// through the cluster's own store (subnet.LeaderElector: an etcd election or a Kubernetes Lease), runs the route
+// Controller: desired state is one entry per live ali-vpc lease, observed state is read from the route tables,
+// writes are batched and serialised per table, and only entries carrying the cluster's owner tag are ever
+// deleted. The leader publishes each node's status (routed, or the reason it is not) through
+// subnet.RouteStatusStore; each node reports not-ready until its own route is Available. Nothing lives only in
+// memory: a new leader derives everything from the leases and the tables.
+//
+// Upstream flannel's removed ali-vpc backend had the same name and the AccessKeyID / AccessKeySecret fields (and
+// ACCESS_KEY_ID / ACCESS_KEY_SECRET env); they are still accepted, but the instance's RAM role is preferred, and
+// the secret is never logged.
+package alivpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/subnet"
+)
+
+// Name is the backend's net-conf Backend.Type.
+const Name = "ali-vpc"
+
+func init() { backend.Register(Name, New) }
+
+// Config is the ali-vpc part of net-conf.json's Backend object.
+type Config struct {
+	AccessKeyID     string
+	AccessKeySecret string
+	RouteTableIDs   []string // default: every route table of the VPC
+	ClusterID       string   // owner tag of weft's entries: Description "weft:<ClusterID>" (default: the Network)
+	Region          string   // default: metadata region-id
+	VPCID           string   // default: metadata vpc-id
+	Resync          string   // full reconcile period (default 60s)
+	// QuotaRetry is how long a full route table is left alone before one create is tried again, in case the
+	// quota was raised (default 1m: one call a minute is no retry storm).
+	QuotaRetry string
+}
+
+// leaseData is the lease's BackendData.
+type leaseData struct {
+	InstanceID string
+}
+
+type aliBackend struct {
+	deps backend.Deps
+}
+
+// New builds the backend.
+func New(deps backend.Deps) (backend.Backend, error) { return &aliBackend{deps: deps}, nil }
+
+// Network is a node's ali-vpc network.
+type Network struct {
+	deps     backend.Deps
+	lease    *subnet.Lease
+	cfg      Config
+	api      *aliyun.Client
+	instance string
+	vpc      string
+	owner    string
+	resync   time.Duration
+
+	mu     sync.Mutex
+	status subnet.RouteStatus
+	known  bool
+}
+
+func parseConfig(raw json.RawMessage) (Config, error) {
+	var c Config
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return c, fmt.Errorf("Backend (ali-vpc): %w", err)
+		}
+	}
+	if (c.AccessKeyID == "") != (c.AccessKeySecret == "") {
+		return c, fmt.Errorf("Backend.AccessKeyID and Backend.AccessKeySecret: give both or neither (the RAM role is used when neither)")
+	}
+	for _, t := range c.RouteTableIDs {
+		if !strings.HasPrefix(t, "vtb-") {
+			return c, fmt.Errorf("Backend.RouteTableIDs: %q is not a route table id (vtb-...)", t)
+		}
+	}
+	for field, v := range map[string]string{"Resync": c.Resync, "QuotaRetry": c.QuotaRetry} {
+		if v == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err != nil || d < time.Second {
+			return c, fmt.Errorf("Backend.%s: %q is not a duration of at least 1s", field, v)
+		}
+	}
+	return c, nil
+}
+
+func (b *aliBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (backend.Network, error) {
+	cfg, err := parseConfig(sc.Backend)
+	if err != nil {
+		return nil, err
+	}
+	md := &aliyun.Metadata{BaseURL: aliyun.MetadataURL(os.Getenv)}
+	get := func(path, override string) (string, error) {
+		if override != "" {
+			return override, nil
+		}
+		v, err := md.Get(ctx, path)
+		if err != nil {
+			return "", fmt.Errorf("ali-vpc: instance metadata: %w", err)
+		}
+		return strings.TrimSpace(v), nil
+	}
+	instance, err := get("instance-id", "")
+	if err != nil {
+		return nil, err
+	}
+	region, err := get("region-id", cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	vpc, err := get("vpc-id", cfg.VPCID)
+	if err != nil {
+		return nil, err
+	}
+	var static *aliyun.Credentials
+	if cfg.AccessKeyID != "" {
+		static = &aliyun.Credentials{AccessKeyID: cfg.AccessKeyID, AccessKeySecret: cfg.AccessKeySecret}
+	}
+	api, err := aliyun.NewClient(aliyun.Config{Region: region,
+		Credentials: aliyun.DefaultChain(aliyun.ChainOptions{Static: static, MetadataURL: aliyun.MetadataURL(os.Getenv)})})
+	if err != nil {
+		return nil, err
+	}
+	data, _ := json.Marshal(leaseData{InstanceID: instance})
+	ei := b.deps.ExtIface
+	attrs := &subnet.LeaseAttrs{BackendType: Name, BackendData: data}
+	if sc.EnableIPv4 {
+		attrs.PublicIP = ei.ExtAddr
+	}
+	if sc.EnableIPv6 {
+		attrs.PublicIPv6, attrs.BackendV6Data = ei.ExtV6Addr, data
+	}
+	l, err := b.deps.SubnetManager.AcquireLease(ctx, attrs)
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease: %w", err)
+	}
+	owner := cfg.ClusterID
+	if owner == "" {
+		owner = sc.Network.String()
+		if !sc.Network.IsValid() {
+			owner = sc.IPv6Network.String()
+		}
+	}
+	resync := 60 * time.Second
+	if cfg.Resync != "" {
+		resync, _ = time.ParseDuration(cfg.Resync)
+	}
+	klog.Infof("ali-vpc: instance %s in %s/%s, routes owned as %q", instance, region, vpc, "weft:"+owner)
+	return &Network{deps: b.deps, lease: l, cfg: cfg, api: api, instance: instance, vpc: vpc, owner: "weft:" + owner, resync: resync}, nil
+}
+
+func (n *Network) Lease() *subnet.Lease { return n.lease }
+func (n *Network) MTU() int             { return n.deps.ExtIface.Iface.MTU }
+
+// Ready reports whether this node's route is Available (the daemon's /readyz and node condition follow it).
+func (n *Network) Ready() (bool, string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.known {
+		return false, "waiting for the route controller to report this node's route"
+	}
+	if !n.status.Routed {
+		return false, "VPC route not available: " + n.status.Reason
+	}
+	return true, ""
+}
+
+// Run watches this node's route status and, while elected, runs the route controller.
+func (n *Network) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); n.watchOwnStatus(ctx) }()
+	go func() { defer wg.Done(); n.lead(ctx) }()
+	wg.Wait()
+}
+
+func (n *Network) watchOwnStatus(ctx context.Context) {
+	store, ok := n.deps.SubnetManager.(subnet.RouteStatusStore)
+	if !ok {
+		klog.Errorf("ali-vpc: the %s subnet manager cannot store route status", n.deps.SubnetManager.Name())
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		st, ok, err := store.RouteStatus(ctx, n.lease)
+		if err == nil && ok {
+			n.mu.Lock()
+			n.status, n.known = st, true
+			n.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Network) lead(ctx context.Context) {
+	el, ok := n.deps.SubnetManager.(subnet.LeaderElector)
+	if !ok {
+		klog.Errorf("ali-vpc: the %s subnet manager cannot elect a leader; no routes will be written", n.deps.SubnetManager.Name())
+		return
+	}
+	id := n.instance + "/" + n.lease.Key()
+	for ctx.Err() == nil {
+		lctx, err := el.Lead(ctx, "ali-vpc-routes", id)
+		if err != nil {
+			if ctx.Err() == nil {
+				klog.Errorf("ali-vpc: leader election: %v", err)
+				time.Sleep(2 * time.Second)
+			}
+			continue
+		}
+		klog.Infof("ali-vpc: leading route control for %s", n.vpc)
+		n.control(lctx)
+		klog.Infof("ali-vpc: no longer leading route control")
+	}
+}
+
+// control runs the controller until leadership ends: on every lease change (debounced) and every resync.
+func (n *Network) control(ctx context.Context) {
+	quotaRetry := time.Minute
+	if n.cfg.QuotaRetry != "" {
+		quotaRetry, _ = time.ParseDuration(n.cfg.QuotaRetry)
+	}
+	c := &Controller{API: n.api, VPC: n.vpc, Tables: n.cfg.RouteTableIDs, Owner: n.owner, QuotaRetry: quotaRetry}
+	store, _ := n.deps.SubnetManager.(subnet.RouteStatusStore)
+	events := make(chan []subnet.Event, 64)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = n.deps.SubnetManager.WatchLeases(wctx, events) }()
+	leases := map[string]subnet.Lease{}
+	published := map[string]subnet.RouteStatus{}
+	tick := time.NewTicker(n.resync)
+	defer tick.Stop()
+	dirty := false
+	pass := func() {
+		var wants []Want
+		for k, l := range leases {
+			var d leaseData
+			if l.Attrs.BackendType != Name || json.Unmarshal(l.Attrs.BackendData, &d) != nil || d.InstanceID == "" {
+				continue
+			}
+			for _, p := range []netip.Prefix{l.Subnet, l.IPv6Subnet} {
+				if p.IsValid() {
+					wants = append(wants, Want{Node: k, Dst: p.Masked(), Instance: d.InstanceID})
+				}
+			}
+		}
+		start := time.Now()
+		res, err := c.Reconcile(ctx, wants)
+		if n.deps.Hooks != nil {
+			n.deps.Hooks.Reconciled(Name, time.Since(start).Seconds(), err)
+		}
+		if err != nil && ctx.Err() == nil {
+			klog.Errorf("ali-vpc: reconcile: %v", err)
+		}
+		if store == nil {
+			return
+		}
+		for k, l := range leases {
+			st, ok := res.Nodes[k]
+			if !ok {
+				continue
+			}
+			rs := subnet.RouteStatus{Routed: st.Routed, Reason: st.Reason}
+			if published[k] == rs {
+				continue
+			}
+			l := l
+			if err := store.PublishRouteStatus(ctx, &l, rs); err == nil {
+				published[k] = rs
+			}
+		}
+	}
+	debounce := time.NewTimer(time.Hour)
+	defer debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case batch := <-events:
+			for _, ev := range batch {
+				if ev.Type == subnet.EventRemoved {
+					delete(leases, ev.Lease.Key())
+				} else {
+					leases[ev.Lease.Key()] = ev.Lease
+				}
+			}
+			if !dirty {
+				dirty = true
+				debounce.Reset(200 * time.Millisecond) // gather a burst of joins into one pass
+			}
+		case <-debounce.C:
+			dirty = false
+			pass()
+		case <-tick.C:
+			pass()
+		}
+	}
+}
+
+// NoMasquerade is the VPC's CIDR: pods keep their source address towards the VPC (read from the metadata).
+func (n *Network) NoMasquerade() []netip.Prefix {
+	v, err := (&aliyun.Metadata{BaseURL: aliyun.MetadataURL(os.Getenv)}).Get(context.Background(), "vpc-cidr-block")
+	if err != nil {
+		klog.Errorf("ali-vpc: vpc-cidr-block from metadata: %v (traffic to the VPC will be masqueraded)", err)
+		return nil
+	}
+	p, err := netip.ParsePrefix(strings.TrimSpace(v))
+	if err != nil {
+		return nil
+	}
+	return []netip.Prefix{p}
+}

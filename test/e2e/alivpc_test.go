@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/aliyun/sim"
+	"github.com/weftnet/weft/internal/lab"
+	"github.com/weftnet/weft/internal/testenv"
+)
+
+// vpcEnv is a cloud cluster: alisim in fabric mode (router namespace + one namespace per instance), etcd and the
+// OpenAPI endpoint inside the router namespace at the vSwitch gateway, weftd (ali-vpc) on every instance.
+type vpcEnv struct {
+	t       *testing.T
+	world   *sim.World
+	srv     *sim.Server
+	fab     *sim.Fabric
+	lab     *lab.Lab // process and pod bookkeeping only
+	api     *aliyun.Client
+	nodes   []*lab.Node
+	weftd   string
+	plugin  string
+	outside string // an instance namespace running no weftd
+}
+
+const (
+	gw      = "192.168.0.253"
+	vpcConf = `{"Network":"10.244.0.0/16","Backend":{"Type":"ali-vpc","Resync":"2s","QuotaRetry":"2s"}}`
+)
+
+func newVPCEnv(t *testing.T, nodes int, quota int) *vpcEnv {
+	t.Helper()
+	testenv.RequireRoot(t)
+	tools := testenv.ToolsDir(t)
+	e := &vpcEnv{t: t, weftd: testenv.WeftBin(t, "weftd"), plugin: testenv.WeftBin(t, "flannel")}
+	st := sim.DefaultState()
+	st.RouteTables[0].Quota = quota
+	// One more instance, outside the cluster, to see pod traffic as the VPC does.
+	for len(st.Instances) < nodes+1 {
+		i := len(st.Instances) + 1
+		st.Instances = append(st.Instances, &sim.Instance{ID: fmt.Sprintf("i-alisim%04d", i), Type: "ecs.g7.2xlarge", Zone: "cn-hangzhou-i",
+			VSwitchID: "vsw-alisim0002", PrimaryIP: fmt.Sprintf("192.168.1.%d", 20+i), MAC: fmt.Sprintf("00:16:3e:00:01:%02x", i),
+			Status: "Running", Hostname: fmt.Sprintf("node%d", i), RAMRole: "weft-node"})
+	}
+	e.world = sim.NewWorld(st, nil, "")
+	e.world.SetTiming(sim.Timing{EntryPending: 300 * time.Millisecond, EntryDeleting: 300 * time.Millisecond, ENITransition: time.Second})
+	e.srv = sim.NewServer(e.world)
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	fab, err := sim.NewFabric(e.world, "av"+hex.EncodeToString(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fab = fab
+	dir := t.TempDir()
+	e.lab = &lab.Lab{O: lab.Options{ToolsBin: tools, Dir: dir}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range e.nodes {
+				if n.Daemon != nil {
+					t.Logf("--- %s log:\n%s", n.Name, tailN(n.Daemon.Logs(), 30))
+				}
+			}
+		}
+		e.lab.Down()
+		fab.Close()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go fab.Run(ctx, 100*time.Millisecond)
+	// The OpenAPI endpoint inside the VPC, where the instances reach it.
+	var ln net.Listener
+	if err := lab.InNS(fab.Router, func() (err error) { ln, err = net.Listen("tcp", gw+":8900"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: e.srv}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	// etcd inside the VPC too.
+	p, err := e.lab.Start(fab.Router, filepath.Join(dir, "etcd.log"), nil, filepath.Join(tools, "etcd"), "--name", "vpc",
+		"--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", "http://"+gw+":2379", "--advertise-client-urls", "http://"+gw+":2379",
+		"--listen-peer-urls", "http://"+gw+":2380", "--initial-advertise-peer-urls", "http://"+gw+":2380", "--initial-cluster", "vpc=http://"+gw+":2380")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.lab.EtcdURL = "http://" + gw + ":2379"
+	e.lab.Underlay = fab.Router
+	if err := lab.WaitFor(30*time.Second, "etcd", func() (bool, error) {
+		code, _, err := lab.HTTPGet(fab.Router, e.lab.EtcdURL+"/health")
+		return code == 200 && !p.Exited(), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.lab.PutNetConfig(vpcConf); err != nil {
+		t.Fatal(err)
+	}
+	e.api, err = aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", VPCEndpoint: "unused", Scheme: "HTTP",
+		Credentials: aliyun.Static{AccessKeyID: sim.DefaultAccessKeyID, AccessKeySecret: sim.DefaultAccessKeySecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= nodes; i++ {
+		id := fmt.Sprintf("i-alisim%04d", i)
+		n := &lab.Node{Lab: e.lab, Index: i, Name: fab.NS[id], Dir: filepath.Join(dir, id)}
+		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e.nodes = append(e.nodes, n)
+	}
+	e.outside = fab.NS[fmt.Sprintf("i-alisim%04d", nodes+1)]
+	return e
+}
+
+func (e *vpcEnv) start(n *lab.Node, port int) {
+	e.t.Helper()
+	p, err := e.lab.Start(n.Name, filepath.Join(n.Dir, "weftd.log"), []string{"VPC_ENDPOINT=" + gw + ":8900", "ALICLOUD_CLIENT_SCHEME=HTTP"},
+		e.weftd, "--etcd-endpoints="+e.lab.EtcdURL, "--iface=eth0", "--subnet-file="+n.SubnetFile(), "--ip-masq",
+		"--healthz-ip=127.0.0.1", fmt.Sprintf("--healthz-port=%d", port), "-v=2")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n.Daemon = p
+}
+
+// entries lists the VPC table's custom entries as "dst via instance (owner) status".
+func (e *vpcEnv) entries() []string {
+	b, _ := e.world.Dump()
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"dst": "10.244.`) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+func readyz(n *lab.Node, port int) (int, string) {
+	code, body, _ := n.Readyz(port)
+	return code, body
+}
+
+func TestAliVPC(t *testing.T) {
+	e := newVPCEnv(t, 3, 200)
+	var pods []*lab.Pod
+	for i, n := range e.nodes {
+		e.start(n, 10300+i)
+	}
+	for i, n := range e.nodes {
+		if _, err := n.WaitSubnetEnv(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.WaitFor(30*time.Second, n.Name+" ready (route Available)", func() (bool, error) {
+			code, _ := readyz(n, 10300+i)
+			return code == 200, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := n.AddPod("p", lab.CNIOptions{Plugin: e.plugin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, p)
+	}
+	if out := e.nodes[0].IP("link", "show", "flannel.1"); !strings.Contains(out, "does not exist") {
+		t.Errorf("ali-vpc must not create a tunnel device: %s", out)
+	}
+	if got := len(e.entries()); got != 3 {
+		t.Fatalf("%d route entries, want 3: %v", got, e.entries())
+	}
+	allPairs(t, pods)
+
+	t.Run("pod source addresses reach the VPC unchanged", func(t *testing.T) {
+		var ln net.Listener
+		if err := lab.InNS(e.outside, func() (err error) { ln, err = net.Listen("tcp", ":7100"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		seen := make(chan string, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+				c.Close()
+			}
+		}()
+		outsideIP := strings.Fields(strings.Split(lab.MustIP(e.outside, "-4", "-o", "addr", "show", "eth0"), "inet ")[1])[0]
+		outsideIP = strings.Split(outsideIP, "/")[0]
+		var c net.Conn
+		if err := lab.InNS(pods[0].Name, func() (err error) { c, err = net.DialTimeout("tcp", outsideIP+":7100", 3*time.Second); return err }); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if got := <-seen; got != pods[0].IP4 {
+			t.Fatalf("the outside instance saw %s, want the pod address %s", got, pods[0].IP4)
+		}
+	})
+
+	t.Run("a deleted entry is restored by the leader", func(t *testing.T) {
+		es := e.world.CustomEntries("vtb-alisim0001")
+		var victim sim.RouteEntry
+		for _, x := range es {
+			if netip.MustParsePrefix(x.Dst).Contains(netip.MustParseAddr(pods[1].IP4)) {
+				victim = x
+			}
+		}
+		if victim.ID == "" {
+			t.Fatalf("no entry for %s in %v", pods[1].IP4, es)
+		}
+		if err := e.world.DeleteEntry("vtb-alisim0001", victim.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.WaitFor(5*time.Second, "traffic stops", func() (bool, error) { return pods[0].Ping(pods[1].IP4, 1) != nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.WaitFor(20*time.Second, "traffic restored", func() (bool, error) { return pods[0].Ping(pods[1].IP4, 1) == nil, nil }); err != nil {
+			t.Fatalf("%v; entries %v", err, e.entries())
+		}
+	})
+
+	t.Run("killing the leader hands over", func(t *testing.T) {
+		var leader *lab.Node
+		for _, n := range e.nodes {
+			if strings.Contains(n.Daemon.Logs(), "leading route control") {
+				leader = n
+			}
+		}
+		if leader == nil {
+			t.Fatal("no leader found in the logs")
+		}
+		leader.Daemon.Kill()
+		// A new node joins; only a new leader can route it.
+		n4 := &lab.Node{Lab: e.lab, Index: 4, Name: e.outside, Dir: filepath.Join(t.TempDir(), "n4")}
+		_ = os.MkdirAll(n4.Dir, 0o755)
+		e.start(n4, 10310)
+		e.nodes = append(e.nodes, n4)
+		if err := lab.WaitFor(40*time.Second, "the new node routed by a new leader", func() (bool, error) {
+			code, _ := readyz(n4, 10310)
+			return code == 200, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestAliVPCQuotaAndFaults(t *testing.T) {
+	e := newVPCEnv(t, 3, 2)
+	for i, n := range e.nodes {
+		e.start(n, 10320+i)
+	}
+	// Two nodes get routes, the third reports the quota.
+	if err := lab.WaitFor(40*time.Second, "two routed, one over quota", func() (bool, error) {
+		ok, quota := 0, 0
+		for i, n := range e.nodes {
+			code, body := readyz(n, 10320+i)
+			if code == 200 {
+				ok++
+			} else if strings.Contains(body, "RouteTableQuotaExceeded") {
+				quota++
+			}
+		}
+		return ok == 2 && quota == 1, nil
+	}); err != nil {
+		t.Fatalf("%v; entries %v", err, e.entries())
+	}
+	// Raising the quota converges, also with 20 % of the writes and reads failing.
+	for _, a := range []string{"CreateRouteEntries", "DeleteRouteEntries", "DescribeRouteEntryList"} {
+		e.srv.SetFault(a, sim.Fault{Errors: map[string]float64{"Throttling": 0.1, "ServiceUnavailable": 0.1}})
+	}
+	if err := e.world.SetQuota("vtb-alisim0001", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(60*time.Second, "all routed after raising the quota", func() (bool, error) {
+		for i, n := range e.nodes {
+			if code, _ := readyz(n, 10320+i); code != 200 {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatalf("%v; entries %v", err, e.entries())
+	}
+	seen := map[string]bool{}
+	for _, x := range e.world.CustomEntries("vtb-alisim0001") {
+		if seen[x.Dst] {
+			t.Fatalf("duplicate entry for %s", x.Dst)
+		}
+		seen[x.Dst] = true
+	}
+}
