@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/weftnet/weft/subnet"
@@ -59,6 +60,8 @@ type Deps struct {
 	Netlink *netlink.Handle
 	// Resync is the period of the full reconcile that repairs drift; 0 means DefaultResync.
 	Resync time.Duration
+	// Registerer receives backend-specific metrics (ali-vpc route-table usage); may be nil.
+	Registerer prometheus.Registerer
 }
 
 // DefaultResync is how often a backend re-reads the kernel and repairs what drifted.

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
 	"github.com/weftnet/weft/backend"
@@ -48,6 +49,8 @@ type Config struct {
 	// QuotaRetry is how long a full route table is left alone before one create is tried again, in case the
 	// quota was raised (default 1m: one call a minute is no retry storm).
 	QuotaRetry string
+	// RouteTableQuota is the custom entries allowed per table, for the quota metrics (default 200).
+	RouteTableQuota int
 }
 
 // leaseData is the lease's BackendData.
@@ -76,6 +79,68 @@ type Network struct {
 	mu     sync.Mutex
 	status subnet.RouteStatus
 	known  bool
+
+	m *routeMetrics
+}
+
+// routeMetrics are exported by the leader only (reset when leadership ends).
+type routeMetrics struct {
+	entries  *prometheus.GaugeVec // table, kind=used|weft|foreign
+	quota    *prometheus.GaugeVec // table
+	free     *prometheus.GaugeVec // table
+	unrouted *prometheus.GaugeVec // reason
+	leader   prometheus.Gauge
+}
+
+func newRouteMetrics(reg prometheus.Registerer) *routeMetrics {
+	m := &routeMetrics{
+		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_route_table_entries",
+			Help: "Custom entries in a VPC route table, by kind: used (all), weft (this cluster's), foreign."}, []string{"table", "kind"}),
+		quota: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_route_table_quota",
+			Help: "Custom entries allowed in a VPC route table."}, []string{"table"}),
+		free: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_route_table_free",
+			Help: "Custom entries still free in a VPC route table (the node headroom)."}, []string{"table"}),
+		unrouted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_nodes_unrouted",
+			Help: "Nodes whose VPC route is not Available, by reason."}, []string{"reason"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_route_leader",
+			Help: "1 on the node that currently writes the VPC routes."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.entries, m.quota, m.free, m.unrouted, m.leader} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+func (m *routeMetrics) set(res Result, quota int) {
+	m.entries.Reset()
+	m.quota.Reset()
+	m.free.Reset()
+	for _, t := range res.Tables {
+		m.entries.WithLabelValues(t.ID, "used").Set(float64(t.Custom))
+		m.entries.WithLabelValues(t.ID, "weft").Set(float64(t.Owned))
+		m.entries.WithLabelValues(t.ID, "foreign").Set(float64(t.Custom - t.Owned))
+		m.quota.WithLabelValues(t.ID).Set(float64(quota))
+		m.free.WithLabelValues(t.ID).Set(float64(max(quota-t.Custom, 0)))
+	}
+	m.unrouted.Reset()
+	for _, r := range []string{ReasonPending, ReasonQuota, ReasonThrottle, ReasonConflict, ReasonAPI} {
+		m.unrouted.WithLabelValues(r).Set(0)
+	}
+	for _, st := range res.Nodes {
+		if !st.Routed {
+			m.unrouted.WithLabelValues(st.Reason).Inc()
+		}
+	}
+}
+
+func (m *routeMetrics) clear() {
+	m.entries.Reset()
+	m.quota.Reset()
+	m.free.Reset()
+	m.unrouted.Reset()
+	m.leader.Set(0)
 }
 
 func parseConfig(raw json.RawMessage) (Config, error) {
@@ -92,6 +157,9 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 		if !strings.HasPrefix(t, "vtb-") {
 			return c, fmt.Errorf("Backend.RouteTableIDs: %q is not a route table id (vtb-...)", t)
 		}
+	}
+	if c.RouteTableQuota < 0 || c.RouteTableQuota > 1000 {
+		return c, fmt.Errorf("Backend.RouteTableQuota: %d is not within 1..1000", c.RouteTableQuota)
 	}
 	for field, v := range map[string]string{"Resync": c.Resync, "QuotaRetry": c.QuotaRetry} {
 		if v == "" {
@@ -166,7 +234,11 @@ func (b *aliBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (ba
 		resync, _ = time.ParseDuration(cfg.Resync)
 	}
 	klog.Infof("ali-vpc: instance %s in %s/%s, routes owned as %q", instance, region, vpc, "weft:"+owner)
-	return &Network{deps: b.deps, lease: l, cfg: cfg, api: api, instance: instance, vpc: vpc, owner: "weft:" + owner, resync: resync}, nil
+	if cfg.RouteTableQuota == 0 {
+		cfg.RouteTableQuota = 200
+	}
+	return &Network{deps: b.deps, lease: l, cfg: cfg, api: api, instance: instance, vpc: vpc, owner: "weft:" + owner, resync: resync,
+		m: newRouteMetrics(b.deps.Registerer)}, nil
 }
 
 func (n *Network) Lease() *subnet.Lease { return n.lease }
@@ -234,7 +306,9 @@ func (n *Network) lead(ctx context.Context) {
 			continue
 		}
 		klog.Infof("ali-vpc: leading route control for %s", n.vpc)
+		n.m.leader.Set(1)
 		n.control(lctx)
+		n.m.clear()
 		klog.Infof("ali-vpc: no longer leading route control")
 	}
 }
@@ -277,6 +351,7 @@ func (n *Network) control(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			klog.Errorf("ali-vpc: reconcile: %v", err)
 		}
+		n.m.set(res, n.cfg.RouteTableQuota)
 		if store == nil {
 			return
 		}

@@ -14,6 +14,7 @@ func extraCommands() []command {
 	return []command{
 		{"install-cni", "copy CNI plugins into the CNI bin dir and write the conflist", installCNI},
 		{"demo", "a 3-node weft cluster in network namespaces: demo up|status|down", demo},
+		{"quota", "VPC route-table usage against the quota; exit 0 ok, 1 warning, 2 critical", quotaCmd},
 	}
 }
 

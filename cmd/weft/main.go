@@ -44,6 +44,9 @@ func main() {
 	for _, c := range commands {
 		if c.name == os.Args[1] {
 			if err := c.run(ctx, os.Args[2:]); err != nil {
+				if code, ok := asExit(err); ok {
+					os.Exit(code)
+				}
 				fmt.Fprintf(os.Stderr, "weft %s: %v\n", c.name, err)
 				os.Exit(1)
 			}

@@ -107,7 +107,7 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	}
 	klog.Infof("using interface %s (IPv4 %v, IPv6 %v; public %v %v)", ei.Iface.Name, ei.IfaceAddr, ei.IfaceV6, ei.ExtAddr, ei.ExtV6Addr)
 
-	be, err := backend.New(cfg.BackendType, backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m})
+	be, err := backend.New(cfg.BackendType, backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m, Registerer: reg})
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ type vpcEnv struct {
 
 const (
 	gw      = "192.168.0.253"
-	vpcConf = `{"Network":"10.244.0.0/16","Backend":{"Type":"ali-vpc","Resync":"2s","QuotaRetry":"2s"}}`
+	vpcConf = `{"Network":"10.244.0.0/16","Backend":{"Type":"ali-vpc","Resync":"2s","QuotaRetry":"2s","RouteTableQuota":%d}}`
 )
 
 func newVPCEnv(t *testing.T, nodes int, quota int) *vpcEnv {
@@ -103,7 +103,7 @@ func newVPCEnv(t *testing.T, nodes int, quota int) *vpcEnv {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.lab.PutNetConfig(vpcConf); err != nil {
+	if err := e.lab.PutNetConfig(fmt.Sprintf(vpcConf, quota)); err != nil {
 		t.Fatal(err)
 	}
 	e.api, err = aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", VPCEndpoint: "unused", Scheme: "HTTP",
@@ -274,6 +274,31 @@ func TestAliVPCQuotaAndFaults(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%v; entries %v", err, e.entries())
 	}
+	// The leader exports the shortage; weft quota, run on a node with its RAM role, exits 2 (critical).
+	var leaderMetrics string
+	for i, n := range e.nodes {
+		code, body, err := lab.HTTPGet(n.Name, fmt.Sprintf("http://127.0.0.1:%d/metrics", 10320+i))
+		if strings.Contains(body, "\nweft_route_leader 1\n") {
+			leaderMetrics = body
+		}
+		if code != 200 {
+			t.Errorf("%s /metrics: %d %v", n.Name, code, err)
+		}
+	}
+	if leaderMetrics == "" {
+		t.Errorf("no node exports weft_route_leader 1")
+	}
+	for _, want := range []string{`weft_nodes_unrouted{reason="RouteTableQuotaExceeded"} 1`, `weft_route_table_quota{table="vtb-alisim0001"} 2`,
+		`weft_route_table_entries{kind="used",table="vtb-alisim0001"} 2`} {
+		if !strings.Contains(leaderMetrics, want) {
+			t.Errorf("leader /metrics lacks %s:\n%s", want, grepWeft(leaderMetrics))
+		}
+	}
+	weft := testenv.WeftBin(t, "weft")
+	out, err := lab.NSRun(e.nodes[0].Name, "env", "VPC_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP", weft, "quota", "--quota", "2", "-o", "json")
+	if err == nil || !strings.Contains(err.Error(), "exit status 2") || !strings.Contains(out+err.Error(), `"level": "critical"`) {
+		t.Errorf("weft quota on a full table: %v\n%s", err, out)
+	}
 	// Raising the quota converges, also with 20 % of the writes and reads failing.
 	for _, a := range []string{"CreateRouteEntries", "DeleteRouteEntries", "DescribeRouteEntryList"} {
 		e.srv.SetFault(a, sim.Fault{Errors: map[string]float64{"Throttling": 0.1, "ServiceUnavailable": 0.1}})
@@ -298,4 +323,14 @@ func TestAliVPCQuotaAndFaults(t *testing.T) {
 		}
 		seen[x.Dst] = true
 	}
+}
+
+func grepWeft(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "weft_") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
