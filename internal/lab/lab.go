@@ -46,6 +46,8 @@ type Lab struct {
 	Underlay string
 	Nodes    []*Node
 	EtcdURL  string
+	// ServiceIP is where etcd and kube-apiserver listen inside Underlay (default UnderlayIP).
+	ServiceIP string
 
 	mu    sync.Mutex
 	procs []*Proc
@@ -332,4 +334,11 @@ func MustIP(ns string, args ...string) string {
 		return err.Error()
 	}
 	return out
+}
+
+func (l *Lab) serviceIP() string {
+	if l.ServiceIP != "" {
+		return l.ServiceIP
+	}
+	return UnderlayIP
 }

@@ -77,10 +77,10 @@ func (l *Lab) StartKube() (*Kube, error) {
 			return nil, err
 		}
 	}
-	url := "https://" + UnderlayIP + ":6443"
+	url := "https://" + l.serviceIP() + ":6443"
 	p, err := l.Start(l.Underlay, filepath.Join(l.O.Dir, "kube-apiserver.log"), nil, filepath.Join(l.O.ToolsBin, "kube-apiserver"),
-		"--etcd-servers="+l.EtcdURL, "--cert-dir="+filepath.Join(dir, "certs"), "--bind-address="+UnderlayIP,
-		"--advertise-address="+UnderlayIP, "--secure-port=6443",
+		"--etcd-servers="+l.EtcdURL, "--cert-dir="+filepath.Join(dir, "certs"), "--bind-address="+l.serviceIP(),
+		"--advertise-address="+l.serviceIP(), "--secure-port=6443",
 		"--service-account-key-file="+filepath.Join(dir, "sa.pub"), "--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc", "--token-auth-file="+filepath.Join(dir, "tokens.csv"),
 		"--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false")

@@ -269,17 +269,22 @@ func dataString(b json.RawMessage) string {
 func (m *Manager) RenewLease(context.Context, *subnet.Lease) error { return nil }
 
 // CompleteLease sets NetworkUnavailable=False (reason FlannelIsUp) when --set-node-network-unavailable.
-func (m *Manager) CompleteLease(ctx context.Context, _ *subnet.Lease) error {
+func (m *Manager) CompleteLease(ctx context.Context, l *subnet.Lease) error {
 	if !m.o.SetNodeNetworkUnavailable {
 		return nil
 	}
+	if l != nil && l.Attrs.BackendType == "ali-vpc" {
+		return nil // the route controller owns the condition (RouteCreated / the reason a node is unrouted)
+	}
 	now := metav1.Now()
-	cond := corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse, Reason: "FlannelIsUp",
-		Message: "Flannel is running on this node", LastTransitionTime: now, LastHeartbeatTime: now}
+	return m.patchCondition(ctx, m.o.NodeName, corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse,
+		Reason: "FlannelIsUp", Message: "Flannel is running on this node", LastTransitionTime: now, LastHeartbeatTime: now})
+}
+
+func (m *Manager) patchCondition(ctx context.Context, node string, cond corev1.NodeCondition) error {
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{cond}}})
-	_, err := m.o.Client.CoreV1().Nodes().PatchStatus(ctx, m.o.NodeName, patch)
-	if err != nil {
-		return fmt.Errorf("set NetworkUnavailable=False on node %q: %w", m.o.NodeName, err)
+	if _, err := m.o.Client.CoreV1().Nodes().PatchStatus(ctx, node, patch); err != nil {
+		return fmt.Errorf("set NetworkUnavailable=%s on node %q: %w", cond.Status, node, err)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"net"
 	"net/http"
 	"net/netip"
@@ -333,4 +335,97 @@ func grepWeft(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Kubernetes mode: the leader is elected through a Lease and reports each node's route as its
+// NetworkUnavailable condition (RouteCreated, or the reason and an Event); daemons run as dist/rbac.yaml's
+// ServiceAccount.
+func TestAliVPCKube(t *testing.T) {
+	testenv.Bin(t, "kube-apiserver")
+	e := newVPCEnv(t, 2, 1)
+	e.lab.ServiceIP = gw
+	k, err := e.lab.StartKube()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	root, _ := testenv.RepoRoot()
+	saConfig, err := k.ApplyRBAC(ctx, filepath.Join(root, "dist", "rbac.yaml"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range e.nodes {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name},
+			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.244.%d.0/24", i+1), PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i+1)}}}
+		if _, err := k.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		conf := filepath.Join(n.Dir, "net-conf.json")
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(vpcConf, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.lab.Start(n.Name, filepath.Join(n.Dir, "weftd.log"), []string{"VPC_ENDPOINT=" + gw + ":8900", "ALICLOUD_CLIENT_SCHEME=HTTP",
+			"NODE_NAME=" + n.Name, "POD_NAMESPACE=kube-flannel"}, e.weftd, "--kube-subnet-mgr", "--kubeconfig-file="+saConfig,
+			"--net-config-path="+conf, "--iface=eth0", "--subnet-file="+n.SubnetFile(), "--ip-masq", "--healthz-ip=127.0.0.1",
+			fmt.Sprintf("--healthz-port=%d", 10340+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Daemon = p
+	}
+	cond := func(name string) (string, string) {
+		node, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", err.Error()
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeNetworkUnavailable {
+				return string(c.Status), c.Reason
+			}
+		}
+		return "", ""
+	}
+	// Quota 1: one node routed, the other unrouted with the reason, an Event, and /readyz 503.
+	if err := lab.WaitFor(60*time.Second, "one routed, one over quota", func() (bool, error) {
+		routed, quota := 0, 0
+		for _, n := range e.nodes {
+			switch st, reason := cond(n.Name); {
+			case st == "False" && reason == "RouteCreated":
+				routed++
+			case st == "True" && reason == "RouteTableQuotaExceeded":
+				quota++
+			}
+		}
+		return routed == 1 && quota == 1, nil
+	}); err != nil {
+		t.Fatalf("%v; conditions %v %v", err, fmt.Sprint(cond(e.nodes[0].Name)), fmt.Sprint(cond(e.nodes[1].Name)))
+	}
+	evs, err := k.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+	found := false
+	for _, ev := range evs.Items {
+		found = found || (ev.Reason == "RouteTableQuotaExceeded" && ev.InvolvedObject.Kind == "Node")
+	}
+	if err != nil || !found {
+		t.Errorf("no RouteTableQuotaExceeded Event on the node: %v", err)
+	}
+	leases, err := k.Client.CoordinationV1().Leases("kube-flannel").Get(ctx, "weft-ali-vpc-routes", metav1.GetOptions{})
+	if err != nil || leases.Spec.HolderIdentity == nil {
+		t.Errorf("election Lease: %v", err)
+	}
+	if err := e.world.SetQuota("vtb-alisim0001", 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(60*time.Second, "both routed", func() (bool, error) {
+		for i, n := range e.nodes {
+			if st, reason := cond(n.Name); st != "False" || reason != "RouteCreated" {
+				return false, nil
+			}
+			if code, _ := readyz(n, 10340+i); code != 200 {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
