@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/weftnet/weft/internal/version.Version=$(VERSION)
 export WEFT_CACHE ?= $(HOME)/.cache/weft
 BINS := weftd weft flannel
 
-.PHONY: all build deps tools test test-unit bench bench-alisim demo demo-down clean fmt vet
+.PHONY: all build deps tools test test-unit bench bench-alisim bench-alivpc demo demo-down clean fmt vet
 
 all: build
 
@@ -38,6 +38,10 @@ demo: deps build
 # weftd vs upstream flanneld side by side (memory, start time, iperf3, sockperf); not part of make test.
 bench: deps build
 	WEFT_TOOLS_BIN=$$(tools/build.sh etcd cni flannel | tail -1) $(GO) run ./bench/compare -reps 5 -secs 5
+
+# ali-vpc route programming at scale: 1000 nodes, batched controller vs per-node, on alisim.
+bench-alivpc:
+	$(GO) run ./bench/alivpc -nodes 1000 -time-scale 0.02 -rate 20
 
 # alisim's own capacity on loopback through the real SDK.
 bench-alisim:
