@@ -51,6 +51,9 @@ type Config struct {
 	QuotaRetry string
 	// RouteTableQuota is the custom entries allowed per table, for the quota metrics (default 200).
 	RouteTableQuota int
+	// NonMasqueradeCIDRs are more destinations pods reach with their own address (the VPC CIDR always is),
+	// e.g. peered VPCs or an on-premises range behind a VPN gateway.
+	NonMasqueradeCIDRs []string
 }
 
 // leaseData is the lease's BackendData.
@@ -158,6 +161,11 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 			return c, fmt.Errorf("Backend.RouteTableIDs: %q is not a route table id (vtb-...)", t)
 		}
 	}
+	for _, r := range c.NonMasqueradeCIDRs {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return c, fmt.Errorf("Backend.NonMasqueradeCIDRs: %q is not a CIDR", r)
+		}
+	}
 	if c.RouteTableQuota < 0 || c.RouteTableQuota > 1000 {
 		return c, fmt.Errorf("Backend.RouteTableQuota: %d is not within 1..1000", c.RouteTableQuota)
 	}
@@ -204,7 +212,7 @@ func (b *aliBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (ba
 	if cfg.AccessKeyID != "" {
 		static = &aliyun.Credentials{AccessKeyID: cfg.AccessKeyID, AccessKeySecret: cfg.AccessKeySecret}
 	}
-	api, err := aliyun.NewClient(aliyun.Config{Region: region,
+	api, err := aliyun.NewClient(aliyun.Config{Region: region, Registerer: b.deps.Registerer,
 		Credentials: aliyun.DefaultChain(aliyun.ChainOptions{Static: static, MetadataURL: aliyun.MetadataURL(os.Getenv)})})
 	if err != nil {
 		return nil, err
@@ -402,11 +410,13 @@ func (n *Network) NoMasquerade() []netip.Prefix {
 	v, err := (&aliyun.Metadata{BaseURL: aliyun.MetadataURL(os.Getenv)}).Get(context.Background(), "vpc-cidr-block")
 	if err != nil {
 		klog.Errorf("ali-vpc: vpc-cidr-block from metadata: %v (traffic to the VPC will be masqueraded)", err)
-		return nil
 	}
-	p, err := netip.ParsePrefix(strings.TrimSpace(v))
-	if err != nil {
-		return nil
+	out := []netip.Prefix{}
+	if p, err := netip.ParsePrefix(strings.TrimSpace(v)); err == nil {
+		out = append(out, p)
 	}
-	return []netip.Prefix{p}
+	for _, r := range n.cfg.NonMasqueradeCIDRs {
+		out = append(out, netip.MustParsePrefix(r)) // validated in parseConfig
+	}
+	return out
 }

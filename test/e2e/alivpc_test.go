@@ -257,25 +257,33 @@ func TestAliVPC(t *testing.T) {
 }
 
 func TestAliVPCQuotaAndFaults(t *testing.T) {
-	e := newVPCEnv(t, 3, 2)
+	e := newVPCEnv(t, 4, 3)
 	for i, n := range e.nodes {
 		e.start(n, 10320+i)
 	}
-	// Two nodes get routes, the third reports the quota.
-	if err := lab.WaitFor(40*time.Second, "two routed, one over quota", func() (bool, error) {
-		ok, quota := 0, 0
+	state := func() (ok int, quota []*lab.Node) {
 		for i, n := range e.nodes {
+			if n.Daemon == nil || n.Daemon.Exited() {
+				continue
+			}
 			code, body := readyz(n, 10320+i)
 			if code == 200 {
 				ok++
 			} else if strings.Contains(body, "RouteTableQuotaExceeded") {
-				quota++
+				quota = append(quota, n)
 			}
 		}
-		return ok == 2 && quota == 1, nil
+		return ok, quota
+	}
+	// Three nodes get routes, the fourth reports the quota.
+	if err := lab.WaitFor(40*time.Second, "three routed, one over quota", func() (bool, error) {
+		ok, quota := state()
+		return ok == 3 && len(quota) == 1, nil
 	}); err != nil {
 		t.Fatalf("%v; entries %v", err, e.entries())
 	}
+	_, quota := state()
+	unrouted := quota[0]
 	// The leader exports the shortage; weft quota, run on a node with its RAM role, exits 2 (critical).
 	var leaderMetrics string
 	for i, n := range e.nodes {
@@ -287,36 +295,62 @@ func TestAliVPCQuotaAndFaults(t *testing.T) {
 			t.Errorf("%s /metrics: %d %v", n.Name, code, err)
 		}
 	}
-	if leaderMetrics == "" {
-		t.Errorf("no node exports weft_route_leader 1")
-	}
-	for _, want := range []string{`weft_nodes_unrouted{reason="RouteTableQuotaExceeded"} 1`, `weft_route_table_quota{table="vtb-alisim0001"} 2`,
-		`weft_route_table_entries{kind="used",table="vtb-alisim0001"} 2`} {
+	for _, want := range []string{`weft_nodes_unrouted{reason="RouteTableQuotaExceeded"} 1`, `weft_route_table_quota{table="vtb-alisim0001"} 3`,
+		`weft_route_table_entries{kind="used",table="vtb-alisim0001"} 3`, `weft_cloud_api_calls_total{action="CreateRouteEntries",outcome="ok"}`} {
 		if !strings.Contains(leaderMetrics, want) {
 			t.Errorf("leader /metrics lacks %s:\n%s", want, grepWeft(leaderMetrics))
 		}
 	}
 	weft := testenv.WeftBin(t, "weft")
-	out, err := lab.NSRun(e.nodes[0].Name, "env", "VPC_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP", weft, "quota", "--quota", "2", "-o", "json")
+	out, err := lab.NSRun(e.nodes[0].Name, "env", "VPC_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP", weft, "quota", "--quota", "3", "-o", "json")
 	if err == nil || !strings.Contains(err.Error(), "exit status 2") || !strings.Contains(out+err.Error(), `"level": "critical"`) {
 		t.Errorf("weft quota on a full table: %v\n%s", err, out)
 	}
-	// Raising the quota converges, also with 20 % of the writes and reads failing.
+	// Removing a routed node (its weftd stops, its lease is deleted) frees an entry for the fourth.
+	var gone *lab.Node
+	for _, n := range e.nodes {
+		if n != unrouted && gone == nil {
+			gone = n
+		}
+	}
+	_ = gone.Daemon.Stop()
+	sn := strings.Replace(gone.EnvValue("FLANNEL_SUBNET"), ".1/", ".0-", 1)
+	if _, err := e.lab.Etcdctl("del", "/coreos.com/network/subnets/"+sn); err != nil {
+		t.Fatal(err)
+	}
+	idx := 0
+	for i, n := range e.nodes {
+		if n == unrouted {
+			idx = i
+		}
+	}
+	if err := lab.WaitFor(40*time.Second, "the fourth node routed after a removal", func() (bool, error) {
+		code, _ := readyz(unrouted, 10320+idx)
+		return code == 200, nil
+	}); err != nil {
+		t.Fatalf("%v; entries %v", err, e.entries())
+	}
+	// Raising the quota and bringing the node back converges, with 20 % of the calls failing.
 	for _, a := range []string{"CreateRouteEntries", "DeleteRouteEntries", "DescribeRouteEntryList"} {
 		e.srv.SetFault(a, sim.Fault{Errors: map[string]float64{"Throttling": 0.1, "ServiceUnavailable": 0.1}})
 	}
 	if err := e.world.SetQuota("vtb-alisim0001", 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := lab.WaitFor(60*time.Second, "all routed after raising the quota", func() (bool, error) {
-		for i, n := range e.nodes {
-			if code, _ := readyz(n, 10320+i); code != 200 {
-				return false, nil
+	for i, n := range e.nodes {
+		if n == gone {
+			e.start(n, 10330+i)
+			if err := lab.WaitFor(60*time.Second, "the returning node routed", func() (bool, error) {
+				code, _ := readyz(n, 10330+i)
+				return code == 200, nil
+			}); err != nil {
+				t.Fatalf("%v; entries %v", err, e.entries())
 			}
 		}
-		return true, nil
-	}); err != nil {
-		t.Fatalf("%v; entries %v", err, e.entries())
+	}
+	ok, _ := state()
+	if ok < 3 {
+		t.Fatalf("%d nodes ready after convergence", ok)
 	}
 	seen := map[string]bool{}
 	for _, x := range e.world.CustomEntries("vtb-alisim0001") {
@@ -325,16 +359,9 @@ func TestAliVPCQuotaAndFaults(t *testing.T) {
 		}
 		seen[x.Dst] = true
 	}
-}
-
-func grepWeft(s string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, "weft_") {
-			out = append(out, l)
-		}
+	if len(seen) != 4 {
+		t.Fatalf("%d entries, want 4: %v", len(seen), e.entries())
 	}
-	return strings.Join(out, "\n")
 }
 
 // Kubernetes mode: the leader is elected through a Lease and reports each node's route as its
@@ -428,4 +455,14 @@ func TestAliVPCKube(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func grepWeft(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "weft_") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
