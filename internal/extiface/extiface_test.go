@@ -3,12 +3,10 @@ package extiface
 import (
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/weftnet/weft/internal/testenv"
 )
@@ -17,49 +15,38 @@ import (
 // (eth0 10.9.0.2/24 + fd00:9::2/64, peer eth1 10.8.0.2/24) and a default route via eth0.
 func inFreshNetns(t *testing.T, fn func()) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		// The thread is left locked when the goroutine exits, so Go discards it instead of reusing a thread
-		// that sits in the test namespace.
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			return
+	ns, _ := testenv.NewNetns(t)
+	// Setup errors are returned, not t.Fatal'ed: this runs on the namespace's goroutine, not the test's.
+	setup := func() error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", MTU: 1400}, PeerName: "eth1"}); err != nil {
+			return err
 		}
-		defer orig.Close()
-		ns, err := netns.New()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer ns.Close()
-		defer netns.Set(orig) //nolint:errcheck
-		must := func(err error) {
-			if err != nil {
-				panic(err)
-			}
-		}
-		lo, _ := netlink.LinkByName("lo")
-		must(netlink.LinkSetUp(lo))
-		must(netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", MTU: 1400}, PeerName: "eth1"}))
 		for name, addrs := range map[string][]string{"eth0": {"10.9.0.2/24", "fd00:9::2/64"}, "eth1": {"10.8.0.2/24"}} {
 			l, err := netlink.LinkByName(name)
-			must(err)
+			if err != nil {
+				return err
+			}
 			for _, a := range addrs {
 				ad, _ := netlink.ParseAddr(a)
 				ad.Flags = 0x80 // IFA_F_NODAD: no duplicate address detection delay for the IPv6 address
-				must(netlink.AddrAdd(l, ad))
+				if err := netlink.AddrAdd(l, ad); err != nil {
+					return err
+				}
 			}
-			must(netlink.LinkSetUp(l))
+			if err := netlink.LinkSetUp(l); err != nil {
+				return err
+			}
 		}
 		eth0, _ := netlink.LinkByName("eth0")
-		must(netlink.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("10.9.0.1")}))
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("10.9.0.1")})
+	}
+	testenv.InNetns(t, ns, func() {
+		if err := setup(); err != nil {
+			t.Errorf("setup: %v", err)
+			return
+		}
 		fn()
-	}()
-	<-done
+	})
 }
 
 func TestLookup(t *testing.T) {

@@ -20,13 +20,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/weftnet/weft/internal/nsutil"
 )
 
 // Options describe a lab.
@@ -250,34 +249,7 @@ func (p *Proc) Logs() string {
 }
 
 // InNS runs fn on an OS thread inside the named namespace. Sockets fn creates stay in that namespace.
-func InNS(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- fmt.Errorf("netns %s: %w", name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
+func InNS(name string, fn func() error) error { return nsutil.DoNamed(name, fn) }
 
 // DialerIn returns a dialer whose connections are made inside the named namespace (for clients in the test
 // process talking to services in the lab, e.g. the kube-apiserver).

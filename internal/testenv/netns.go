@@ -6,6 +6,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/weftnet/weft/internal/nsutil"
 )
 
 // NewNetns creates an anonymous network namespace for one test (it vanishes when the test's handles close) and a
@@ -42,27 +44,7 @@ func NewNetns(t testing.TB) (netns.NsHandle, *netlink.Handle) {
 // InNetns runs fn on a thread inside ns (child processes started by fn inherit it) and waits for it.
 func InNetns(t testing.TB, ns netns.NsHandle, fn func()) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		// The thread is not unlocked: if restoring failed it must die with the goroutine rather than be reused.
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			t.Error(err)
-			return
-		}
-		defer func() {
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-		}()
-		fn()
-	}()
-	<-done
+	if err := nsutil.Do(ns, func() error { fn(); return nil }); err != nil && !t.Failed() {
+		t.Fatal(err)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/internal/nsutil"
 )
 
 // Fabric turns the emulated cloud into real traffic (needs root). It builds a "VPC router" network namespace
@@ -110,39 +111,9 @@ func values(m map[string]string) []string {
 	return out
 }
 
-// inNS runs fn on a thread inside the named namespace.
-func inNS(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
-
 func (f *Fabric) serveMetadata(instance, ns string) error {
 	var ln net.Listener
-	if err := inNS(ns, func() (err error) { ln, err = net.Listen("tcp", "100.100.100.200:80"); return err }); err != nil {
+	if err := nsutil.DoNamed(ns, func() (err error) { ln, err = net.Listen("tcp", "100.100.100.200:80"); return err }); err != nil {
 		return fmt.Errorf("metadata in %s: %w", ns, err)
 	}
 	s := &http.Server{Handler: NewMetadata(f.w, instance), ReadHeaderTimeout: 5 * time.Second}
