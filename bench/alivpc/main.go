@@ -170,13 +170,9 @@ func perNode(ctx context.Context, _ *aliyun.Client, newClient func() *aliyun.Cli
 				time.Sleep(5 * poll) // a retry every 5 s (scaled): the gentlest per-node client one could write
 			}
 			for time.Now().Before(deadline) {
-				es, err := cl.RouteEntries(ctx, "vtb-alisim0001") // upstream polled by listing the table
-				if err == nil {
-					for _, e := range es {
-						if e.Dst == w.Dst && e.Status == "Available" {
-							return
-						}
-					}
+				e, err := cl.RouteEntryByDst(ctx, "vtb-alisim0001", w.Dst) // one filtered call per poll
+				if err == nil && e != nil && e.Status == "Available" {
+					return
 				}
 				time.Sleep(5 * poll)
 			}

@@ -417,3 +417,19 @@ func TestCredentialChain(t *testing.T) {
 		t.Fatalf("static: %v", c)
 	}
 }
+
+func TestRouteEntryByDst(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := f.client(t, nil, nil)
+	ctx := context.Background()
+	if _, err := cl.CreateRouteEntry(ctx, entry("10.244.1.0/24", "i-alisim0001")); err != nil {
+		t.Fatal(err)
+	}
+	e, err := cl.RouteEntryByDst(ctx, table, netip.MustParsePrefix("10.244.1.0/24"))
+	if err != nil || e == nil || e.NextHopID != "i-alisim0001" || e.Status != "Pending" {
+		t.Fatalf("%+v %v", e, err)
+	}
+	if e, err := cl.RouteEntryByDst(ctx, table, netip.MustParsePrefix("10.244.9.0/24")); err != nil || e != nil {
+		t.Fatalf("absent: %+v %v", e, err)
+	}
+}

@@ -589,3 +589,21 @@ func (c *Client) VSwitches(ctx context.Context, vpcID string) ([]VSwitch, error)
 		}
 	}
 }
+
+// RouteEntryByDst returns the entry of a table for one destination (a single filtered call), or nil.
+func (c *Client) RouteEntryByDst(ctx context.Context, tableID string, dst netip.Prefix) (*RouteEntry, error) {
+	var resp *vpc.DescribeRouteEntryListResponse
+	err := c.call(ctx, "DescribeRouteEntryList", func(cl *vpc.Client) (err error) {
+		req := vpc.CreateDescribeRouteEntryListRequest()
+		c.prepare(req)
+		req.RouteTableId, req.DestinationCidrBlock = tableID, dst.String()
+		resp, err = cl.DescribeRouteEntryList(req)
+		return err
+	})
+	if err != nil || len(resp.RouteEntrys.RouteEntry) == 0 {
+		return nil, err
+	}
+	e := resp.RouteEntrys.RouteEntry[0]
+	return &RouteEntry{ID: e.RouteEntryId, TableID: tableID, Dst: dst, Type: e.Type, Status: e.Status, NextHopType: e.NextHopType,
+		NextHopID: e.InstanceId, Description: e.Description}, nil
+}
