@@ -44,6 +44,12 @@ const (
 
 func newVPCEnv(t *testing.T, nodes int, quota int) *vpcEnv {
 	t.Helper()
+	return newVPCEnvWith(t, nodes, quota, false, fmt.Sprintf(vpcConf, quota))
+}
+
+// newVPCEnvWith optionally gives the vSwitches and instances IPv6 and stores conf as net-conf.json.
+func newVPCEnvWith(t *testing.T, nodes int, quota int, ipv6 bool, conf string) *vpcEnv {
+	t.Helper()
 	testenv.RequireRoot(t)
 	tools := testenv.ToolsDir(t)
 	e := &vpcEnv{t: t, weftd: testenv.WeftBin(t, "weftd"), plugin: testenv.WeftBin(t, "flannel")}
@@ -55,6 +61,15 @@ func newVPCEnv(t *testing.T, nodes int, quota int) *vpcEnv {
 		st.Instances = append(st.Instances, &sim.Instance{ID: fmt.Sprintf("i-alisim%04d", i), Type: "ecs.g7.2xlarge", Zone: "cn-hangzhou-i",
 			VSwitchID: "vsw-alisim0002", PrimaryIP: fmt.Sprintf("192.168.1.%d", 20+i), MAC: fmt.Sprintf("00:16:3e:00:01:%02x", i),
 			Status: "Running", Hostname: fmt.Sprintf("node%d", i), RAMRole: "weft-node"})
+	}
+	if ipv6 {
+		for i, sw := range st.VSwitches {
+			sw.IPv6CIDR = fmt.Sprintf("fd00:192:168:%d::/64", i)
+		}
+		for _, in := range st.Instances {
+			a := netip.MustParseAddr(in.PrimaryIP).As4()
+			in.PrimaryIPv6 = fmt.Sprintf("fd00:192:168:%d::%d", a[2], a[3])
+		}
 	}
 	e.world = sim.NewWorld(st, nil, "")
 	e.world.SetTiming(sim.Timing{EntryPending: 300 * time.Millisecond, EntryDeleting: 300 * time.Millisecond, ENITransition: time.Second})
@@ -105,7 +120,7 @@ func newVPCEnv(t *testing.T, nodes int, quota int) *vpcEnv {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.lab.PutNetConfig(fmt.Sprintf(vpcConf, quota)); err != nil {
+	if err := e.lab.PutNetConfig(conf); err != nil {
 		t.Fatal(err)
 	}
 	e.api, err = aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", VPCEndpoint: "unused", Scheme: "HTTP",
@@ -465,4 +480,34 @@ func grepWeft(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Dual stack: IPv4 and IPv6 pod subnets both become VPC routes; pods reach each other over both families.
+func TestAliVPCDualStack(t *testing.T) {
+	e := newVPCEnvWith(t, 2, 200, true, `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:244::/56",`+
+		`"Backend":{"Type":"ali-vpc","Resync":"2s"}}`)
+	var pods []*lab.Pod
+	for i, n := range e.nodes {
+		e.start(n, 10350+i)
+	}
+	for i, n := range e.nodes {
+		if err := lab.WaitFor(40*time.Second, n.Name+" ready", func() (bool, error) {
+			code, _ := readyz(n, 10350+i)
+			return code == 200, nil
+		}); err != nil {
+			t.Fatalf("%v; entries %v", err, e.entries())
+		}
+		p, err := n.AddPod("p", lab.CNIOptions{Plugin: e.plugin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.IP6 == "" {
+			t.Fatalf("pod %s has no IPv6 address", p.Name)
+		}
+		pods = append(pods, p)
+	}
+	if n := len(e.world.CustomEntries("vtb-alisim0001")); n != 4 {
+		t.Fatalf("%d entries, want 2 IPv4 + 2 IPv6", n)
+	}
+	allPairs(t, pods)
 }

@@ -69,6 +69,9 @@ func NewFabric(w *World, prefix string) (*Fabric, error) {
 		steps = append(steps, []string{"-n", f.Router, "link", "add", br, "type", "bridge"},
 			[]string{"-n", f.Router, "addr", "add", fmt.Sprintf("%s/%d", gateway(sw.CIDR), p.Bits()), "dev", br},
 			[]string{"-n", f.Router, "link", "set", br, "up"})
+		if gw6 := gateway6(sw.IPv6CIDR); gw6 != "" {
+			steps = append(steps, []string{"-n", f.Router, "addr", "add", gw6, "dev", br, "nodad"})
+		}
 	}
 	for i, in := range ins {
 		ns := fmt.Sprintf("%s-%s", prefix, in.ID)
@@ -84,6 +87,11 @@ func NewFabric(w *World, prefix string) (*Fabric, error) {
 			[]string{"-n", ns, "link", "set", "eth0", "up"},
 			[]string{"-n", ns, "route", "add", "default", "via", gateway(sw.CIDR)},
 			[]string{"-n", ns, "addr", "add", "100.100.100.200/32", "dev", "lo"})
+		if gw6 := gateway6(sw.IPv6CIDR); gw6 != "" && in.PrimaryIPv6 != "" {
+			p6, _ := netip.ParsePrefix(sw.IPv6CIDR)
+			steps = append(steps, []string{"-n", ns, "addr", "add", fmt.Sprintf("%s/%d", in.PrimaryIPv6, p6.Bits()), "dev", "eth0", "nodad"},
+				[]string{"-n", ns, "-6", "route", "add", "default", "via", strings.Split(gw6, "/")[0]})
+		}
 	}
 	for _, s := range steps {
 		if err := run(s...); err != nil {
@@ -93,6 +101,7 @@ func NewFabric(w *World, prefix string) (*Fabric, error) {
 	}
 	for _, ns := range append([]string{f.Router}, values(f.NS)...) {
 		_ = exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1").Run()
+		_ = exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1").Run()
 	}
 	for id, ns := range f.NS {
 		if err := f.serveMetadata(id, ns); err != nil {
@@ -162,7 +171,13 @@ func (f *Fabric) view() fabricView {
 				continue
 			}
 			if in := v.inst[e.NextHopID]; in != nil {
-				v.routes[e.Dst] = in.PrimaryIP
+				if strings.Contains(e.Dst, ":") {
+					if in.PrimaryIPv6 != "" {
+						v.routes[e.Dst] = in.PrimaryIPv6
+					}
+				} else {
+					v.routes[e.Dst] = in.PrimaryIP
+				}
 			}
 		}
 	}
@@ -242,10 +257,15 @@ func (f *Fabric) Sync() error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	current6, err := h.RouteListFiltered(unix.AF_INET6, &netlink.Route{Protocol: fabricProto}, netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	current = append(current, current6...)
 	desired := map[string]netlink.Route{}
 	for dst, via := range v.routes {
 		_, n, err := net.ParseCIDR(dst)
-		if err != nil || n.IP.To4() == nil {
+		if err != nil {
 			continue
 		}
 		desired[n.String()] = netlink.Route{Dst: n, Gw: net.ParseIP(via), Protocol: fabricProto}
@@ -297,4 +317,13 @@ func (f *Fabric) Close() {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}
 	_ = exec.Command("ip", "netns", "del", f.Router).Run()
+}
+
+// gateway6 is the router's address in a vSwitch IPv6 block (the block's first host, ::1), with its length.
+func gateway6(cidr string) string {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is6() {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d", p.Masked().Addr().Next(), p.Bits())
 }

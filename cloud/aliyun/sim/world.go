@@ -115,10 +115,12 @@ type Instance struct {
 	Zone      string `json:"zone"`
 	VSwitchID string `json:"vSwitchId"`
 	PrimaryIP string `json:"primaryIp"`
-	MAC       string `json:"mac"`
-	Status    string `json:"status"`
-	Hostname  string `json:"hostname"`
-	RAMRole   string `json:"ramRole,omitempty"`
+	// PrimaryIPv6 is the instance's IPv6 address, when its vSwitch has an IPv6 block.
+	PrimaryIPv6 string `json:"primaryIpv6,omitempty"`
+	MAC         string `json:"mac"`
+	Status      string `json:"status"`
+	Hostname    string `json:"hostname"`
+	RAMRole     string `json:"ramRole,omitempty"`
 }
 
 // InstanceType carries the ENI figures the planner and the ENI backend need.
