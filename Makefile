@@ -12,7 +12,7 @@ all: build
 
 # System packages the daemon and the tests use at run time; idempotent.
 deps:
-	@need=""; for p in ip:iproute2 iptables:iptables nft:nftables conntrack:conntrack iperf3:iperf3 sockperf:sockperf ping:iputils-ping; do \
+	@need=""; for p in ip:iproute2 iptables:iptables nft:nftables conntrack:conntrack iperf3:iperf3 sockperf:sockperf ping:iputils-ping curl:curl sysctl:procps taskset:util-linux; do \
 	  command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \
 	if [ -n "$$need" ]; then echo "installing:$$need"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$need >/dev/null; fi
