@@ -75,7 +75,6 @@ type Manager struct {
 
 	once     sync.Once
 	informer cache.SharedIndexInformer
-	syncErr  error
 	stop     chan struct{}
 }
 
@@ -157,16 +156,16 @@ func (m *Manager) leaseFromNode(n *corev1.Node) (subnet.Lease, bool) {
 		return subnet.Lease{}, false
 	}
 	l := subnet.Lease{Attrs: subnet.LeaseAttrs{BackendType: a[m.ann.BackendType]}}
-	if m.cfg.EnableIPv4 && v4.IsValid() {
-		l.EnableIPv4, l.Subnet = true, v4
-		l.Attrs.PublicIP, _ = netip.ParseAddr(a[m.ann.PublicIP])
+	// A family counts only with both its pod CIDR and a usable public address: routes to an unknown address
+	// cannot be programmed (upstream skips such a node too).
+	if ip, err := netip.ParseAddr(a[m.ann.PublicIP]); m.cfg.EnableIPv4 && v4.IsValid() && err == nil && ip.Is4() {
+		l.EnableIPv4, l.Subnet, l.Attrs.PublicIP = true, v4, ip
 		if s := a[m.ann.BackendData]; s != "" {
 			l.Attrs.BackendData = json.RawMessage(s)
 		}
 	}
-	if m.cfg.EnableIPv6 && v6.IsValid() {
-		l.EnableIPv6, l.IPv6Subnet = true, v6
-		l.Attrs.PublicIPv6, _ = netip.ParseAddr(a[m.ann.PublicIPv6])
+	if ip, err := netip.ParseAddr(a[m.ann.PublicIPv6]); m.cfg.EnableIPv6 && v6.IsValid() && err == nil && ip.Is6() {
+		l.EnableIPv6, l.IPv6Subnet, l.Attrs.PublicIPv6 = true, v6, ip
 		if s := a[m.ann.BackendV6Data]; s != "" {
 			l.Attrs.BackendV6Data = json.RawMessage(s)
 		}
@@ -230,6 +229,10 @@ func (m *Manager) AcquireLease(ctx context.Context, attrs *subnet.LeaseAttrs) (*
 			klog.Infof("public IP %s from annotation %s", ip, m.ann.PublicIPOverwrite)
 			want[m.ann.PublicIP], l.Attrs.PublicIP = o, ip
 		}
+		if !l.Attrs.PublicIP.IsValid() {
+			return nil, fmt.Errorf("node %q: no public IPv4 address to publish (--public-ip, the interface's address or annotation %s)",
+				m.o.NodeName, m.ann.PublicIPOverwrite)
+		}
 	}
 	if l.EnableIPv6 {
 		want[m.ann.BackendV6Data] = dataString(attrs.BackendV6Data)
@@ -239,7 +242,12 @@ func (m *Manager) AcquireLease(ctx context.Context, attrs *subnet.LeaseAttrs) (*
 			if err != nil || !ip.Is6() {
 				return nil, fmt.Errorf("node %q: annotation %s=%q is not an IPv6 address", m.o.NodeName, m.ann.PublicIPv6Overwrite, o)
 			}
+			klog.Infof("public IPv6 %s from annotation %s", ip, m.ann.PublicIPv6Overwrite)
 			want[m.ann.PublicIPv6], l.Attrs.PublicIPv6 = o, ip
+		}
+		if !l.Attrs.PublicIPv6.IsValid() {
+			return nil, fmt.Errorf("node %q: no public IPv6 address to publish (--public-ipv6, the interface's address or annotation %s)",
+				m.o.NodeName, m.ann.PublicIPv6Overwrite)
 		}
 	}
 	changed := false
@@ -249,8 +257,10 @@ func (m *Manager) AcquireLease(ctx context.Context, attrs *subnet.LeaseAttrs) (*
 		}
 	}
 	if changed {
+		// Through the status subresource, as upstream: its ClusterRole (kube-flannel.yml) grants nodes/status
+		// patch but not nodes patch, and the node status strategy keeps metadata changes.
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
-		if _, err := m.o.Client.CoreV1().Nodes().Patch(ctx, m.o.NodeName, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if _, err := m.o.Client.CoreV1().Nodes().Patch(ctx, m.o.NodeName, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 			return nil, fmt.Errorf("annotate node %q: %w", m.o.NodeName, err)
 		}
 		klog.Infof("published lease %s on node %s", l.Key(), m.o.NodeName)
@@ -289,19 +299,23 @@ func (m *Manager) patchCondition(ctx context.Context, node string, cond corev1.N
 	return nil
 }
 
-// startInformer starts the shared node informer once and waits for its cache.
+// startInformer starts the shared node informer once; every caller then waits (bounded by its ctx and two
+// minutes) for its cache.
 func (m *Manager) startInformer(ctx context.Context) error {
 	m.once.Do(func() {
 		f := informers.NewSharedInformerFactory(m.o.Client, 0)
 		m.informer = f.Core().V1().Nodes().Informer()
 		go m.informer.Run(m.stop)
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		if !cache.WaitForCacheSync(wctx.Done(), m.informer.HasSynced) {
-			m.syncErr = errors.New("node informer did not sync (is the API server reachable?)")
-		}
 	})
-	return m.syncErr
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(wctx.Done(), m.informer.HasSynced) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errors.New("node informer did not sync within 2m (is the API server reachable, may this node list and watch nodes?)")
+	}
+	return nil
 }
 
 // WatchLeases sends the peer leases as one batch, then every change, until ctx ends.
@@ -394,6 +408,10 @@ func (m *Manager) watch(ctx context.Context, out chan<- []subnet.Event, only str
 				l, ok = m.leaseFromNode(n)
 			}
 			switch {
+			case ok && had && old.Key() != l.Key():
+				// Another subnet under the same node name (a node re-created while the watch was down).
+				sent[name] = l
+				batch = append(batch, subnet.Event{Type: subnet.EventRemoved, Lease: old}, subnet.Event{Type: subnet.EventAdded, Lease: l})
 			case ok && (!had || !reflect.DeepEqual(old, l)):
 				sent[name] = l
 				batch = append(batch, subnet.Event{Type: subnet.EventAdded, Lease: l})
