@@ -124,8 +124,15 @@ func StartAPIServer(t testing.TB) *KubeEnv {
 }
 
 // LogTail returns the end of the apiserver's log, for failure messages.
-func (k *KubeEnv) LogTail() string {
-	b, _ := os.ReadFile(k.log)
+func (k *KubeEnv) LogTail() string { return tailFile(k.log) }
+
+// ControllerManagerLogTail returns the end of kube-controller-manager's log.
+func (k *KubeEnv) ControllerManagerLogTail() string {
+	return tailFile(filepath.Join(k.dir, "kube-controller-manager.log"))
+}
+
+func tailFile(path string) string {
+	b, _ := os.ReadFile(path)
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}
@@ -224,11 +231,19 @@ func (k *KubeEnv) StartControllerManager(t testing.TB, o ControllerManagerOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--kubeconfig="+k.Kubeconfig, "--controllers=nodeipam", "--allocate-node-cidrs=true",
-		"--cluster-cidr="+strings.Join(o.ClusterCIDRs, ","),
-		fmt.Sprintf("--node-cidr-mask-size-ipv4=%d", o.MaskIPv4), fmt.Sprintf("--node-cidr-mask-size-ipv6=%d", o.MaskIPv6),
+	args := []string{"--kubeconfig=" + k.Kubeconfig, "--controllers=nodeipam", "--allocate-node-cidrs=true",
+		"--cluster-cidr=" + strings.Join(o.ClusterCIDRs, ","),
 		"--leader-elect=false", "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", freePort(t, "127.0.0.1")),
-		"--cert-dir="+filepath.Join(k.dir, "kcm-certs"), "--use-service-account-credentials=false")
+		"--cert-dir=" + filepath.Join(k.dir, "kcm-certs"), "--use-service-account-credentials=false"}
+	// The per-family mask flags are refused unless the cluster has that family.
+	for _, c := range o.ClusterCIDRs {
+		if strings.Contains(c, ":") {
+			args = append(args, fmt.Sprintf("--node-cidr-mask-size-ipv6=%d", o.MaskIPv6))
+		} else {
+			args = append(args, fmt.Sprintf("--node-cidr-mask-size-ipv4=%d", o.MaskIPv4))
+		}
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start kube-controller-manager: %v", err)
