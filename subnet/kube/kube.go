@@ -320,15 +320,18 @@ func (m *Manager) startInformer(ctx context.Context) error {
 
 // WatchLeases sends the peer leases as one batch, then every change, until ctx ends.
 func (m *Manager) WatchLeases(ctx context.Context, out chan<- []subnet.Event) error {
-	return m.watch(ctx, out, "")
+	return m.watch(ctx, out, "", nil)
 }
 
-// WatchLease reports changes to this node's own lease; deleting the node reports EventRemoved.
-func (m *Manager) WatchLease(ctx context.Context, _ *subnet.Lease, out chan<- []subnet.Event) error {
-	return m.watch(ctx, out, m.o.NodeName)
+// WatchLease reports changes to this node's own lease relative to l: deleting the node or its
+// kube-subnet-manager annotation reports EventRemoved, also when that happened before the call.
+func (m *Manager) WatchLease(ctx context.Context, l *subnet.Lease, out chan<- []subnet.Event) error {
+	return m.watch(ctx, out, m.o.NodeName, l)
 }
 
-func (m *Manager) watch(ctx context.Context, out chan<- []subnet.Event, only string) error {
+// watch diffs the nodes' leases against what it has reported so far: all peers (only == "", starting with a
+// snapshot batch) or the node called only (starting from its lease l).
+func (m *Manager) watch(ctx context.Context, out chan<- []subnet.Event, only string, own *subnet.Lease) error {
 	if err := m.startInformer(ctx); err != nil {
 		return err
 	}
@@ -365,24 +368,27 @@ func (m *Manager) watch(ctx context.Context, out chan<- []subnet.Event, only str
 		return err
 	}
 	defer func() { _ = m.informer.RemoveEventHandler(reg) }()
-	// Snapshot first, as one batch.
-	var snap []subnet.Event
-	if only == "" {
-		snap = []subnet.Event{}
-	}
-	for _, obj := range m.informer.GetStore().List() {
-		n := obj.(*corev1.Node)
-		if only != "" && n.Name != only {
-			continue
+	if only != "" {
+		// Our node's current state goes through the diff below against the lease the caller holds, so a change
+		// made before this call is reported too.
+		if own != nil {
+			sent[only] = *own
 		}
-		if l, ok := m.leaseFromNode(n); ok {
-			sent[n.Name] = l
-			if only == "" {
+		if obj, ok, _ := m.informer.GetStore().GetByKey(only); ok {
+			note(only, obj.(*corev1.Node))
+		} else {
+			note(only, nil)
+		}
+	} else {
+		// Snapshot first, as one batch.
+		snap := []subnet.Event{}
+		for _, obj := range m.informer.GetStore().List() {
+			n := obj.(*corev1.Node)
+			if l, ok := m.leaseFromNode(n); ok {
+				sent[n.Name] = l
 				snap = append(snap, subnet.Event{Type: subnet.EventAdded, Lease: l})
 			}
 		}
-	}
-	if snap != nil {
 		select {
 		case out <- snap:
 		case <-ctx.Done():
