@@ -4,11 +4,15 @@
 //
 //	kube-subnet-manager: "true"   backend-type   backend-data   backend-v6-data   public-ip   public-ipv6
 //
-// Peers are the nodes carrying kube-subnet-manager=true, read through a node informer. All of a node's
-// annotations are written in one merge patch, so neither family's change can be lost (an upstream dual-stack
-// bug), and a node without any annotations is handled (upstream panics). public-ip-overwrite /
-// public-ipv6-overwrite replace the published address; node-public-ip / node-public-ipv6 replace --public-ip.
-// Once the backend is up, the node's NetworkUnavailable condition is set to False with reason FlannelIsUp.
+// Peers are the nodes carrying kube-subnet-manager=true and a public address, read through one node informer;
+// each watcher diffs the nodes' leases against what it last reported, so any change to either family is an
+// update (upstream drops some dual-stack changes), a deleted node or a stripped annotation is a removal, and a
+// node re-created with another pod CIDR is a removal plus an addition. All of a node's annotations are written
+// in one merge patch through the nodes/status subresource, as upstream does, so upstream's ClusterRole
+// (nodes get/list/watch, nodes/status patch, pods get) is enough; a node without any annotations is handled
+// (upstream panics). public-ip-overwrite / public-ipv6-overwrite replace the published address;
+// node-public-ip / node-public-ipv6 replace --public-ip (see NodePublicIPs). Once the backend is up, the node's
+// NetworkUnavailable condition is set to False with reason FlannelIsUp.
 package kube
 
 import (

@@ -163,10 +163,21 @@ func TestWatchLeases(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the node informer never started watching")
 	}
+	// The same node name with another pod CIDR (a node re-created while nobody watched): the old subnet goes,
+	// the new one comes, in one batch.
+	n2, _ := cs.CoreV1().Nodes().Get(ctx, "n2", metav1.GetOptions{})
+	n2.Spec.PodCIDR, n2.Spec.PodCIDRs = "10.244.9.0/24", []string{"10.244.9.0/24"}
+	if _, err := cs.CoreV1().Nodes().Update(ctx, n2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := recv(t, ch); len(ev) != 2 || ev[0].Type != subnet.EventRemoved || ev[0].Lease.Subnet.String() != "10.244.2.0/24" ||
+		ev[1].Type != subnet.EventAdded || ev[1].Lease.Subnet.String() != "10.244.9.0/24" {
+		t.Fatalf("re-keyed lease %+v", ev)
+	}
 	if err := cs.CoreV1().Nodes().Delete(ctx, "n2", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if ev := recv(t, ch); len(ev) != 1 || ev[0].Type != subnet.EventRemoved || ev[0].Lease.Subnet.String() != "10.244.2.0/24" {
+	if ev := recv(t, ch); len(ev) != 1 || ev[0].Type != subnet.EventRemoved || ev[0].Lease.Subnet.String() != "10.244.9.0/24" {
 		t.Fatalf("removal %+v", ev)
 	}
 }
@@ -192,5 +203,127 @@ func TestBadNetConf(t *testing.T) {
 	if _, err := New(context.Background(), Options{Client: fake.NewClientset(), NodeName: "n1", NetConfPath: "/nope.json"}); err == nil ||
 		!strings.Contains(err.Error(), "--net-config-path") {
 		t.Fatalf("missing file err %v", err)
+	}
+}
+
+func TestIPv6OverwriteAndBadOverwrites(t *testing.T) {
+	dual := `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/56"}`
+	cidrs := []string{"10.244.1.0/24", "fd00:0:0:1::/64"}
+	attrs := &subnet.LeaseAttrs{PublicIP: netip.MustParseAddr("192.0.2.1"), PublicIPv6: netip.MustParseAddr("fd00:2::1"), BackendType: "host-gw"}
+
+	m, cs := newManager(t, dual, node("n1", cidrs, map[string]string{"example.com/flannel/public-ipv6-overwrite": "2001:db8::9"}))
+	l, err := m.AcquireLease(context.Background(), attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	if l.Attrs.PublicIPv6.String() != "2001:db8::9" || n.Annotations["example.com/flannel/public-ipv6"] != "2001:db8::9" ||
+		n.Annotations["example.com/flannel/public-ip"] != "192.0.2.1" {
+		t.Fatalf("lease %v, annotations %v: want the IPv6 overwrite and the IPv4 address as given", l.Attrs, n.Annotations)
+	}
+
+	for key, val := range map[string]string{
+		"example.com/flannel/public-ip-overwrite":   "2001:db8::1", // wrong family
+		"example.com/flannel/public-ipv6-overwrite": "not-an-ip",
+	} {
+		m, _ := newManager(t, dual, node("n1", cidrs, map[string]string{key: val}))
+		_, err := m.AcquireLease(context.Background(), attrs)
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), val) {
+			t.Errorf("%s=%s: err %v, want one naming the annotation and its value", key, val, err)
+		}
+	}
+}
+
+func TestAcquireWithoutPublicIP(t *testing.T) {
+	m, cs := newManager(t, v4conf, node("n1", []string{"10.244.1.0/24"}, nil))
+	_, err := m.AcquireLease(context.Background(), &subnet.LeaseAttrs{BackendType: "vxlan"})
+	if err == nil || !strings.Contains(err.Error(), "no public IPv4 address") {
+		t.Fatalf("err %v", err)
+	}
+	if n, _ := cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{}); len(n.Annotations) != 0 {
+		t.Fatalf("annotations %v written for a refused lease", n.Annotations)
+	}
+	// With the overwrite annotation the node has an address to publish.
+	m, _ = newManager(t, v4conf, node("n1", []string{"10.244.1.0/24"}, map[string]string{"example.com/flannel/public-ip-overwrite": "198.51.100.1"}))
+	if l, err := m.AcquireLease(context.Background(), &subnet.LeaseAttrs{BackendType: "vxlan"}); err != nil || l.Attrs.PublicIP.String() != "198.51.100.1" {
+		t.Fatalf("lease %v, err %v", l, err)
+	}
+}
+
+func TestLeaseFromNode(t *testing.T) {
+	m, _ := newManager(t, `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/56"}`)
+	const p = "example.com/flannel/"
+	peer := func(ann map[string]string) map[string]string {
+		a := map[string]string{p + "kube-subnet-manager": "true", p + "backend-type": "vxlan"}
+		for k, v := range ann {
+			a[k] = v
+		}
+		return a
+	}
+	cases := []struct {
+		name     string
+		n        *corev1.Node
+		ok       bool
+		key      string
+		v4, v6   bool
+		v6public string
+	}{
+		{"nil annotations", node("a", []string{"10.244.1.0/24"}, nil), false, "", false, false, ""},
+		{"not managed", node("a", []string{"10.244.1.0/24"}, map[string]string{p + "public-ip": "192.0.2.1"}), false, "", false, false, ""},
+		{"managed under another prefix", node("a", []string{"10.244.1.0/24"}, map[string]string{
+			"flannel.alpha.coreos.com/kube-subnet-manager": "true", "flannel.alpha.coreos.com/public-ip": "192.0.2.1"}), false, "", false, false, ""},
+		{"no public IP", node("a", []string{"10.244.1.0/24"}, peer(nil)), false, "", false, false, ""},
+		{"public IP of the wrong family", node("a", []string{"10.244.1.0/24"}, peer(map[string]string{p + "public-ip": "fd00::1"})), false, "", false, false, ""},
+		{"IPv4 peer", node("a", []string{"10.244.1.0/24"}, peer(map[string]string{p + "public-ip": "192.0.2.1"})), true, "10.244.1.0-24", true, false, ""},
+		{"dual-stack peer", node("a", []string{"10.244.1.0/24", "fd00:0:0:1::/64"}, peer(map[string]string{
+			p + "public-ip": "192.0.2.1", p + "public-ipv6": "2001:db8::1"})), true, "10.244.1.0-24&fd00:0:0:1::-64", true, true, "2001:db8::1"},
+		{"dual-stack CIDRs, IPv6 not published", node("a", []string{"10.244.1.0/24", "fd00:0:0:1::/64"}, peer(map[string]string{
+			p + "public-ip": "192.0.2.1"})), true, "10.244.1.0-24", true, false, ""},
+		{"no pod CIDR", node("a", nil, peer(map[string]string{p + "public-ip": "192.0.2.1"})), false, "", false, false, ""},
+	}
+	for _, c := range cases {
+		l, ok := m.leaseFromNode(c.n)
+		if ok != c.ok || (ok && (l.Key() != c.key || l.EnableIPv4 != c.v4 || l.EnableIPv6 != c.v6)) {
+			t.Errorf("%s: lease %+v (key %s), ok %v; want ok %v key %s", c.name, l, l.Key(), ok, c.ok, c.key)
+		}
+		if ok && c.v6public != "" && l.Attrs.PublicIPv6.String() != c.v6public {
+			t.Errorf("%s: public IPv6 %v", c.name, l.Attrs.PublicIPv6)
+		}
+	}
+}
+
+func TestWatchLeaseReportsEarlierRevocation(t *testing.T) {
+	// The node lost its annotations before WatchLease was called: the revocation is still reported.
+	m, _ := newManager(t, v4conf, node("n1", []string{"10.244.1.0/24"}, map[string]string{}))
+	held := &subnet.Lease{EnableIPv4: true, Subnet: netip.MustParsePrefix("10.244.1.0/24"),
+		Attrs: subnet.LeaseAttrs{PublicIP: netip.MustParseAddr("192.0.2.1"), BackendType: "vxlan"}}
+	ch := make(chan []subnet.Event, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = m.WatchLease(ctx, held, ch) }()
+	if ev := recv(t, ch); len(ev) != 1 || ev[0].Type != subnet.EventRemoved || ev[0].Lease.Subnet != held.Subnet {
+		t.Fatalf("events %+v, want the held lease removed", ev)
+	}
+}
+
+func TestCompleteLeaseCondition(t *testing.T) {
+	for _, set := range []bool{true, false} {
+		m, cs := newManager(t, v4conf, node("n1", []string{"10.244.1.0/24"}, nil))
+		m.o.SetNodeNetworkUnavailable = set
+		if err := m.CompleteLease(context.Background(), &subnet.Lease{Attrs: subnet.LeaseAttrs{BackendType: "vxlan"}}); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+		var got []string
+		for _, c := range n.Status.Conditions {
+			got = append(got, string(c.Type)+"="+string(c.Status)+"/"+c.Reason)
+		}
+		want := ""
+		if set {
+			want = "NetworkUnavailable=False/FlannelIsUp"
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("SetNodeNetworkUnavailable=%v: conditions %v, want %q", set, got, want)
+		}
 	}
 }
