@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
-	"strings"
 )
 
 // Config is net-conf.json: the cluster-wide network configuration, as upstream flanneld reads it from
@@ -53,8 +52,8 @@ type rawConfig struct {
 // rules and defaults.
 func ParseConfig(data []byte) (*Config, error) {
 	var r rawConfig
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	if err := dec.Decode(&r); err != nil {
+	// json.Unmarshal (not a Decoder) so that trailing garbage is an error, as it is for upstream.
+	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("net-conf.json: %w", describeJSONError(err))
 	}
 	c := &Config{
@@ -82,7 +81,10 @@ func ParseConfig(data []byte) (*Config, error) {
 			return
 		}
 		a, err := netip.ParseAddr(s)
-		if err != nil || a.Is6() != v6 {
+		if err == nil && a.IsUnspecified() && a.Is6() == v6 {
+			return // upstream treats 0.0.0.0 (and ::) as "not set"
+		}
+		if err != nil || a.Is6() != v6 || a.Zone() != "" {
 			fam := "IPv4"
 			if v6 {
 				fam = "IPv6"
@@ -124,6 +126,37 @@ func ParseConfig(data []byte) (*Config, error) {
 	return c, nil
 }
 
+// MarshalJSON writes the configuration as net-conf.json with upstream's key names, leaving out what is unset,
+// so that ParseConfig reads back the same Config. The daemon logs it as the effective configuration.
+func (c *Config) MarshalJSON() ([]byte, error) {
+	type out struct {
+		EnableIPv4     bool
+		EnableIPv6     bool            `json:",omitempty"`
+		EnableNFTables bool            `json:",omitempty"`
+		Network        string          `json:",omitempty"`
+		SubnetMin      string          `json:",omitempty"`
+		SubnetMax      string          `json:",omitempty"`
+		SubnetLen      int             `json:",omitempty"`
+		IPv6Network    string          `json:",omitempty"`
+		IPv6SubnetMin  string          `json:",omitempty"`
+		IPv6SubnetMax  string          `json:",omitempty"`
+		IPv6SubnetLen  int             `json:",omitempty"`
+		Backend        json.RawMessage `json:",omitempty"`
+	}
+	str := func(v interface{ IsValid() bool }) string {
+		if !v.IsValid() {
+			return ""
+		}
+		return v.(fmt.Stringer).String()
+	}
+	return json.Marshal(out{
+		EnableIPv4: c.EnableIPv4, EnableIPv6: c.EnableIPv6, EnableNFTables: c.EnableNFTables,
+		Network: str(c.Network), SubnetMin: str(c.SubnetMin), SubnetMax: str(c.SubnetMax), SubnetLen: c.SubnetLen,
+		IPv6Network: str(c.IPv6Network), IPv6SubnetMin: str(c.IPv6SubnetMin), IPv6SubnetMax: str(c.IPv6SubnetMax),
+		IPv6SubnetLen: c.IPv6SubnetLen, Backend: c.Backend,
+	})
+}
+
 func describeJSONError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -136,16 +169,19 @@ func describeJSONError(err error) error {
 // IPv6 counterparts) where they are unset.
 func (c *Config) ValidateEtcd() error {
 	var errs []error
+	if !c.EnableIPv4 && !c.EnableIPv6 {
+		return errors.New("EnableIPv4, EnableIPv6: at least one address family must be enabled")
+	}
 	if c.EnableIPv4 {
 		if !c.Network.IsValid() {
-			errs = append(errs, errors.New("Network: required when EnableIPv4 is true (e.g. \"10.244.0.0/16\")"))
+			errs = append(errs, errors.New("Network: required when EnableIPv4 is true (e.g. \"10.244.0.0/16\"): please define a correct Network parameter in the flannel config"))
 		} else if err := checkFamily(c.Network, &c.SubnetLen, &c.SubnetMin, &c.SubnetMax, 32, 24, ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if c.EnableIPv6 {
 		if !c.IPv6Network.IsValid() {
-			errs = append(errs, errors.New("IPv6Network: required when EnableIPv6 is true (e.g. \"fd00:10:244::/56\")"))
+			errs = append(errs, errors.New("IPv6Network: required when EnableIPv6 is true (e.g. \"fd00:10:244::/56\"): please define a correct IPv6Network parameter in the flannel config"))
 		} else if err := checkFamily(c.IPv6Network, &c.IPv6SubnetLen, &c.IPv6SubnetMin, &c.IPv6SubnetMax, 128, 64, "IPv6"); err != nil {
 			errs = append(errs, err)
 		}
@@ -164,7 +200,7 @@ func checkFamily(nw netip.Prefix, slen *int, smin, smax *netip.Addr, bits, def i
 		case nw.Bits() <= bits-4:
 			*slen = nw.Bits() + 2
 		default:
-			return fmt.Errorf("%s: /%d is too small to split into subnets: the network must be /%d or wider",
+			return fmt.Errorf("%s: /%d is too small to split into subnets: network is too small. Minimum useful network prefix is /%d",
 				f("Network"), nw.Bits(), bits-4)
 		}
 	}
