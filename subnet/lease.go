@@ -43,6 +43,11 @@ func ParseLeaseKey(key string) (v4, v6 netip.Prefix, err error) {
 	if !v4.IsValid() && !v6.IsValid() {
 		return v4, v6, fmt.Errorf("lease key %q: no subnet", key)
 	}
+	// Only canonical names (masked, lower case, shortest IPv6 form) are accepted, so that Lease.Key() of a
+	// parsed lease is always the name it is stored under.
+	if want := LeaseKey(v4, v6); want != key {
+		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("lease key %q: not in canonical form (want %q)", key, want)
+	}
 	return v4, v6, nil
 }
 
