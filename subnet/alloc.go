@@ -46,8 +46,49 @@ func (r SubnetRange) at(i *big.Int) netip.Prefix {
 	return netip.PrefixFrom(addrFromInt(x, r.Min.BitLen()), r.Len)
 }
 
-// PickFree returns a random subnet of the range that taken does not hold.
-func (r SubnetRange) PickFree(taken map[netip.Prefix]bool) (netip.Prefix, error) {
+// Taken is the set of prefixes in use, asked whether a candidate subnet of one length overlaps any of them.
+// Stored leases may have another length than the current SubnetLen (the configuration changed), so overlap,
+// not equality, is what counts, as upstream's allocator checks.
+type Taken struct {
+	bits   int                   // the candidates' prefix length
+	narrow map[netip.Prefix]bool // prefixes at least as long as bits, widened to bits
+	wide   map[netip.Prefix]bool // shorter prefixes, as they are
+	widths map[int]bool          // the lengths present in wide
+}
+
+// NewTaken returns an empty set for candidates of length bits.
+func NewTaken(bits int) *Taken {
+	return &Taken{bits: bits, narrow: map[netip.Prefix]bool{}, wide: map[netip.Prefix]bool{}, widths: map[int]bool{}}
+}
+
+// Add marks p as used; invalid prefixes are ignored.
+func (t *Taken) Add(p netip.Prefix) {
+	if !p.IsValid() {
+		return
+	}
+	if p.Bits() >= t.bits {
+		t.narrow[netip.PrefixFrom(p.Addr(), t.bits).Masked()] = true
+		return
+	}
+	t.wide[p.Masked()] = true
+	t.widths[p.Bits()] = true
+}
+
+// Has tells whether the candidate c (of length bits) overlaps a used prefix.
+func (t *Taken) Has(c netip.Prefix) bool {
+	if t.narrow[c] {
+		return true
+	}
+	for b := range t.widths {
+		if t.wide[netip.PrefixFrom(c.Addr(), b).Masked()] {
+			return true
+		}
+	}
+	return false
+}
+
+// PickFree returns a random subnet of the range that overlaps nothing in taken.
+func (r SubnetRange) PickFree(taken *Taken) (netip.Prefix, error) {
 	n := r.count()
 	if n.Sign() <= 0 {
 		return netip.Prefix{}, ErrNoFreeSubnet
@@ -55,7 +96,7 @@ func (r SubnetRange) PickFree(taken map[netip.Prefix]bool) (netip.Prefix, error)
 	// Random probes first: cheap while the range is mostly free.
 	for i := 0; i < 64; i++ {
 		idx := randBelow(n)
-		if p := r.at(idx); !taken[p] {
+		if p := r.at(idx); !taken.Has(p) {
 			return p, nil
 		}
 	}
@@ -68,7 +109,7 @@ func (r SubnetRange) PickFree(taken map[netip.Prefix]bool) (netip.Prefix, error)
 	for i := big.NewInt(0); i.Cmp(limit) < 0; i.Add(i, big.NewInt(1)) {
 		idx := new(big.Int).Add(start, i)
 		idx.Mod(idx, n)
-		if p := r.at(idx); !taken[p] {
+		if p := r.at(idx); !taken.Has(p) {
 			return p, nil
 		}
 	}

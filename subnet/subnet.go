@@ -10,6 +10,7 @@ package subnet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -35,6 +36,10 @@ type Lease struct {
 	// Asof is the store revision the lease was read at (etcd mode); 0 when unknown.
 	Asof int64
 }
+
+// ErrLeaseNotFound is returned (wrapped) when this node's lease is no longer in the store, e.g. by RenewLease
+// after the lease expired or was deleted. The node must acquire a lease again.
+var ErrLeaseNotFound = errors.New("lease not found in the store")
 
 // Key returns the lease's name as upstream writes it under <prefix>/subnets: "10.244.3.0-24",
 // "10.244.3.0-24&fc00::-64" in dual stack, or "fc00::-64" for an IPv6-only lease.
@@ -67,15 +72,16 @@ type Manager interface {
 	Name() string
 	// GetNetworkConfig returns the validated cluster configuration (net-conf.json).
 	GetNetworkConfig(ctx context.Context) (*Config, error)
-	// PreviousLease returns the lease this node held before (etcd: the lease whose PublicIP matches attrs, else
-	// the one named by the previous subnet.env; kube: this Node's annotations), or nil if there is none. Backends
-	// use it to keep published data such as the VtepMAC across restarts.
+	// PreviousLease returns the lease this node held before (etcd: the stored lease whose PublicIP matches
+	// attrs; kube: this Node's annotations), or nil if there is none. Backends use it to keep published data
+	// such as the VtepMAC across restarts.
 	PreviousLease(ctx context.Context, attrs *LeaseAttrs) (*Lease, error)
 	// AcquireLease obtains (or re-obtains) this node's lease with the given attributes.
 	AcquireLease(ctx context.Context, attrs *LeaseAttrs) (*Lease, error)
 	// RenewLease extends the lease's expiry; it updates l in place.
 	RenewLease(ctx context.Context, l *Lease) error
-	// WatchLease reports changes to this node's own lease (e.g. expiry or deletion) until ctx ends.
+	// WatchLease reports changes to this node's own lease until ctx ends: EventRemoved once when it expires or is
+	// deleted, EventAdded when it (the same key) is written again.
 	WatchLease(ctx context.Context, l *Lease, events chan<- []Event) error
 	// WatchLeases first sends the current leases of all nodes as EventAdded (one batch, possibly empty), then
 	// every change, until ctx ends.

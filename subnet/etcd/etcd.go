@@ -19,11 +19,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/klog/v2"
@@ -61,6 +64,9 @@ type Manager struct {
 
 	mu  sync.Mutex
 	cfg *subnet.Config
+
+	// startRev, when set, chooses the revision a watch starts at after a listing (tests force a compacted one).
+	startRev func(listRev int64) int64
 }
 
 var _ subnet.Manager = (*Manager)(nil)
@@ -144,22 +150,28 @@ func (m *Manager) config(ctx context.Context) (*subnet.Config, error) {
 
 // entry is one stored lease.
 type entry struct {
-	key     string
-	lease   subnet.Lease
-	etcdID  clientv3.LeaseID
-	modRev  int64
-	invalid bool // unparsable value: kept (never handed out) but ignored
+	key       string
+	lease     subnet.Lease
+	etcdID    clientv3.LeaseID // 0: a reservation
+	modRev    int64
+	createRev int64
+	invalid   bool // unparsable value: its subnet counts as taken, but it is never reported or reused
 }
 
-func (m *Manager) parseKV(key string, value []byte, id int64, modRev int64) (entry, bool) {
+func (m *Manager) parseKV(kv *mvccpb.KeyValue) (entry, bool) {
+	key := string(kv.Key)
 	name := strings.TrimPrefix(key, m.subnetsDir())
 	v4, v6, err := subnet.ParseLeaseKey(name)
 	if err != nil {
+		klog.V(2).Infof("ignoring %s: %v", key, err)
 		return entry{}, false
 	}
-	e := entry{key: key, etcdID: clientv3.LeaseID(id), modRev: modRev}
-	e.lease = subnet.Lease{Subnet: v4, IPv6Subnet: v6, EnableIPv4: v4.IsValid(), EnableIPv6: v6.IsValid(), Asof: modRev}
-	if err := json.Unmarshal(value, &e.lease.Attrs); err != nil {
+	e := entry{key: key, etcdID: clientv3.LeaseID(kv.Lease), modRev: kv.ModRevision, createRev: kv.CreateRevision}
+	e.lease = subnet.Lease{Subnet: v4, IPv6Subnet: v6, EnableIPv4: v4.IsValid(), EnableIPv6: v6.IsValid(), Asof: kv.ModRevision}
+	if kv.Value == nil {
+		return e, true // a deletion event carries no value
+	}
+	if err := json.Unmarshal(kv.Value, &e.lease.Attrs); err != nil {
 		klog.V(2).Infof("ignoring lease %s with an unreadable value: %v", key, err)
 		e.invalid = true
 	}
@@ -173,14 +185,15 @@ func (m *Manager) list(ctx context.Context) ([]entry, int64, error) {
 	}
 	var out []entry
 	for _, kv := range resp.Kvs {
-		if e, ok := m.parseKV(string(kv.Key), kv.Value, kv.Lease, kv.ModRevision); ok {
+		if e, ok := m.parseKV(kv); ok {
 			out = append(out, e)
 		}
 	}
 	return out, resp.Header.Revision, nil
 }
 
-// samePublicIP tells whether a stored lease belongs to the node publishing attrs.
+// samePublicIP tells whether a stored lease belongs to the node publishing attrs: the IPv4 public address
+// decides as upstream; an IPv6-only node is matched by its IPv6 public address.
 func samePublicIP(stored, attrs *subnet.LeaseAttrs) bool {
 	if attrs.PublicIP.IsValid() {
 		return stored.PublicIP == attrs.PublicIP
@@ -188,18 +201,13 @@ func samePublicIP(stored, attrs *subnet.LeaseAttrs) bool {
 	return attrs.PublicIPv6.IsValid() && stored.PublicIPv6 == attrs.PublicIPv6
 }
 
-// fits tells whether a stored lease is usable under the current configuration.
-func fits(cfg *subnet.Config, l *subnet.Lease) bool {
-	if cfg.EnableIPv4 && !cfg.Network.Contains(l.Subnet.Addr()) || cfg.EnableIPv4 && l.Subnet.Bits() != cfg.SubnetLen {
+// compatible is upstream's test of a stored or remembered lease against the current configuration: each
+// enabled family's subnet has SubnetLen and lies between SubnetMin and SubnetMax; a disabled family has none.
+func compatible(cfg *subnet.Config, v4, v6 netip.Prefix) bool {
+	if cfg.EnableIPv4 != v4.IsValid() || cfg.EnableIPv6 != v6.IsValid() {
 		return false
 	}
-	if cfg.EnableIPv6 && (!cfg.IPv6Network.Contains(l.IPv6Subnet.Addr()) || l.IPv6Subnet.Bits() != cfg.IPv6SubnetLen) {
-		return false
-	}
-	if !cfg.EnableIPv6 && l.IPv6Subnet.IsValid() || !cfg.EnableIPv4 && l.Subnet.IsValid() {
-		return false
-	}
-	return true
+	return (!cfg.EnableIPv4 || cfg.V4Range().Contains(v4)) && (!cfg.EnableIPv6 || cfg.V6Range().Contains(v6))
 }
 
 // PreviousLease returns the stored lease whose PublicIP is this node's.
@@ -217,27 +225,41 @@ func (m *Manager) PreviousLease(ctx context.Context, attrs *subnet.LeaseAttrs) (
 	return nil, nil
 }
 
-// AcquireLease implements subnet.Manager.
+// AcquireLease implements subnet.Manager. It retries (as upstream, ten times) when another node changed the
+// store between reading and writing.
 func (m *Manager) AcquireLease(ctx context.Context, attrs *subnet.LeaseAttrs) (*subnet.Lease, error) {
 	cfg, err := m.config(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
 	for try := 0; try < 10; try++ {
 		l, err := m.tryAcquire(ctx, cfg, attrs)
-		if err == nil {
-			return l, nil
-		}
 		if !errors.Is(err, errRace) {
-			return nil, err
+			return l, err
 		}
-		lastErr = err
+		klog.V(2).Infof("acquire lease: %v; retrying", err)
 	}
-	return nil, fmt.Errorf("acquire lease: %w", lastErr)
+	return nil, fmt.Errorf("acquire lease: the store kept changing concurrently (10 attempts): %w", errRace)
 }
 
 var errRace = errors.New("lease changed concurrently")
+
+func (m *Manager) grant(ctx context.Context) (clientv3.LeaseID, error) {
+	g, err := m.cli.Grant(ctx, int64(m.opts.TTL/time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("grant an etcd lease of %v: %w", m.opts.TTL, err)
+	}
+	return g.ID, nil
+}
+
+func (m *Manager) revoke(ctx context.Context, id clientv3.LeaseID) {
+	if id == 0 {
+		return
+	}
+	if _, err := m.cli.Revoke(context.WithoutCancel(ctx), id); err != nil {
+		klog.V(2).Infof("revoke etcd lease %x: %v (it expires on its own)", id, err)
+	}
+}
 
 func (m *Manager) tryAcquire(ctx context.Context, cfg *subnet.Config, attrs *subnet.LeaseAttrs) (*subnet.Lease, error) {
 	entries, _, err := m.list(ctx)
@@ -248,98 +270,158 @@ func (m *Manager) tryAcquire(ctx context.Context, cfg *subnet.Config, attrs *sub
 	if err != nil {
 		return nil, err
 	}
-	taken4, taken6 := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	taken4, taken6 := subnet.NewTaken(cfg.SubnetLen), subnet.NewTaken(cfg.IPv6SubnetLen)
 	for _, e := range entries {
-		taken4[e.lease.Subnet] = true
-		taken6[e.lease.IPv6Subnet] = true
-	}
-	// 1. Our own lease (or reservation), matched by PublicIP.
-	for _, e := range entries {
-		if e.invalid || !samePublicIP(&e.lease.Attrs, attrs) || !fits(cfg, &e.lease) {
+		if e.invalid || !samePublicIP(&e.lease.Attrs, attrs) {
+			taken4.Add(e.lease.Subnet)
+			taken6.Add(e.lease.IPv6Subnet)
 			continue
 		}
-		if e.etcdID == 0 {
-			// A reservation: keep it without a TTL, update the attributes.
-			txn := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key), "=", e.modRev)).
-				Then(clientv3.OpPut(e.key, string(value)))
-			return m.commit(ctx, txn, e.lease.Subnet, e.lease.IPv6Subnet, attrs, 0, "reservation")
+		// 1. Our own lease (or reservation), matched by PublicIP.
+		if compatible(cfg, e.lease.Subnet, e.lease.IPv6Subnet) {
+			return m.reuse(ctx, e, attrs, value)
 		}
-		grant, err := m.cli.Grant(ctx, int64(m.opts.TTL/time.Second))
+		// Left from another configuration: delete it, as upstream does, and allocate afresh.
+		klog.Infof("lease %s of this node does not fit the configuration (%s); deleting it", e.key, describeRanges(cfg))
+		tr, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key), "=", e.modRev)).
+			Then(clientv3.OpDelete(e.key)).Commit()
 		if err != nil {
-			return nil, fmt.Errorf("grant etcd lease: %w", err)
+			return nil, fmt.Errorf("delete incompatible lease %s: %w", e.key, err)
 		}
-		txn := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key), "=", e.modRev)).
-			Then(clientv3.OpPut(e.key, string(value), clientv3.WithLease(grant.ID)))
-		l, err := m.commit(ctx, txn, e.lease.Subnet, e.lease.IPv6Subnet, attrs, grant.ID, "existing lease")
-		if err == nil && e.etcdID != grant.ID {
-			_, _ = m.cli.Revoke(ctx, e.etcdID) // the key moved to the new lease; the old one only holds nothing now
+		if !tr.Succeeded {
+			return nil, errRace
 		}
-		return l, err
 	}
-	// 2. The subnet of the previous subnet.env, if free.
+
+	// 2. The subnet(s) of the previous subnet.env, when they fit and are free.
 	var want4, want6 netip.Prefix
+	how := "subnet from " + m.opts.SubnetFile
 	if m.opts.SubnetFile != "" {
-		if env, err := subnet.ReadEnvFile(m.opts.SubnetFile); err == nil {
-			if cfg.EnableIPv4 && env.Subnet.IsValid() {
-				want4 = env.Subnet.Masked()
+		env, err := subnet.ReadEnvFile(m.opts.SubnetFile)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			klog.Warningf("ignoring the previous subnet file: %v", err)
+		default:
+			if p := env.Subnet.Masked(); cfg.EnableIPv4 && cfg.V4Range().Contains(p) && !taken4.Has(p) {
+				want4 = p
 			}
-			if cfg.EnableIPv6 && env.IPv6Subnet.IsValid() {
-				want6 = env.IPv6Subnet.Masked()
+			if p := env.IPv6Subnet.Masked(); cfg.EnableIPv6 && cfg.V6Range().Contains(p) && !taken6.Has(p) {
+				want6 = p
+			}
+			if env.Subnet.IsValid() && cfg.EnableIPv4 && !want4.IsValid() || env.IPv6Subnet.IsValid() && cfg.EnableIPv6 && !want6.IsValid() {
+				klog.Infof("the previous subnets in %s (%v %v) are taken or outside %s; allocating anew",
+					m.opts.SubnetFile, env.Subnet, env.IPv6Subnet, describeRanges(cfg))
 			}
 		}
 	}
-	if cfg.EnableIPv4 && (!cfg.V4Range().Contains(want4) || taken4[want4]) {
-		want4 = netip.Prefix{}
-	}
-	if cfg.EnableIPv6 && (!cfg.V6Range().Contains(want6) || taken6[want6]) {
-		want6 = netip.Prefix{}
-	}
-	how := "subnet from " + m.opts.SubnetFile
 	// 3. Random free subnets for whatever is still missing.
 	if cfg.EnableIPv4 && !want4.IsValid() {
 		if want4, err = cfg.V4Range().PickFree(taken4); err != nil {
-			return nil, fmt.Errorf("allocate an IPv4 subnet of /%d in %s: %w", cfg.SubnetLen, cfg.Network, err)
+			return nil, fmt.Errorf("allocate an IPv4 /%d between SubnetMin %s and SubnetMax %s of %s: %w",
+				cfg.SubnetLen, cfg.SubnetMin, cfg.SubnetMax, cfg.Network, err)
 		}
 		how = "new subnet"
 	}
 	if cfg.EnableIPv6 && !want6.IsValid() {
 		if want6, err = cfg.V6Range().PickFree(taken6); err != nil {
-			return nil, fmt.Errorf("allocate an IPv6 subnet of /%d in %s: %w", cfg.IPv6SubnetLen, cfg.IPv6Network, err)
+			return nil, fmt.Errorf("allocate an IPv6 /%d between IPv6SubnetMin %s and IPv6SubnetMax %s of %s: %w",
+				cfg.IPv6SubnetLen, cfg.IPv6SubnetMin, cfg.IPv6SubnetMax, cfg.IPv6Network, err)
 		}
 		how = "new subnet"
 	}
-	key := m.subnetsDir() + subnet.LeaseKey(want4, want6)
-	grant, err := m.cli.Grant(ctx, int64(m.opts.TTL/time.Second))
-	if err != nil {
-		return nil, fmt.Errorf("grant etcd lease: %w", err)
-	}
-	txn := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(value), clientv3.WithLease(grant.ID)))
-	l, err := m.commit(ctx, txn, want4, want6, attrs, grant.ID, how)
-	if err != nil {
-		_, _ = m.cli.Revoke(context.WithoutCancel(ctx), grant.ID)
-	}
-	return l, err
+	return m.create(ctx, want4, want6, attrs, value, how)
 }
 
-func (m *Manager) commit(ctx context.Context, txn clientv3.Txn, v4, v6 netip.Prefix, attrs *subnet.LeaseAttrs, id clientv3.LeaseID, how string) (*subnet.Lease, error) {
-	resp, err := txn.Commit()
-	if err != nil {
-		return nil, fmt.Errorf("write lease %s: %w", subnet.LeaseKey(v4, v6), err)
+// reuse rewrites this node's stored lease with the current attributes: a reservation stays without TTL, a
+// lease moves to a fresh etcd lease of the full TTL.
+func (m *Manager) reuse(ctx context.Context, e entry, attrs *subnet.LeaseAttrs, value []byte) (*subnet.Lease, error) {
+	put := clientv3.OpPut(e.key, string(value))
+	var id clientv3.LeaseID
+	if e.etcdID != 0 {
+		var err error
+		if id, err = m.grant(ctx); err != nil {
+			return nil, err
+		}
+		put = clientv3.OpPut(e.key, string(value), clientv3.WithLease(id))
 	}
-	if !resp.Succeeded {
+	tr, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key), "=", e.modRev)).Then(put).Commit()
+	if err != nil || !tr.Succeeded {
+		m.revoke(ctx, id)
+		if err == nil {
+			return nil, errRace
+		}
+		return nil, fmt.Errorf("update lease %s: %w", e.key, err)
+	}
+	m.revoke(ctx, e.etcdID) // holds nothing any more
+	how := "existing lease"
+	if id == 0 {
+		how = "reservation"
+	}
+	return m.leaseFor(e.lease.Subnet, e.lease.IPv6Subnet, attrs, id, tr.Header.Revision, how), nil
+}
+
+// create writes a new lease key, only if it does not exist yet (upstream's Version(key) == 0 transaction). Keys
+// of different subnets can still overlap (two nodes racing in dual stack can pick the same IPv4 subnet with
+// different IPv6 ones), so the store is read again afterwards and the younger of two overlapping keys yields.
+func (m *Manager) create(ctx context.Context, v4, v6 netip.Prefix, attrs *subnet.LeaseAttrs, value []byte, how string) (*subnet.Lease, error) {
+	key := m.subnetsDir() + subnet.LeaseKey(v4, v6)
+	id, err := m.grant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(value), clientv3.WithLease(id))).Commit()
+	if err != nil || !tr.Succeeded {
+		m.revoke(ctx, id)
+		if err == nil {
+			return nil, errRace
+		}
+		return nil, fmt.Errorf("create lease %s: %w", key, err)
+	}
+	created := tr.Header.Revision
+	entries, _, err := m.list(ctx)
+	if err != nil {
+		return nil, err // the key stays; the next attempt finds it by PublicIP
+	}
+	for _, e := range entries {
+		if e.key == key || e.createRev > created || !overlaps(e.lease, v4, v6) {
+			continue
+		}
+		klog.V(2).Infof("lease %s overlaps the older %s; giving it up", key, e.key)
+		m.revoke(ctx, id) // deletes the key
 		return nil, errRace
 	}
-	l := &subnet.Lease{Subnet: v4, IPv6Subnet: v6, EnableIPv4: v4.IsValid(), EnableIPv6: v6.IsValid(),
-		Attrs: *attrs, Asof: resp.Header.Revision}
+	return m.leaseFor(v4, v6, attrs, id, created, how), nil
+}
+
+func overlaps(l subnet.Lease, v4, v6 netip.Prefix) bool {
+	return v4.IsValid() && l.Subnet.IsValid() && l.Subnet.Overlaps(v4) ||
+		v6.IsValid() && l.IPv6Subnet.IsValid() && l.IPv6Subnet.Overlaps(v6)
+}
+
+func (m *Manager) leaseFor(v4, v6 netip.Prefix, attrs *subnet.LeaseAttrs, id clientv3.LeaseID, rev int64, how string) *subnet.Lease {
+	l := &subnet.Lease{Subnet: v4, IPv6Subnet: v6, EnableIPv4: v4.IsValid(), EnableIPv6: v6.IsValid(), Attrs: *attrs, Asof: rev}
 	if id != 0 {
 		l.Expiration = time.Now().Add(m.opts.TTL)
 	}
 	klog.Infof("acquired lease %s (%s)", l.Key(), how)
-	return l, nil
+	return l
 }
 
-// RenewLease extends the lease's TTL to the full lifetime again.
+func describeRanges(cfg *subnet.Config) string {
+	var parts []string
+	if cfg.EnableIPv4 {
+		parts = append(parts, fmt.Sprintf("/%d from %s to %s", cfg.SubnetLen, cfg.SubnetMin, cfg.SubnetMax))
+	}
+	if cfg.EnableIPv6 {
+		parts = append(parts, fmt.Sprintf("/%d from %s to %s", cfg.IPv6SubnetLen, cfg.IPv6SubnetMin, cfg.IPv6SubnetMax))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// RenewLease gives the lease a fresh etcd lease of the full TTL (a reservation needs nothing). It fails with
+// subnet.ErrLeaseNotFound when the key is gone or now belongs to another node.
 func (m *Manager) RenewLease(ctx context.Context, l *subnet.Lease) error {
 	key := m.subnetsDir() + l.Key()
 	resp, err := m.cli.Get(ctx, key)
@@ -347,27 +429,34 @@ func (m *Manager) RenewLease(ctx context.Context, l *subnet.Lease) error {
 		return fmt.Errorf("renew lease %s: %w", l.Key(), err)
 	}
 	if len(resp.Kvs) == 0 {
-		return fmt.Errorf("renew lease %s: the key is gone", l.Key())
+		return fmt.Errorf("renew lease %s: %w", l.Key(), subnet.ErrLeaseNotFound)
 	}
 	kv := resp.Kvs[0]
+	var stored subnet.LeaseAttrs
+	if err := json.Unmarshal(kv.Value, &stored); err != nil || !samePublicIP(&stored, &l.Attrs) {
+		return fmt.Errorf("renew lease %s: it now belongs to another node (PublicIP %v): %w", l.Key(), stored.PublicIP, subnet.ErrLeaseNotFound)
+	}
 	if kv.Lease == 0 {
 		return nil // a reservation never expires
 	}
-	grant, err := m.cli.Grant(ctx, int64(m.opts.TTL/time.Second))
+	id, err := m.grant(ctx)
 	if err != nil {
 		return fmt.Errorf("renew lease %s: %w", l.Key(), err)
 	}
-	value, _ := json.Marshal(&l.Attrs)
+	value, err := json.Marshal(&l.Attrs)
+	if err != nil {
+		return err
+	}
 	tr, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-		Then(clientv3.OpPut(key, string(value), clientv3.WithLease(grant.ID))).Commit()
+		Then(clientv3.OpPut(key, string(value), clientv3.WithLease(id))).Commit()
 	if err != nil || !tr.Succeeded {
-		_, _ = m.cli.Revoke(context.WithoutCancel(ctx), grant.ID)
+		m.revoke(ctx, id)
 		if err == nil {
 			err = errRace
 		}
 		return fmt.Errorf("renew lease %s: %w", l.Key(), err)
 	}
-	_, _ = m.cli.Revoke(ctx, clientv3.LeaseID(kv.Lease))
+	m.revoke(ctx, clientv3.LeaseID(kv.Lease))
 	l.Expiration = time.Now().Add(m.opts.TTL)
 	l.Asof = tr.Header.Revision
 	return nil
@@ -376,11 +465,12 @@ func (m *Manager) RenewLease(ctx context.Context, l *subnet.Lease) error {
 // CompleteLease has nothing to do in etcd mode.
 func (m *Manager) CompleteLease(context.Context, *subnet.Lease) error { return nil }
 
-// WatchLeases implements subnet.Manager: one snapshot batch, then changes. When the watch is compacted or
-// broken it re-lists and reports the difference, so no change is lost.
+// WatchLeases implements subnet.Manager: one snapshot batch, then changes. When the watch breaks (for example
+// because its revision was compacted) it lists the leases again and reports the difference, so no change is lost.
 func (m *Manager) WatchLeases(ctx context.Context, out chan<- []subnet.Event) error {
 	known := map[string]subnet.Lease{}
 	first := true
+	b := backoff{}
 	for {
 		entries, rev, err := m.list(ctx)
 		if err != nil {
@@ -388,30 +478,13 @@ func (m *Manager) WatchLeases(ctx context.Context, out chan<- []subnet.Event) er
 				return ctx.Err()
 			}
 			klog.Errorf("watch leases: %v (retrying)", err)
-			select {
-			case <-ctx.Done():
+			if !sleep(ctx, b.next()) {
 				return ctx.Err()
-			case <-time.After(time.Second):
 			}
 			continue
 		}
 		var batch []subnet.Event
-		now := map[string]subnet.Lease{}
-		for _, e := range entries {
-			if e.invalid {
-				continue
-			}
-			now[e.key] = e.lease
-			if old, ok := known[e.key]; !ok || old.Asof != e.lease.Asof {
-				batch = append(batch, subnet.Event{Type: subnet.EventAdded, Lease: e.lease})
-			}
-		}
-		for k, l := range known {
-			if _, ok := now[k]; !ok {
-				batch = append(batch, subnet.Event{Type: subnet.EventRemoved, Lease: l})
-			}
-		}
-		known = now
+		batch, known = resync(known, entries)
 		if first || len(batch) > 0 {
 			if batch == nil {
 				batch = []subnet.Event{}
@@ -421,14 +494,48 @@ func (m *Manager) WatchLeases(ctx context.Context, out chan<- []subnet.Event) er
 			}
 			first = false
 		}
-		if err := m.watchFrom(ctx, rev+1, known, out); err != nil && ctx.Err() == nil {
-			klog.V(2).Infof("lease watch ended (%v); re-listing", err)
-			continue
+		err = m.watchFrom(ctx, m.watchStart(rev), known, out)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return ctx.Err()
+		klog.Infof("lease watch ended (%v); listing the leases again", err)
+		if !sleep(ctx, b.next()) {
+			return ctx.Err()
+		}
 	}
 }
 
+// resync compares a fresh listing with what was reported so far and returns the events that bring a watcher
+// up to date, and the new state.
+func resync(known map[string]subnet.Lease, entries []entry) ([]subnet.Event, map[string]subnet.Lease) {
+	var batch []subnet.Event
+	now := map[string]subnet.Lease{}
+	for _, e := range entries {
+		if e.invalid {
+			continue
+		}
+		now[e.key] = e.lease
+		if old, ok := known[e.key]; !ok || old.Asof != e.lease.Asof {
+			batch = append(batch, subnet.Event{Type: subnet.EventAdded, Lease: e.lease})
+		}
+	}
+	for k, l := range known {
+		if _, ok := now[k]; !ok {
+			batch = append(batch, subnet.Event{Type: subnet.EventRemoved, Lease: l})
+		}
+	}
+	return batch, now
+}
+
+// watchStart is the revision a watch begins at after a listing at rev (a seam for the compaction test).
+func (m *Manager) watchStart(rev int64) int64 {
+	if m.startRev != nil {
+		return m.startRev(rev)
+	}
+	return rev + 1
+}
+
+// watchFrom relays changes under <prefix>/subnets/ from revision rev until the watch fails or ctx ends.
 func (m *Manager) watchFrom(ctx context.Context, rev int64, known map[string]subnet.Lease, out chan<- []subnet.Event) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -439,88 +546,125 @@ func (m *Manager) watchFrom(ctx context.Context, rev int64, known map[string]sub
 		}
 		var batch []subnet.Event
 		for _, ev := range resp.Events {
-			key := string(ev.Kv.Key)
-			switch ev.Type {
-			case clientv3.EventTypePut:
-				e, ok := m.parseKV(key, ev.Kv.Value, ev.Kv.Lease, ev.Kv.ModRevision)
-				if !ok || e.invalid {
-					continue
-				}
-				known[key] = e.lease
+			e, ok := m.parseKV(ev.Kv)
+			if !ok {
+				continue
+			}
+			switch {
+			case ev.Type == clientv3.EventTypePut && !e.invalid:
+				known[e.key] = e.lease
 				batch = append(batch, subnet.Event{Type: subnet.EventAdded, Lease: e.lease})
-			case clientv3.EventTypeDelete:
-				l, ok := known[key]
-				if !ok {
-					e, ok2 := m.parseKV(key, nil, 0, ev.Kv.ModRevision)
-					if !ok2 {
-						continue
-					}
-					l = e.lease
+			case ev.Type == clientv3.EventTypeDelete || e.invalid:
+				if l, ok := known[e.key]; ok {
+					e.lease = l // with its attributes
 				}
-				delete(known, key)
-				batch = append(batch, subnet.Event{Type: subnet.EventRemoved, Lease: l})
+				delete(known, e.key)
+				batch = append(batch, subnet.Event{Type: subnet.EventRemoved, Lease: e.lease})
 			}
 		}
 		if len(batch) > 0 && !send(ctx, out, batch) {
 			return ctx.Err()
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return errors.New("watch channel closed")
 }
 
-// WatchLease reports changes to this node's own lease key; a deletion or expiry arrives as EventRemoved.
+// WatchLease follows this node's own lease key. The caller holds the lease when it starts watching; from then on
+// a deletion or expiry is reported once as EventRemoved and a re-creation of the key as EventAdded.
 func (m *Manager) WatchLease(ctx context.Context, l *subnet.Lease, out chan<- []subnet.Event) error {
 	key := m.subnetsDir() + l.Key()
+	present := true // as far as the caller knows
+	last := *l
+	b := backoff{}
 	for {
 		resp, err := m.cli.Get(ctx, key)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			select {
-			case <-ctx.Done():
+			klog.Errorf("watch own lease %s: %v (retrying)", l.Key(), err)
+			if !sleep(ctx, b.next()) {
 				return ctx.Err()
-			case <-time.After(time.Second):
 			}
 			continue
 		}
-		if len(resp.Kvs) == 0 {
-			if !send(ctx, out, []subnet.Event{{Type: subnet.EventRemoved, Lease: *l}}) {
-				return ctx.Err()
-			}
-			// Wait for the owner to re-create it before watching again.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wc := m.cli.Watch(wctx, key, clientv3.WithRev(resp.Header.Revision+1))
-		removed := false
-		for wr := range wc {
-			if wr.Err() != nil {
-				break
-			}
-			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					removed = true
-				} else if e, ok := m.parseKV(key, ev.Kv.Value, ev.Kv.Lease, ev.Kv.ModRevision); ok && !e.invalid {
-					if !send(ctx, out, []subnet.Event{{Type: subnet.EventAdded, Lease: e.lease}}) {
-						cancel()
-						return ctx.Err()
-					}
-				}
-			}
-			if removed {
-				break
+		var ev []subnet.Event
+		if len(resp.Kvs) == 0 && present {
+			ev = []subnet.Event{{Type: subnet.EventRemoved, Lease: last}}
+			present = false
+		} else if len(resp.Kvs) == 1 {
+			if e, ok := m.parseKV(resp.Kvs[0]); ok && !e.invalid && (!present || e.lease.Asof != last.Asof) {
+				ev = []subnet.Event{{Type: subnet.EventAdded, Lease: e.lease}}
+				last, present = e.lease, true
 			}
 		}
-		cancel()
+		if ev != nil && !send(ctx, out, ev) {
+			return ctx.Err()
+		}
+		err = m.watchOwn(ctx, key, m.watchStart(resp.Header.Revision), &present, &last, out)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		klog.Infof("watch of own lease %s ended (%v); reading it again", l.Key(), err)
+		if !sleep(ctx, b.next()) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *Manager) watchOwn(ctx context.Context, key string, rev int64, present *bool, last *subnet.Lease, out chan<- []subnet.Event) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for wr := range m.cli.Watch(wctx, key, clientv3.WithRev(rev)) {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			e, ok := m.parseKV(ev.Kv)
+			if !ok {
+				continue
+			}
+			var b []subnet.Event
+			switch {
+			case ev.Type == clientv3.EventTypeDelete:
+				if *present {
+					b = []subnet.Event{{Type: subnet.EventRemoved, Lease: *last}}
+				}
+				*present = false
+			case !e.invalid:
+				b = []subnet.Event{{Type: subnet.EventAdded, Lease: e.lease}}
+				*last, *present = e.lease, true
+			}
+			if b != nil && !send(ctx, out, b) {
+				return ctx.Err()
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New("watch channel closed")
+}
+
+// backoff doubles a wait from 100 ms up to 10 s, with jitter.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 100*time.Millisecond), 10*time.Second)
+	return b.d/2 + rand.N(b.d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -1,32 +1,36 @@
 // Package subnettest offers an in-memory subnet.Manager for unit tests of the backends and the daemon, and the
-// contract suite that every real manager also passes, so the fake cannot drift from them.
+// contract suite (RunContract) that the fake and every real manager pass alike, so the fake cannot drift from
+// them.
+//
+// A Fake is one store; Manager() returns a node's view of it. Tests play the other nodes with AddLease and
+// RemoveLease, whose changes reach every WatchLeases and WatchLease receiver as events. Watchers queue without
+// bound, so a test that stops reading never blocks the store.
 package subnettest
 
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sync"
 
 	"github.com/weftnet/weft/subnet"
 )
 
-// Fake is an in-memory lease store; Manager returns node views of it.
+// Fake is an in-memory lease store.
 type Fake struct {
 	cfg *subnet.Config
 
 	mu       sync.Mutex
 	leases   map[string]subnet.Lease // by key
 	rev      int64
-	watchers map[chan []subnet.Event]struct{}
+	watchers map[*queue]struct{}
 }
 
-// NewFake returns a store serving cfg (validated with ValidateEtcd).
+// NewFake returns a store serving cfg, which it validates with ValidateEtcd (panicking on a bad test config).
 func NewFake(cfg *subnet.Config) *Fake {
 	if err := cfg.ValidateEtcd(); err != nil {
 		panic(fmt.Sprintf("subnettest: invalid config: %v", err))
 	}
-	return &Fake{cfg: cfg, leases: map[string]subnet.Lease{}, watchers: map[chan []subnet.Event]struct{}{}}
+	return &Fake{cfg: cfg, leases: map[string]subnet.Lease{}, watchers: map[*queue]struct{}{}}
 }
 
 // Manager returns a subnet.Manager for one node of the store.
@@ -35,22 +39,19 @@ func (f *Fake) Manager() subnet.Manager { return &fakeManager{f: f} }
 // AddLease stores (or replaces) a lease for another node and tells the watchers.
 func (f *Fake) AddLease(l subnet.Lease) {
 	f.mu.Lock()
-	f.rev++
-	l.Asof = f.rev
-	f.leases[l.Key()] = l
-	f.broadcast([]subnet.Event{{Type: subnet.EventAdded, Lease: l}})
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	f.put(l)
 }
 
-// RemoveLease deletes a lease by key and tells the watchers.
+// RemoveLease deletes the lease with l's key (as an expiry or an operator would) and tells the watchers.
 func (f *Fake) RemoveLease(l subnet.Lease) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if old, ok := f.leases[l.Key()]; ok {
 		delete(f.leases, l.Key())
 		f.rev++
-		f.broadcast([]subnet.Event{{Type: subnet.EventRemoved, Lease: old}})
+		f.broadcast(subnet.Event{Type: subnet.EventRemoved, Lease: old})
 	}
-	f.mu.Unlock()
 }
 
 // Leases returns a copy of the stored leases.
@@ -64,11 +65,45 @@ func (f *Fake) Leases() []subnet.Lease {
 	return out
 }
 
-// broadcast must be called with mu held; watcher channels are buffered generously and drained by their owners.
-func (f *Fake) broadcast(b []subnet.Event) {
-	for ch := range f.watchers {
-		ch <- b
+// put stores l with a new revision; mu must be held.
+func (f *Fake) put(l subnet.Lease) subnet.Lease {
+	f.rev++
+	l.Asof = f.rev
+	f.leases[l.Key()] = l
+	f.broadcast(subnet.Event{Type: subnet.EventAdded, Lease: l})
+	return l
+}
+
+// broadcast queues e for every watcher; mu must be held.
+func (f *Fake) broadcast(e subnet.Event) {
+	for q := range f.watchers {
+		q.push(e)
 	}
+}
+
+// queue is one watcher's unbounded backlog.
+type queue struct {
+	mu     sync.Mutex
+	events []subnet.Event
+	ready  chan struct{} // has a token while events is not empty
+}
+
+func (q *queue) push(e subnet.Event) {
+	q.mu.Lock()
+	q.events = append(q.events, e)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) take() []subnet.Event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b := q.events
+	q.events = nil
+	return b
 }
 
 type fakeManager struct{ f *Fake }
@@ -85,7 +120,6 @@ func (m *fakeManager) PreviousLease(_ context.Context, attrs *subnet.LeaseAttrs)
 	defer m.f.mu.Unlock()
 	for _, l := range m.f.leases {
 		if samePublicIP(&l.Attrs, attrs) {
-			l := l
 			return &l, nil
 		}
 	}
@@ -103,42 +137,37 @@ func (m *fakeManager) AcquireLease(_ context.Context, attrs *subnet.LeaseAttrs) 
 	f := m.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	taken4, taken6 := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
-	for k, l := range f.leases {
+	taken4, taken6 := subnet.NewTaken(f.cfg.SubnetLen), subnet.NewTaken(f.cfg.IPv6SubnetLen)
+	for _, l := range f.leases {
 		if samePublicIP(&l.Attrs, attrs) {
 			l.Attrs = *attrs
-			f.rev++
-			l.Asof = f.rev
-			f.leases[k] = l
-			f.broadcast([]subnet.Event{{Type: subnet.EventAdded, Lease: l}})
+			l = f.put(l)
 			return &l, nil
 		}
-		taken4[l.Subnet], taken6[l.IPv6Subnet] = true, true
+		taken4.Add(l.Subnet)
+		taken6.Add(l.IPv6Subnet)
 	}
 	l := subnet.Lease{EnableIPv4: f.cfg.EnableIPv4, EnableIPv6: f.cfg.EnableIPv6, Attrs: *attrs}
 	var err error
 	if f.cfg.EnableIPv4 {
 		if l.Subnet, err = f.cfg.V4Range().PickFree(taken4); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("allocate an IPv4 /%d in %s: %w", f.cfg.SubnetLen, f.cfg.Network, err)
 		}
 	}
 	if f.cfg.EnableIPv6 {
 		if l.IPv6Subnet, err = f.cfg.V6Range().PickFree(taken6); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("allocate an IPv6 /%d in %s: %w", f.cfg.IPv6SubnetLen, f.cfg.IPv6Network, err)
 		}
 	}
-	f.rev++
-	l.Asof = f.rev
-	f.leases[l.Key()] = l
-	f.broadcast([]subnet.Event{{Type: subnet.EventAdded, Lease: l}})
+	l = f.put(l)
 	return &l, nil
 }
 
 func (m *fakeManager) RenewLease(_ context.Context, l *subnet.Lease) error {
 	m.f.mu.Lock()
 	defer m.f.mu.Unlock()
-	if _, ok := m.f.leases[l.Key()]; !ok {
-		return fmt.Errorf("renew lease %s: the lease is gone", l.Key())
+	if cur, ok := m.f.leases[l.Key()]; !ok || !samePublicIP(&cur.Attrs, &l.Attrs) {
+		return fmt.Errorf("renew lease %s: %w", l.Key(), subnet.ErrLeaseNotFound)
 	}
 	return nil
 }
@@ -150,12 +179,21 @@ func (m *fakeManager) WatchLeases(ctx context.Context, out chan<- []subnet.Event
 }
 
 func (m *fakeManager) WatchLease(ctx context.Context, l *subnet.Lease, out chan<- []subnet.Event) error {
-	return m.watch(ctx, out, l.Key())
+	key := l.Key()
+	m.f.mu.Lock()
+	_, present := m.f.leases[key]
+	m.f.mu.Unlock()
+	if !present { // gone before the watch began
+		if !send(ctx, out, []subnet.Event{{Type: subnet.EventRemoved, Lease: *l}}) {
+			return ctx.Err()
+		}
+	}
+	return m.watch(ctx, out, key)
 }
 
-// watch relays the store's events (only those of key, when set) to out until ctx ends.
+// watch relays the store's events (only those of key, when set; else after a snapshot) to out until ctx ends.
 func (m *fakeManager) watch(ctx context.Context, out chan<- []subnet.Event, key string) error {
-	ch := make(chan []subnet.Event, 1024)
+	q := &queue{ready: make(chan struct{}, 1)}
 	f := m.f
 	f.mu.Lock()
 	var snap []subnet.Event
@@ -165,42 +203,41 @@ func (m *fakeManager) watch(ctx context.Context, out chan<- []subnet.Event, key 
 			snap = append(snap, subnet.Event{Type: subnet.EventAdded, Lease: l})
 		}
 	}
-	f.watchers[ch] = struct{}{}
+	f.watchers[q] = struct{}{}
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		delete(f.watchers, ch)
+		delete(f.watchers, q)
 		f.mu.Unlock()
 	}()
-	if snap != nil {
-		select {
-		case out <- snap:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if snap != nil && !send(ctx, out, snap) {
+		return ctx.Err()
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case b := <-ch:
-			if key != "" {
-				var mine []subnet.Event
-				for _, e := range b {
-					if e.Lease.Key() == key {
-						mine = append(mine, e)
-					}
-				}
-				b = mine
+		case <-q.ready:
+		}
+		var b []subnet.Event
+		for _, e := range q.take() {
+			if key == "" || e.Lease.Key() == key {
+				b = append(b, e)
 			}
-			if len(b) == 0 {
-				continue
-			}
-			select {
-			case out <- b:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		}
+		if len(b) > 0 && !send(ctx, out, b) {
+			return ctx.Err()
 		}
 	}
 }
+
+func send(ctx context.Context, out chan<- []subnet.Event, b []subnet.Event) bool {
+	select {
+	case out <- b:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+var _ subnet.Manager = (*fakeManager)(nil)
