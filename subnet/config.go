@@ -246,8 +246,12 @@ func nextSubnet(p netip.Prefix) netip.Prefix {
 
 // lastSubnet is the last subnet of length slen inside nw.
 func lastSubnet(nw netip.Prefix, slen int) netip.Prefix {
-	n := uint64(1)<<uint(min(slen-nw.Bits(), 63)) - 1
-	return netip.PrefixFrom(addOffset(nw.Masked().Addr(), slen, n), slen)
+	a := nw.Masked().Addr()
+	x := new(big.Int).SetBytes(a.AsSlice())
+	n := new(big.Int).Lsh(big.NewInt(1), uint(slen-nw.Bits())) // subnets in the network
+	n.Sub(n, big.NewInt(1))
+	x.Add(x, n.Lsh(n, uint(a.BitLen()-slen)))
+	return netip.PrefixFrom(addrFromInt(x, a.BitLen()), slen)
 }
 
 // addOffset adds n subnets of length bits to a.

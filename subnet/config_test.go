@@ -124,6 +124,11 @@ func TestParseAndValidateEtcd(t *testing.T) {
 				t.Errorf("len %d max %s", c.IPv6SubnetLen, c.IPv6SubnetMax)
 			}
 		}},
+		{name: "v6 range wider than 64 bits of subnets", in: `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/8","IPv6SubnetLen":120}`, check: func(t *testing.T, c *Config) {
+			if c.IPv6SubnetMin.String() != "fd00::100" || c.IPv6SubnetMax.String() != "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ff00" {
+				t.Errorf("min %s max %s", c.IPv6SubnetMin, c.IPv6SubnetMax)
+			}
+		}},
 		{name: "/28 is the smallest network", in: `{"Network":"10.0.0.0/28"}`, check: func(t *testing.T, c *Config) {
 			if c.SubnetLen != 30 || c.SubnetMin.String() != "10.0.0.4" || c.SubnetMax.String() != "10.0.0.12" {
 				t.Errorf("len %d min %s max %s", c.SubnetLen, c.SubnetMin, c.SubnetMax)
