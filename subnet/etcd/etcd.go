@@ -99,6 +99,8 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		}
 		tc.MinVersion = tls.VersionTLS12
 		cc.TLS = tc
+	} else if strings.HasPrefix(o.Endpoints[0], "https://") {
+		cc.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // the system's CAs
 	}
 	cli, err := clientv3.New(cc)
 	if err != nil {
@@ -107,6 +109,9 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	go func() { <-ctx.Done(); cli.Close() }()
 	return &Manager{cli: cli, prefix: strings.TrimSuffix(o.Prefix, "/"), opts: o}, nil
 }
+
+// Close disconnects from etcd (cancelling New's context does too).
+func (m *Manager) Close() error { return m.cli.Close() }
 
 // Name implements subnet.Manager.
 func (m *Manager) Name() string { return "etcd" }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -239,5 +240,264 @@ func TestDualStack(t *testing.T) {
 	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/"+l.Key())
 	if len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"PublicIPv6":"fd00:2::1"`) {
 		t.Fatalf("stored dual-stack lease: %v", resp.Kvs)
+	}
+}
+
+func recv(t *testing.T, ch <-chan []subnet.Event, what string) []subnet.Event {
+	t.Helper()
+	select {
+	case b := <-ch:
+		return b
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no event batch within 20s: %s", what)
+		return nil
+	}
+}
+
+// A deleted own lease is noticed, and re-acquiring with the subnet.env the daemon wrote gets the same subnet back,
+// which the own-lease watch reports as added again.
+func TestOwnLeaseDeletedThenReacquired(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/16"}`)
+	env := filepath.Join(t.TempDir(), "run", "flannel", "subnet.env")
+	m := f.manager(t, Options{SubnetFile: env})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := m.GetNetworkConfig(ctx)
+	if err := subnet.WriteEnvFile(env, subnet.Env{EnableIPv4: true, Network: cfg.Network, Subnet: l.Subnet, MTU: 1450}); err != nil {
+		t.Fatal(err)
+	}
+	own := make(chan []subnet.Event, 16)
+	go func() { _ = m.WatchLease(ctx, l, own) }()
+	if _, err := f.cli.Delete(ctx, f.prefix+"/subnets/"+l.Key()); err != nil {
+		t.Fatal(err)
+	}
+	if b := recv(t, own, "removal"); len(b) != 1 || b[0].Type != subnet.EventRemoved || b[0].Lease.Subnet != l.Subnet {
+		t.Fatalf("got %+v, want the lease removed", b)
+	}
+	if err := m.RenewLease(ctx, l); !errors.Is(err, subnet.ErrLeaseNotFound) {
+		t.Fatalf("renew of a deleted lease: %v, want ErrLeaseNotFound", err)
+	}
+	again, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
+	if err != nil || again.Subnet != l.Subnet {
+		t.Fatalf("re-acquired %v (%v), want %v from subnet.env", again, err, l.Subnet)
+	}
+	if b := recv(t, own, "re-creation"); len(b) != 1 || b[0].Type != subnet.EventAdded || b[0].Lease.Subnet != l.Subnet {
+		t.Fatalf("got %+v, want the lease added again", b)
+	}
+}
+
+// An expired etcd lease deletes the key; the own-lease watch reports it.
+func TestOwnLeaseExpiryNoticed(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/16"}`)
+	m := f.manager(t, Options{TTL: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := make(chan []subnet.Event, 16)
+	go func() { _ = m.WatchLease(ctx, l, own) }()
+	if b := recv(t, own, "expiry"); b[0].Type != subnet.EventRemoved || b[0].Lease.Subnet != l.Subnet {
+		t.Fatalf("got %+v, want the lease removed", b)
+	}
+	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/"+l.Key())
+	if len(resp.Kvs) != 0 {
+		t.Fatal("the key outlived its TTL")
+	}
+}
+
+func TestReuseByPublicIPUpdatesAttrs(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/16"}`)
+	ctx := context.Background()
+	l, err := f.manager(t, Options{}).AcquireLease(ctx, attrs("192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := attrs("192.0.2.1")
+	a.BackendData = json.RawMessage(`{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:99"}`)
+	again, err := f.manager(t, Options{}).AcquireLease(ctx, a) // a restarted daemon
+	if err != nil || again.Subnet != l.Subnet {
+		t.Fatalf("re-acquire: %v %v, want %v", again, err, l.Subnet)
+	}
+	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/", clientv3.WithPrefix())
+	if len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), "aa:bb:cc:dd:ee:99") || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("stored %v, want one key with the new VtepMAC and a TTL", resp.Kvs)
+	}
+}
+
+// Upstream deletes this node's lease when it no longer fits the configuration, and allocates afresh.
+func TestIncompatibleOwnLeaseReplaced(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/16","SubnetMin":"10.5.10.0","SubnetMax":"10.5.20.0"}`)
+	ctx := context.Background()
+	g, err := f.cli.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, ip := range map[string]string{"10.9.0.0-24": "192.0.2.1", "10.5.3.0-24": "192.0.2.1"} {
+		v, _ := json.Marshal(attrs(ip))
+		if _, err := f.cli.Put(ctx, f.prefix+"/subnets/"+key, string(v), clientv3.WithLease(g.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := f.manager(t, Options{}).AcquireLease(ctx, attrs("192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := f.manager(t, Options{}).GetNetworkConfig(ctx)
+	if !cfg.V4Range().Contains(l.Subnet) {
+		t.Fatalf("got %v, want a subnet from 10.5.10.0 to 10.5.20.0", l.Subnet)
+	}
+	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Key) != f.prefix+"/subnets/"+l.Key() {
+		t.Fatalf("keys %v, want only %s", resp.Kvs, l.Key())
+	}
+}
+
+func TestSubnetEnvIgnoredWhenTakenOrOutside(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/16"}`)
+	ctx := context.Background()
+	dir := t.TempDir()
+	node := 10
+	for name, sn := range map[string]string{"taken": "10.5.7.0/24", "outside": "10.6.7.0/24", "wrong length": "10.5.8.0/25"} {
+		node++
+		env := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".env")
+		if err := subnet.WriteEnvFile(env, subnet.Env{EnableIPv4: true, Network: netip.MustParsePrefix("10.5.0.0/16"),
+			Subnet: netip.MustParsePrefix(sn), MTU: 1450}); err != nil {
+			t.Fatal(err)
+		}
+		if name == "taken" {
+			v, _ := json.Marshal(attrs("192.0.2.77"))
+			_, _ = f.cli.Put(ctx, f.prefix+"/subnets/10.5.7.0-24", string(v))
+		}
+		l, err := f.manager(t, Options{SubnetFile: env}).AcquireLease(ctx, attrs(fmt.Sprintf("192.0.2.%d", node)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Subnet.Overlaps(netip.MustParsePrefix(sn)) || l.Subnet.Bits() != 24 {
+			t.Errorf("%s: got %v from a subnet.env naming %s", name, l.Subnet, sn)
+		}
+	}
+}
+
+func TestRenewRefusesLeaseTakenOver(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/16"}`)
+	ctx := context.Background()
+	m := f.manager(t, Options{})
+	l, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(attrs("192.0.2.2"))
+	_, _ = f.cli.Put(ctx, f.prefix+"/subnets/"+l.Key(), string(v))
+	if err := m.RenewLease(ctx, l); !errors.Is(err, subnet.ErrLeaseNotFound) {
+		t.Fatalf("renew: %v, want ErrLeaseNotFound", err)
+	}
+	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/"+l.Key())
+	if !strings.Contains(string(resp.Kvs[0].Value), "192.0.2.2") {
+		t.Fatalf("the other node's lease was overwritten: %s", resp.Kvs[0].Value)
+	}
+}
+
+func TestIPv6Only(t *testing.T) {
+	f := setup(t, `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:5::/56"}`)
+	ctx := context.Background()
+	a := &subnet.LeaseAttrs{PublicIPv6: netip.MustParseAddr("fd00:2::1"), BackendType: "host-gw"}
+	l, err := f.manager(t, Options{}).AcquireLease(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Subnet.IsValid() || !strings.HasPrefix(l.Key(), "0.0.0.0-0&fd00:5:0:") || !strings.HasSuffix(l.Key(), "::-64") {
+		t.Fatalf("lease %+v key %s", l, l.Key())
+	}
+	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/"+l.Key())
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != `{"PublicIP":"0.0.0.0","PublicIPv6":"fd00:2::1","BackendType":"host-gw"}` {
+		t.Fatalf("stored %v", resp.Kvs)
+	}
+	// Another IPv6-only node is told apart by its IPv6 address, not the shared 0.0.0.0.
+	b := &subnet.LeaseAttrs{PublicIPv6: netip.MustParseAddr("fd00:2::2"), BackendType: "host-gw"}
+	lb, err := f.manager(t, Options{}).AcquireLease(ctx, b)
+	if err != nil || lb.IPv6Subnet == l.IPv6Subnet {
+		t.Fatalf("second node: %v %v", lb, err)
+	}
+}
+
+// Dual-stack nodes racing must not share either family's subnet, although their keys differ.
+func TestConcurrentDualStackNeverShare(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/24","SubnetLen":28,"EnableIPv6":true,"IPv6Network":"fd00:5::/60"}`) // 15 and 15 subnets
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got4, got6 := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			a := attrs(netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}).String())
+			a.PublicIPv6 = netip.AddrFrom16([16]byte{0xfd, 0, 15: byte(10 + i)})
+			l, err := f.manager(t, Options{}).AcquireLease(ctx, a)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got4[l.Subnet] || got6[l.IPv6Subnet] {
+				t.Errorf("%v / %v handed out twice", l.Subnet, l.IPv6Subnet)
+			}
+			got4[l.Subnet], got6[l.IPv6Subnet] = true, true
+		}(i)
+	}
+	wg.Wait()
+	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/", clientv3.WithPrefix())
+	if len(resp.Kvs) != 10 {
+		t.Errorf("%d lease keys stored, want 10", len(resp.Kvs))
+	}
+}
+
+// A lease watch whose revision was compacted lists again and reports what changed meanwhile.
+func TestWatchLeasesSurvivesCompaction(t *testing.T) {
+	f := setup(t, `{"Network":"10.5.0.0/16"}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	la, err := f.manager(t, Options{}).AcquireLease(ctx, attrs("192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f.manager(t, Options{})
+	first := true
+	w.startRev = func(rev int64) int64 {
+		if !first {
+			return rev + 1
+		}
+		first = false
+		// Before the first watch starts: a lease goes away and history is compacted past it.
+		dr, err := f.cli.Delete(ctx, f.prefix+"/subnets/"+la.Key())
+		if err != nil {
+			t.Error(err)
+		}
+		if _, err := f.cli.Compact(ctx, dr.Header.Revision); err != nil {
+			t.Error(err)
+		}
+		return rev + 1 // now compacted
+	}
+	ch := make(chan []subnet.Event, 16)
+	go func() { _ = w.WatchLeases(ctx, ch) }()
+	if b := recv(t, ch, "snapshot"); len(b) != 1 || b[0].Lease.Subnet != la.Subnet {
+		t.Fatalf("snapshot %+v", b)
+	}
+	if b := recv(t, ch, "removal found by re-listing"); len(b) != 1 || b[0].Type != subnet.EventRemoved || b[0].Lease.Subnet != la.Subnet {
+		t.Fatalf("got %+v, want %v removed", b, la.Subnet)
+	}
+	lb, err := f.manager(t, Options{}).AcquireLease(ctx, attrs("192.0.2.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := recv(t, ch, "addition after the re-list"); len(b) != 1 || b[0].Type != subnet.EventAdded || b[0].Lease.Subnet != lb.Subnet {
+		t.Fatalf("got %+v, want %v added", b, lb.Subnet)
 	}
 }
