@@ -105,7 +105,11 @@ type RouteStatus struct {
 }
 
 // RouteStatusStore lets the leader publish each node's route status where that node (and operators) can read it.
+// A status belongs to one incarnation of a lease: once the lease is removed, a status published for it never
+// answers for a lease later taken with the same subnet.
 type RouteStatusStore interface {
 	PublishRouteStatus(ctx context.Context, l *Lease, st RouteStatus) error
 	RouteStatus(ctx context.Context, l *Lease) (RouteStatus, bool, error)
+	// ForgetRouteStatus drops the status of a removed lease.
+	ForgetRouteStatus(ctx context.Context, l *Lease) error
 }

@@ -387,7 +387,15 @@ func (n *Network) control(ctx context.Context) {
 		case batch := <-events:
 			for _, ev := range batch {
 				if ev.Type == subnet.EventRemoved {
-					delete(leases, ev.Lease.Key())
+					k := ev.Lease.Key()
+					delete(leases, k)
+					// The next holder of this subnet must not read this holder's status.
+					delete(published, k)
+					if store != nil {
+						if err := store.ForgetRouteStatus(ctx, &ev.Lease); err != nil {
+							klog.Warningf("ali-vpc: %v", err)
+						}
+					}
 				} else {
 					leases[ev.Lease.Key()] = ev.Lease
 				}

@@ -368,6 +368,13 @@ func (c *countingManager) PublishRouteStatus(ctx context.Context, l *subnet.Leas
 	return fmt.Errorf("the %s subnet manager cannot store route status", c.Manager.Name())
 }
 
+func (c *countingManager) ForgetRouteStatus(ctx context.Context, l *subnet.Lease) error {
+	if s, ok := c.Manager.(subnet.RouteStatusStore); ok {
+		return s.ForgetRouteStatus(ctx, l)
+	}
+	return fmt.Errorf("the %s subnet manager cannot store route status", c.Manager.Name())
+}
+
 func (c *countingManager) RouteStatus(ctx context.Context, l *subnet.Lease) (subnet.RouteStatus, bool, error) {
 	if s, ok := c.Manager.(subnet.RouteStatusStore); ok {
 		return s.RouteStatus(ctx, l)

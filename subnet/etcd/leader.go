@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/weftnet/weft/subnet"
@@ -51,15 +52,28 @@ func (m *Manager) PublishRouteStatus(ctx context.Context, l *subnet.Lease, st su
 	return nil
 }
 
-// RouteStatus reads a node's published route status; ok is false when none was published yet.
+// RouteStatus reads a node's published route status; ok is false when none was published for the lease as it
+// is now: a status written before the lease's key was (re)created belongs to an earlier holder of the subnet.
 func (m *Manager) RouteStatus(ctx context.Context, l *subnet.Lease) (subnet.RouteStatus, bool, error) {
-	resp, err := m.cli.Get(ctx, m.statusKey(l))
-	if err != nil || len(resp.Kvs) == 0 {
-		return subnet.RouteStatus{}, false, err
+	resp, err := m.cli.Txn(ctx).Then(clientv3.OpGet(m.statusKey(l)), clientv3.OpGet(m.subnetsDir()+l.Key())).Commit()
+	if err != nil {
+		return subnet.RouteStatus{}, false, fmt.Errorf("route status of %s: %w", l.Key(), err)
 	}
-	var st subnet.RouteStatus
-	if err := json.Unmarshal(resp.Kvs[0].Value, &st); err != nil {
-		return st, false, fmt.Errorf("route status of %s: %w", l.Key(), err)
+	st, lease := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+	if len(st) == 0 || len(lease) == 0 || st[0].ModRevision < lease[0].CreateRevision {
+		return subnet.RouteStatus{}, false, nil
 	}
-	return st, true, nil
+	var out subnet.RouteStatus
+	if err := json.Unmarshal(st[0].Value, &out); err != nil {
+		return out, false, fmt.Errorf("route status of %s: %w", l.Key(), err)
+	}
+	return out, true, nil
+}
+
+// ForgetRouteStatus deletes the status key of a removed lease.
+func (m *Manager) ForgetRouteStatus(ctx context.Context, l *subnet.Lease) error {
+	if _, err := m.cli.Delete(ctx, m.statusKey(l)); err != nil {
+		return fmt.Errorf("forget route status of %s: %w", l.Key(), err)
+	}
+	return nil
 }

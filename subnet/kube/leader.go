@@ -107,6 +107,9 @@ func (m *Manager) PublishRouteStatus(ctx context.Context, l *subnet.Lease, st su
 	return nil
 }
 
+// ForgetRouteStatus has nothing to do: a lease is removed with its Node, and the condition goes with it.
+func (m *Manager) ForgetRouteStatus(context.Context, *subnet.Lease) error { return nil }
+
 // RouteStatus reads this node's condition as published by the leader.
 func (m *Manager) RouteStatus(ctx context.Context, l *subnet.Lease) (subnet.RouteStatus, bool, error) {
 	n, err := m.nodeForLease(ctx, l)

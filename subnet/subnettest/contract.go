@@ -2,6 +2,8 @@ package subnettest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -100,10 +102,72 @@ func RunContract(t *testing.T, newEnv func(t *testing.T) Env) {
 		}
 		own := make(chan []subnet.Event, 16)
 		go func() { _ = e.A.WatchLease(wctx, la, own) }()
-		time.Sleep(200 * time.Millisecond) // let the own-lease watch start before the removal
+		// Whether the removal comes before or after the own-lease watch starts, it must be reported.
 		e.Remove(*la)
 		waitFor(t, ch, la.Subnet, subnet.EventRemoved)
 		waitFor(t, own, la.Subnet, subnet.EventRemoved)
+		if err := e.A.RenewLease(c, la); !errors.Is(err, subnet.ErrLeaseNotFound) {
+			t.Fatalf("renewing a removed lease: %v, want subnet.ErrLeaseNotFound", err)
+		}
+		// The node takes a lease again; its own watch of the old key and everyone's watch see it.
+		again, err := e.A.AcquireLease(c, attrs("192.0.2.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ch, again.Subnet, subnet.EventAdded)
+	})
+
+	t.Run("new attributes on re-acquire reach the watchers", func(t *testing.T) {
+		e := newEnv(t)
+		c := ctx(t)
+		la, err := e.A.AcquireLease(c, attrs("192.0.2.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(c)
+		defer cancel()
+		ch := make(chan []subnet.Event, 16)
+		go func() { _ = e.B.WatchLeases(wctx, ch) }()
+		next(t, ch) // snapshot
+		own := make(chan []subnet.Event, 16)
+		go func() { _ = e.A.WatchLease(wctx, la, own) }()
+		changed := attrs("192.0.2.1")
+		changed.BackendData = json.RawMessage(`{"VNI":1,"VtepMAC":"0e:00:00:00:00:42"}`)
+		if _, err := e.A.AcquireLease(c, changed); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []<-chan []subnet.Event{ch, own} {
+			for {
+				ev := waitFor(t, w, la.Subnet, subnet.EventAdded)
+				if string(ev.Lease.Attrs.BackendData) == string(changed.BackendData) {
+					break
+				}
+			}
+		}
+		got, err := e.B.PreviousLease(c, attrs("192.0.2.1"))
+		if err != nil || got == nil || string(got.Attrs.BackendData) != string(changed.BackendData) {
+			t.Fatalf("stored lease %+v (%v), want the new BackendData", got, err)
+		}
+	})
+
+	t.Run("nodes never share a subnet", func(t *testing.T) {
+		e := newEnv(t)
+		c := ctx(t)
+		seen := map[netip.Prefix]bool{}
+		for i := 1; i <= 20; i++ {
+			m := e.A
+			if i%2 == 0 {
+				m = e.B
+			}
+			l, err := m.AcquireLease(c, attrs(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}).String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[l.Subnet] {
+				t.Fatalf("%v handed out twice", l.Subnet)
+			}
+			seen[l.Subnet] = true
+		}
 	})
 }
 

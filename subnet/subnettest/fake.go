@@ -175,33 +175,29 @@ func (m *fakeManager) RenewLease(_ context.Context, l *subnet.Lease) error {
 func (m *fakeManager) CompleteLease(context.Context, *subnet.Lease) error { return nil }
 
 func (m *fakeManager) WatchLeases(ctx context.Context, out chan<- []subnet.Event) error {
-	return m.watch(ctx, out, "")
+	return m.watch(ctx, out, nil)
 }
 
 func (m *fakeManager) WatchLease(ctx context.Context, l *subnet.Lease, out chan<- []subnet.Event) error {
-	key := l.Key()
-	m.f.mu.Lock()
-	_, present := m.f.leases[key]
-	m.f.mu.Unlock()
-	if !present { // gone before the watch began
-		if !send(ctx, out, []subnet.Event{{Type: subnet.EventRemoved, Lease: *l}}) {
-			return ctx.Err()
-		}
-	}
-	return m.watch(ctx, out, key)
+	return m.watch(ctx, out, l)
 }
 
-// watch relays the store's events (only those of key, when set; else after a snapshot) to out until ctx ends.
-func (m *fakeManager) watch(ctx context.Context, out chan<- []subnet.Event, key string) error {
+// watch relays the store's events to out until ctx ends: for own == nil all of them after a snapshot; else only
+// those of own's key, after an EventRemoved if the lease is already gone.
+func (m *fakeManager) watch(ctx context.Context, out chan<- []subnet.Event, own *subnet.Lease) error {
 	q := &queue{ready: make(chan struct{}, 1)}
 	f := m.f
 	f.mu.Lock()
-	var snap []subnet.Event
-	if key == "" {
-		snap = []subnet.Event{}
+	var first []subnet.Event
+	if own == nil {
+		first = []subnet.Event{}
 		for _, l := range f.leases {
-			snap = append(snap, subnet.Event{Type: subnet.EventAdded, Lease: l})
+			first = append(first, subnet.Event{Type: subnet.EventAdded, Lease: l})
 		}
+	} else if cur, ok := f.leases[own.Key()]; !ok {
+		first = []subnet.Event{{Type: subnet.EventRemoved, Lease: *own}}
+	} else if !sameAttrs(&cur.Attrs, &own.Attrs) { // changed before the watch began
+		first = []subnet.Event{{Type: subnet.EventAdded, Lease: cur}}
 	}
 	f.watchers[q] = struct{}{}
 	f.mu.Unlock()
@@ -210,7 +206,7 @@ func (m *fakeManager) watch(ctx context.Context, out chan<- []subnet.Event, key 
 		delete(f.watchers, q)
 		f.mu.Unlock()
 	}()
-	if snap != nil && !send(ctx, out, snap) {
+	if first != nil && !send(ctx, out, first) {
 		return ctx.Err()
 	}
 	for {
@@ -221,7 +217,7 @@ func (m *fakeManager) watch(ctx context.Context, out chan<- []subnet.Event, key 
 		}
 		var b []subnet.Event
 		for _, e := range q.take() {
-			if key == "" || e.Lease.Key() == key {
+			if own == nil || e.Lease.Key() == own.Key() {
 				b = append(b, e)
 			}
 		}
@@ -241,3 +237,8 @@ func send(ctx context.Context, out chan<- []subnet.Event, b []subnet.Event) bool
 }
 
 var _ subnet.Manager = (*fakeManager)(nil)
+
+func sameAttrs(a, b *subnet.LeaseAttrs) bool {
+	return a.PublicIP == b.PublicIP && a.PublicIPv6 == b.PublicIPv6 && a.BackendType == b.BackendType &&
+		string(a.BackendData) == string(b.BackendData)
+}
