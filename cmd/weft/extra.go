@@ -14,6 +14,7 @@ func extraCommands() []command {
 	return []command{
 		{"install-cni", "copy CNI plugins into the CNI bin dir and write the conflist", installCNI},
 		{"demo", "a 3-node weft cluster in network namespaces: demo up|status|down", demo},
+		{"plan", "which backend, and how far a cluster plan scales; exit 0 ok, 1 partial, 2 no backend fits, 3 bad input", planCmd},
 		{"quota", "VPC route-table usage against the quota; exit 0 ok, 1 warning, 2 critical", quotaCmd},
 	}
 }
@@ -42,4 +43,17 @@ func installCNI(_ context.Context, args []string) error {
 		o.Conflist = b
 	}
 	return install.Run(o)
+}
+
+// installConf is upstream's install-conf: copy the CNI conflist into place atomically; exit 1 on any error.
+func installConf(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintf(os.Stderr, "usage: install-conf <src> <dest>\n")
+		return 1
+	}
+	if err := install.CopyFile(args[0], args[1]); err != nil {
+		fmt.Fprintf(os.Stderr, "install-conf: %v\n", err)
+		return 1
+	}
+	return 0
 }

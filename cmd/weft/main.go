@@ -2,6 +2,8 @@
 //
 //	weft install-cni [flags]   copy the CNI plugin and write the conflist (the DaemonSet's init step)
 //	weft demo up|status|down   a 3-node weft cluster in network namespaces on this machine
+//	weft plan [flags]          which backend, and how far a cluster plan scales (for provisioning scripts)
+//	weft quota [flags]         VPC route-table usage against the quota
 //	weft version
 package main
 
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/weftnet/weft/internal/version"
@@ -30,6 +33,11 @@ func usage() {
 }
 
 func main() {
+	// Upstream's image has /opt/bin/install-conf <src> <dest>, which kube-flannel.yml (v0.28.6 on) runs as its
+	// install-cni init container; weft's image links that name to this binary.
+	if filepath.Base(os.Args[0]) == "install-conf" {
+		os.Exit(installConf(os.Args[1:]))
+	}
 	commands = append(commands, command{"version", "print the version", func(context.Context, []string) error {
 		fmt.Println(version.Version)
 		return nil

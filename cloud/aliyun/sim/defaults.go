@@ -3,6 +3,8 @@ package sim
 import (
 	"fmt"
 	"time"
+
+	"github.com/weftnet/weft/cloud/aliyun"
 )
 
 // DefaultAccessKeyID and DefaultAccessKeySecret are the key pair of the default world.
@@ -11,17 +13,15 @@ const (
 	DefaultAccessKeySecret = "alisim-default-secret-change-me"
 )
 
-// BuiltinInstanceTypes are instance types with their ENI figures (alibaba-api.md, plus a few common ones).
+// BuiltinInstanceTypes are the client's built-in instance types (aliyun.BuiltinInstanceTypes), so that a plan
+// made from DescribeInstanceTypes against alisim and one made from the table agree.
 func BuiltinInstanceTypes() []*InstanceType {
-	return []*InstanceType{
-		{ID: "ecs.c7.4xlarge", EniQuantity: 8, EniPrivateIpAddressQuantity: 30, EniIpv6AddressQuantity: 30, EniTotalQuantity: 8 + 23, EniTrunkSupported: true},
-		{ID: "ecs.c6.4xlarge", EniQuantity: 8, EniPrivateIpAddressQuantity: 20, EniIpv6AddressQuantity: 1, EniTotalQuantity: 8},
-		{ID: "ecs.g7.2xlarge", EniQuantity: 4, EniPrivateIpAddressQuantity: 15, EniIpv6AddressQuantity: 15, EniTotalQuantity: 4 + 11, EniTrunkSupported: true},
-		{ID: "ecs.ebmg5s.24xlarge", EniQuantity: 32, EniPrivateIpAddressQuantity: 10, EniIpv6AddressQuantity: 1, EniTotalQuantity: 32},
-		{ID: "ecs.g6.large", EniQuantity: 2, EniPrivateIpAddressQuantity: 6, EniIpv6AddressQuantity: 1, EniTotalQuantity: 2},
-		{ID: "ecs.c7.xlarge", EniQuantity: 3, EniPrivateIpAddressQuantity: 15, EniIpv6AddressQuantity: 15, EniTotalQuantity: 3 + 4, EniTrunkSupported: true},
-		{ID: "ecs.g7.8xlarge", EniQuantity: 8, EniPrivateIpAddressQuantity: 30, EniIpv6AddressQuantity: 30, EniTotalQuantity: 8 + 29, EniTrunkSupported: true},
+	var out []*InstanceType
+	for _, t := range aliyun.BuiltinInstanceTypes() {
+		out = append(out, &InstanceType{ID: t.ID, EniQuantity: t.ENIs, EniPrivateIpAddressQuantity: t.IPv4PerENI,
+			EniIpv6AddressQuantity: t.IPv6PerENI, EniTotalQuantity: t.ENIsWithTrunk, EniTrunkSupported: t.TrunkSupported})
 	}
+	return out
 }
 
 // DefaultState is the world alisim serves with no topology file: region cn-hangzhou, one VPC 192.168.0.0/16
