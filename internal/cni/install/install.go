@@ -94,3 +94,16 @@ func writeAtomic(dst string, r io.Reader, mode os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), dst)
 }
+
+// CopyFile copies src to dst atomically (a temporary file in dst's directory, then a rename), keeping src's
+// permission bits: what upstream's /opt/bin/install-conf does for the conflist.
+func CopyFile(src, dst string) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if err := copyAtomic(src, dst, st.Mode().Perm()); err != nil {
+		return fmt.Errorf("install %s as %s: %w", src, dst, err)
+	}
+	return nil
+}
