@@ -261,7 +261,7 @@ func TestJSONGolden(t *testing.T) {
 		"vpc": {PodCIDRs: prefixes("172.16.0.0/16"), ServiceCIDRs: prefixes("10.96.0.0/12"), VPCCIDR: vpc,
 			VSwitchCIDRs: prefixes("192.168.0.0/24", "192.168.1.0/24"), PodVSwitchCIDRs: prefixes("192.168.64.0/18"),
 			InstanceTypes: []aliyun.InstanceType{itype(t, "ecs.c7.4xlarge"), itype(t, "ecs.c6.4xlarge")},
-			TypeSource: aliyun.BuiltinInstanceTypesSource, Nodes: 180},
+			TypeSource:    aliyun.BuiltinInstanceTypesSource, Nodes: 180},
 		"overlay-failing": {PodCIDRs: prefixes("172.16.0.0/20", "fd00:10:244::/56"), ServiceCIDRs: prefixes("10.96.0.0/12"),
 			Nodes: 20, MaxPods: 110, Backends: []string{VXLAN, HostGW}},
 	}
