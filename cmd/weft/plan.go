@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -88,6 +89,9 @@ func planRun(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("o", "text", "output: text or json")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return exitError{3}
 	}
 	if fs.NArg() > 0 {

@@ -97,6 +97,9 @@ func TestPlanCommand(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 3 and the flag named", bad, code, out, errOut)
 		}
 	}
+	if out, errOut, code := run("-h"); code != 0 || out != "" || !strings.Contains(errOut, "-pod-cidr") {
+		t.Errorf("-h: exit %d, stdout %q; want the usage on stderr and exit 0", code, out)
+	}
 	// Pod CIDRs, subnet lengths and the backend can come from an existing net-conf.json.
 	nc := filepath.Join(t.TempDir(), "net-conf.json")
 	if err := os.WriteFile(nc, []byte(`{"Network":"172.16.0.0/20","SubnetLen":25,"Backend":{"Type":"host-gw"}}`), 0o644); err != nil {

@@ -47,6 +47,9 @@ func quotaRun(ctx context.Context, args []string) error {
 	owner := fs.String("owner", "weft:", "Description prefix of weft's entries")
 	out := fs.String("o", "text", "output: text or json")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return exitError{3}
 	}
 	if *out != "text" && *out != "json" {
