@@ -61,3 +61,19 @@ vet:
 
 clean:
 	rm -rf bin
+
+# The container image from Dockerfile, with no Docker engine or registry: buildah (vfs storage, chroot isolation) on
+# local Debian base images made with debootstrap, cached under ~/.cache/weft/images. See images/README.md.
+.PHONY: image image-verify
+image:
+	@need=""; for p in buildah:buildah debootstrap:debootstrap file:file; do \
+	  command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \
+	if [ -n "$$need" ]; then echo "installing:$$need"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$need >/dev/null; fi
+	VERSION=$(VERSION) images/build.sh
+
+# Runs the built image's binaries in a buildah container, checks it is static and stamped, exports and reloads it.
+image-verify:
+	@command -v buildah >/dev/null && command -v file >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq buildah file >/dev/null; }
+	VERSION=$(VERSION) images/verify.sh
