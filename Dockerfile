@@ -45,7 +45,8 @@ RUN set -e; pkgs="iptables nftables iproute2 ca-certificates"; \
       apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs \
       && rm -rf /var/lib/apt/lists/*; \
     fi; \
-    mkdir -p /opt/bin && ln -s /opt/bin/weftd /opt/bin/flanneld && ln -s /opt/bin/flannel /flannel
+    mkdir -p /opt/bin && ln -s /opt/bin/weftd /opt/bin/flanneld && ln -s /opt/bin/weft /opt/bin/install-conf \
+    && ln -s /opt/bin/flannel /flannel
 COPY --from=build --chown=0:0 /out/weftd /out/weft /out/flannel /opt/bin/
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="weft" \

@@ -66,6 +66,8 @@ check "/opt/bin/weftd --version prints $version" expect "$version" in_image /opt
 check "/opt/bin/weft version names $version" expect_has "$version" in_image /opt/bin/weft version
 check "CNI_COMMAND=VERSION /flannel (the path kube-flannel.yml's init container copies)" \
 	bah run -e CNI_COMMAND=VERSION "$ctr" -- /flannel
+check "/opt/bin/install-conf <src> <dest> (kube-flannel.yml v0.28.6+'s install-cni step) installs the conflist" \
+	bah run "$ctr" -- sh -c 'echo "{\"name\":\"cbr0\"}" >/tmp/c.json && /opt/bin/install-conf /tmp/c.json /tmp/net.d/10-flannel.conflist && cat /tmp/net.d/10-flannel.conflist'
 check "upstream paths are symlinks to weft's binaries" in_image ls -l /opt/bin/ /flannel
 check "binaries are static (no ELF interpreter)" sh -c '
 	rc=0; for b in "$1"/opt/bin/weftd "$1"/opt/bin/weft "$1"/opt/bin/flannel; do
