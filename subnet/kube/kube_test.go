@@ -327,3 +327,29 @@ func TestCompleteLeaseCondition(t *testing.T) {
 		}
 	}
 }
+
+// The route leader's status round-trips through the node's NetworkUnavailable condition; a condition another
+// controller wrote with the same reason (a cloud-controller-manager's route controller) is not weft's word.
+func TestRouteStatusCondition(t *testing.T) {
+	n := node("n1", []string{"10.244.1.0/24"}, nil)
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse,
+		Reason: "RouteCreated", Message: "RouteController created a route"}}
+	m, _ := newManager(t, v4conf, n)
+	ctx := context.Background()
+	l := &subnet.Lease{EnableIPv4: true, Subnet: netip.MustParsePrefix("10.244.1.0/24")}
+	if st, ok, err := m.RouteStatus(ctx, l); ok || err != nil {
+		t.Fatalf("another controller's RouteCreated read as %+v ok=%v err=%v", st, ok, err)
+	}
+	if err := m.PublishRouteStatus(ctx, l, subnet.RouteStatus{Reason: "RouteTableQuotaExceeded"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok, err := m.RouteStatus(ctx, l); !ok || err != nil || st.Routed || st.Reason != "RouteTableQuotaExceeded" {
+		t.Fatalf("after publishing the quota reason: %+v ok=%v err=%v", st, ok, err)
+	}
+	if err := m.PublishRouteStatus(ctx, l, subnet.RouteStatus{Routed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok, err := m.RouteStatus(ctx, l); !ok || err != nil || !st.Routed {
+		t.Fatalf("after publishing routed: %+v ok=%v err=%v", st, ok, err)
+	}
+}

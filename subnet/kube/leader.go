@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,6 +78,9 @@ func (m *Manager) nodeForLease(ctx context.Context, l *subnet.Lease) (*corev1.No
 	return nil, fmt.Errorf("no node has pod CIDR %s", l.Key())
 }
 
+// conditionPrefix starts the message of every NetworkUnavailable condition weft's route leader writes.
+const conditionPrefix = "weft: "
+
 // PublishRouteStatus sets the node's NetworkUnavailable condition (False/RouteCreated when routed, True with the
 // reason when not) and records an Event for a node left unrouted.
 func (m *Manager) PublishRouteStatus(ctx context.Context, l *subnet.Lease, st subnet.RouteStatus) error {
@@ -85,10 +89,10 @@ func (m *Manager) PublishRouteStatus(ctx context.Context, l *subnet.Lease, st su
 		return err
 	}
 	cond := corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse, Reason: reasonRouteCreated,
-		Message: "weft: the VPC route of this node is Available", LastTransitionTime: metav1.Now(), LastHeartbeatTime: metav1.Now()}
+		Message: conditionPrefix + "the VPC route of this node is Available", LastTransitionTime: metav1.Now(), LastHeartbeatTime: metav1.Now()}
 	if !st.Routed {
 		cond.Status, cond.Reason = corev1.ConditionTrue, st.Reason
-		cond.Message = "weft: this node has no Available VPC route: " + st.Reason
+		cond.Message = conditionPrefix + "this node has no Available VPC route: " + st.Reason
 	}
 	if err := m.patchCondition(ctx, n.Name, cond); err != nil {
 		return err
@@ -117,7 +121,8 @@ func (m *Manager) RouteStatus(ctx context.Context, l *subnet.Lease) (subnet.Rout
 		return subnet.RouteStatus{}, false, err
 	}
 	for _, c := range n.Status.Conditions {
-		if c.Type != corev1.NodeNetworkUnavailable {
+		// Only weft's own condition counts: a cloud-controller-manager's route controller uses the same reasons.
+		if c.Type != corev1.NodeNetworkUnavailable || !strings.HasPrefix(c.Message, conditionPrefix) {
 			continue
 		}
 		switch {
