@@ -343,13 +343,26 @@ func TestRouteStatusCondition(t *testing.T) {
 	if err := m.PublishRouteStatus(ctx, l, subnet.RouteStatus{Reason: "RouteTableQuotaExceeded"}); err != nil {
 		t.Fatal(err)
 	}
-	if st, ok, err := m.RouteStatus(ctx, l); !ok || err != nil || st.Routed || st.Reason != "RouteTableQuotaExceeded" {
-		t.Fatalf("after publishing the quota reason: %+v ok=%v err=%v", st, ok, err)
+	// The manager reads nodes from its informer cache, which follows the API server shortly after a write.
+	eventually := func(what string, good func(subnet.RouteStatus, bool) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, ok, err := m.RouteStatus(ctx, l)
+			if err == nil && good(st, ok) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v ok=%v err=%v", what, st, ok, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
+	eventually("after publishing the quota reason", func(st subnet.RouteStatus, ok bool) bool {
+		return ok && !st.Routed && st.Reason == "RouteTableQuotaExceeded"
+	})
 	if err := m.PublishRouteStatus(ctx, l, subnet.RouteStatus{Routed: true}); err != nil {
 		t.Fatal(err)
 	}
-	if st, ok, err := m.RouteStatus(ctx, l); !ok || err != nil || !st.Routed {
-		t.Fatalf("after publishing routed: %+v ok=%v err=%v", st, ok, err)
-	}
+	eventually("after publishing routed", func(st subnet.RouteStatus, ok bool) bool { return ok && st.Routed })
 }
