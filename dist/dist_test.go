@@ -36,6 +36,7 @@ import (
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -335,7 +336,7 @@ func weftdContainer(t testing.TB, ds *appsv1.DaemonSet) (*corev1.Container, *dae
 	t.Helper()
 	for i := range ds.Spec.Template.Spec.Containers {
 		c := &ds.Spec.Template.Spec.Containers[i]
-		if len(c.Command) == 0 || c.Command[0] != "/opt/bin/weftd" {
+		if len(c.Command) == 0 || (c.Command[0] != "/opt/bin/weftd" && c.Command[0] != "/opt/bin/flanneld") {
 			continue
 		}
 		o := &daemon.Options{}
@@ -749,60 +750,64 @@ func TestManifestsServerDryRun(t *testing.T) {
 	// The self-contained manifests first; rbac.yaml (used by the e2e tests, which create the namespace) last.
 	files := append(kubeManifests(t), "rbac.yaml")
 	for _, name := range files {
-		t.Run(name, func(t *testing.T) {
-			m := loadManifest(t, name)
-			for _, u := range m.objs {
-				what := fmt.Sprintf("%s %s/%s", u.GetKind(), u.GetNamespace(), u.GetName())
-				gvk := u.GroupVersionKind()
-				mp, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-				if err != nil {
-					t.Errorf("%s: %v", what, err)
-					continue
-				}
-				var ri dynamic.ResourceInterface = dc.Resource(mp.Resource)
-				if mp.Scope.Name() == "namespace" {
-					if u.GetNamespace() == "" {
-						t.Errorf("%s: namespaced object without metadata.namespace would land in the current context's namespace", what)
-						continue
-					}
-					ri = dc.Resource(mp.Resource).Namespace(u.GetNamespace())
-				} else if u.GetNamespace() != "" {
-					t.Errorf("%s: cluster-scoped object with a namespace", what)
-				}
-				body, err := json.Marshal(u.Object)
-				if err != nil {
-					t.Fatal(err)
-				}
-				apply := func(dry bool) (*unstructured.Unstructured, error) {
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					defer cancel()
-					force := true
-					opts := metav1.PatchOptions{FieldManager: "weft-dist-test", Force: &force, FieldValidation: "Strict"}
-					if dry {
-						opts.DryRun = []string{metav1.DryRunAll}
-					}
-					return ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, opts)
-				}
-				got, err := apply(true)
-				if err != nil {
-					t.Errorf("%s: server-side dry run: %v", what, err)
-					continue
-				}
-				if got.GetName() != u.GetName() || got.GetKind() != u.GetKind() {
-					t.Errorf("%s: dry run answered %s %s", what, got.GetKind(), got.GetName())
-				}
-				if u.GetKind() == "Namespace" {
-					if _, err := apply(false); err != nil {
-						t.Fatalf("%s: create: %v", what, err)
-					}
-				}
-			}
-		})
+		t.Run(name, func(t *testing.T) { dryRun(t, dc, mapper, loadManifest(t, name)) })
 	}
 	// Dry run persists nothing.
 	ctx := context.Background()
 	if _, err := k.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, dsName, metav1.GetOptions{}); err == nil {
 		t.Error("a dry-run DaemonSet was stored")
+	}
+}
+
+// dryRun applies m's objects with server-side apply, dry run and strict field validation, creating each Namespace
+// for real when it is reached.
+func dryRun(t *testing.T, dc dynamic.Interface, mapper meta.RESTMapper, m *manifest) {
+	t.Helper()
+	for _, u := range m.objs {
+		what := fmt.Sprintf("%s %s/%s", u.GetKind(), u.GetNamespace(), u.GetName())
+		gvk := u.GroupVersionKind()
+		mp, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+			continue
+		}
+		var ri dynamic.ResourceInterface = dc.Resource(mp.Resource)
+		if mp.Scope.Name() == "namespace" {
+			if u.GetNamespace() == "" {
+				t.Errorf("%s: namespaced object without metadata.namespace would land in the current context's namespace", what)
+				continue
+			}
+			ri = dc.Resource(mp.Resource).Namespace(u.GetNamespace())
+		} else if u.GetNamespace() != "" {
+			t.Errorf("%s: cluster-scoped object with a namespace", what)
+		}
+		body, err := json.Marshal(u.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply := func(dry bool) (*unstructured.Unstructured, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			force := true
+			opts := metav1.PatchOptions{FieldManager: "weft-dist-test", Force: &force, FieldValidation: "Strict"}
+			if dry {
+				opts.DryRun = []string{metav1.DryRunAll}
+			}
+			return ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, opts)
+		}
+		got, err := apply(true)
+		if err != nil {
+			t.Errorf("%s: server-side dry run: %v", what, err)
+			continue
+		}
+		if got.GetName() != u.GetName() || got.GetKind() != u.GetKind() {
+			t.Errorf("%s: dry run answered %s %s", what, got.GetKind(), got.GetName())
+		}
+		if u.GetKind() == "Namespace" {
+			if _, err := apply(false); err != nil {
+				t.Fatalf("%s: create: %v", what, err)
+			}
+		}
 	}
 }
 

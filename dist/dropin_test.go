@@ -1,0 +1,162 @@
+package dist_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/weftnet/weft/internal/testenv"
+)
+
+// upstreamManifest finds upstream flannel's kube-flannel.yml in the module the tools pin (tools/flannel/go.mod),
+// downloading the module through the Go proxy if the cache lacks it.
+func upstreamManifest(t *testing.T) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(root, "tools", "flannel", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^require github.com/flannel-io/flannel (v\S+)`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("tools/flannel/go.mod does not require github.com/flannel-io/flannel")
+	}
+	cmd := exec.Command("go", "mod", "download", "-json", "github.com/flannel-io/flannel@"+string(m[1]))
+	cmd.Dir = filepath.Join(root, "tools", "flannel")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go mod download flannel %s: %v\n%s", m[1], err, out)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		t.Fatalf("go mod download: %v %s", err, out)
+	}
+	return filepath.Join(mod.Dir, "Documentation", "kube-flannel.yml")
+}
+
+// imagePaths is what weft's image holds at the paths a manifest can run: the binaries copied to /opt/bin and the
+// links the Dockerfile makes, plus the base's coreutils.
+func imagePaths(t *testing.T) map[string]bool {
+	t.Helper()
+	root, _ := testenv.RepoRoot()
+	df, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]bool{"cp": true}
+	for _, b := range []string{"weftd", "weft", "flannel"} {
+		if !regexp.MustCompile(`COPY --from=build[^\n]*/out/` + b + `\b[^\n]* /opt/bin/`).Match(df) {
+			t.Fatalf("the Dockerfile does not copy %s to /opt/bin/", b)
+		}
+		paths["/opt/bin/"+b] = true
+	}
+	for _, l := range regexp.MustCompile(`ln -s (\S+) (\S+)`).FindAllSubmatch(df, -1) {
+		if paths[string(l[1])] {
+			paths[string(l[2])] = true
+		}
+	}
+	return paths
+}
+
+// Upstream's own kube-flannel.yml, with only the image names changed to weft's, is a valid manifest whose every
+// container runs something weft's image has, whose main container's command line and environment weftd accepts,
+// and whose install-cni step (install-conf) installs its conflist with weft's binary.
+func TestUpstreamManifestDropIn(t *testing.T) {
+	skipShort(t)
+	path := upstreamManifest(t)
+	m := &manifest{name: "upstream kube-flannel.yml"}
+	for _, d := range readYAMLDocs(t, path) {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(d); err != nil {
+			t.Fatal(err)
+		}
+		m.objs = append(m.objs, u)
+	}
+	ds := get[appsv1.DaemonSet](t, m, "DaemonSet", dsName)
+	have := imagePaths(t)
+	spec := &ds.Spec.Template.Spec
+	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
+	for i := range all {
+		c := &all[i]
+		if !strings.HasPrefix(c.Image, "ghcr.io/flannel-io/flannel") {
+			t.Fatalf("container %s runs image %s: the drop-in story does not cover it", c.Name, c.Image)
+		}
+		c.Image = "ghcr.io/weftnet/weft:v0.1.0"
+		if len(c.Command) == 0 || !have[c.Command[0]] {
+			t.Errorf("container %s runs %v, which weft's image does not have (it has %v)", c.Name, c.Command, have)
+		}
+		for _, a := range c.Args {
+			if strings.HasPrefix(a, "/opt/bin/") || a == "/flannel" {
+				if !have[a] {
+					t.Errorf("container %s uses %s, which weft's image does not have", c.Name, a)
+				}
+			}
+		}
+	}
+	spec.InitContainers, spec.Containers = all[:len(spec.InitContainers)], all[len(spec.InitContainers):]
+	c, o := weftdContainer(t, ds)
+	if !o.KubeSubnetMgr || !o.IPMasq || o.HealthzPort == 0 {
+		t.Errorf("container %s: weftd reads %v as kube-subnet-mgr=%v ip-masq=%v healthz-port=%d", c.Name, c.Args, o.KubeSubnetMgr, o.IPMasq, o.HealthzPort)
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range m.objs {
+		if u.GetKind() == "DaemonSet" {
+			m.objs[i] = &unstructured.Unstructured{Object: obj}
+			m.objs[i].SetAPIVersion("apps/v1")
+			m.objs[i].SetKind("DaemonSet")
+		}
+	}
+
+	// The install-cni init container, as weft's image runs it.
+	cm := get[corev1.ConfigMap](t, m, "ConfigMap", "kube-flannel-cfg")
+	dir := t.TempDir()
+	weft := testenv.WeftBin(t, "weft")
+	for _, ic := range spec.InitContainers {
+		if ic.Command[0] != "/opt/bin/install-conf" {
+			continue
+		}
+		link := filepath.Join(dir, "install-conf")
+		if err := os.Symlink(weft, link); err != nil {
+			t.Fatal(err)
+		}
+		src, dst := filepath.Join(dir, "cni-conf.json"), filepath.Join(dir, "net.d", filepath.Base(ic.Args[1]))
+		if err := os.WriteFile(src, []byte(cm.Data[filepath.Base(ic.Args[0])]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(link, src, dst).CombinedOutput(); err != nil {
+			t.Fatalf("install-conf %v: %v\n%s", ic.Args, err, out)
+		}
+		if got, _ := os.ReadFile(dst); len(got) == 0 || string(got) != cm.Data["cni-conf.json"] {
+			t.Fatalf("installed %q, want the ConfigMap's cni-conf.json", got)
+		}
+	}
+
+	k := testenv.StartAPIServer(t)
+	dc, err := dynamic.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := restmapper.GetAPIGroupResources(k.Client.Discovery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dryRun(t, dc, restmapper.NewDiscoveryRESTMapper(groups), m)
+}
