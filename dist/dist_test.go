@@ -737,16 +737,7 @@ func TestInitContainerInstallsCNI(t *testing.T) {
 // `kubectl apply -f` would on a fresh cluster.
 func TestManifestsServerDryRun(t *testing.T) {
 	skipShort(t)
-	k := testenv.StartAPIServer(t)
-	dc, err := dynamic.NewForConfig(k.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, err := restmapper.GetAPIGroupResources(k.Client.Discovery())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDiscoveryRESTMapper(groups)
+	k, dc, mapper := startDryRunAPI(t)
 	// The self-contained manifests first; rbac.yaml (used by the e2e tests, which create the namespace) last.
 	files := append(kubeManifests(t), "rbac.yaml")
 	for _, name := range files {
@@ -757,6 +748,21 @@ func TestManifestsServerDryRun(t *testing.T) {
 	if _, err := k.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, dsName, metav1.GetOptions{}); err == nil {
 		t.Error("a dry-run DaemonSet was stored")
 	}
+}
+
+// startDryRunAPI starts a kube-apiserver and returns it with a dynamic client and a REST mapper for dryRun.
+func startDryRunAPI(t *testing.T) (*testenv.KubeEnv, dynamic.Interface, meta.RESTMapper) {
+	t.Helper()
+	k := testenv.StartAPIServer(t)
+	dc, err := dynamic.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := restmapper.GetAPIGroupResources(k.Client.Discovery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, dc, restmapper.NewDiscoveryRESTMapper(groups)
 }
 
 // dryRun applies m's objects with server-side apply, dry run and strict field validation, creating each Namespace

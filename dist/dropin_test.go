@@ -14,8 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/weftnet/weft/internal/testenv"
 )
@@ -149,14 +147,6 @@ func TestUpstreamManifestDropIn(t *testing.T) {
 		}
 	}
 
-	k := testenv.StartAPIServer(t)
-	dc, err := dynamic.NewForConfig(k.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, err := restmapper.GetAPIGroupResources(k.Client.Discovery())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dryRun(t, dc, restmapper.NewDiscoveryRESTMapper(groups), m)
+	_, dc, mapper := startDryRunAPI(t)
+	dryRun(t, dc, mapper, m)
 }
