@@ -106,6 +106,7 @@ type InstanceTypeInfo struct {
 	IPv6PerENI       int    `json:"eniIpv6AddressQuantity"`
 	SharedENIPods    int    `json:"sharedENIPods"`
 	ExclusiveENIPods int    `json:"exclusiveENIPods"`
+	TrunkENIPods     int    `json:"trunkENIPods"` // member ENIs of a trunk ENI; no weft backend uses them yet
 }
 
 // Result is one backend's answer. Counts saturate at MaxCount (IPv6 ranges are larger than any cluster).
@@ -319,7 +320,8 @@ func summarise(in Input) InputSummary {
 	}
 	for _, t := range in.InstanceTypes {
 		s.InstanceTypes = append(s.InstanceTypes, InstanceTypeInfo{ID: t.ID, ENIs: t.ENIs, IPv4PerENI: t.IPv4PerENI,
-			IPv6PerENI: t.IPv6PerENI, SharedENIPods: t.SharedENIPods(), ExclusiveENIPods: t.ExclusiveENIPods()})
+			IPv6PerENI: t.IPv6PerENI, SharedENIPods: t.SharedENIPods(), ExclusiveENIPods: t.ExclusiveENIPods(),
+			TrunkENIPods: t.TrunkPods()})
 	}
 	if len(in.InstanceTypes) == 0 {
 		s.TypeSource = ""
