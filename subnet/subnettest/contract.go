@@ -29,6 +29,20 @@ func RunContract(t *testing.T, newEnv func(t *testing.T) Env) {
 		t.Cleanup(cancel)
 		return c
 	}
+	// acquireAndWatch takes a lease for 192.0.2.1 through A and starts B's watch of all leases (ended with the
+	// test); it returns the lease, the watch's context, its channel and the snapshot it sent first.
+	acquireAndWatch := func(t *testing.T, e Env, c context.Context) (*subnet.Lease, context.Context, chan []subnet.Event, []subnet.Event) {
+		t.Helper()
+		la, err := e.A.AcquireLease(c, attrs("192.0.2.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(c)
+		t.Cleanup(cancel)
+		ch := make(chan []subnet.Event, 16)
+		go func() { _ = e.B.WatchLeases(wctx, ch) }()
+		return la, wctx, ch, next(t, ch)
+	}
 
 	t.Run("config", func(t *testing.T) {
 		e := newEnv(t)
@@ -80,15 +94,7 @@ func RunContract(t *testing.T, newEnv func(t *testing.T) Env) {
 	t.Run("watch sees a snapshot, additions and removals", func(t *testing.T) {
 		e := newEnv(t)
 		c := ctx(t)
-		la, err := e.A.AcquireLease(c, attrs("192.0.2.1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithCancel(c)
-		defer cancel()
-		ch := make(chan []subnet.Event, 16)
-		go func() { _ = e.B.WatchLeases(wctx, ch) }()
-		snap := next(t, ch)
+		la, wctx, ch, snap := acquireAndWatch(t, e, c)
 		if len(snap) != 1 || snap[0].Type != subnet.EventAdded || snap[0].Lease.Subnet != la.Subnet ||
 			snap[0].Lease.Attrs.PublicIP != netip.MustParseAddr("192.0.2.1") {
 			t.Fatalf("snapshot %+v", snap)
@@ -109,7 +115,7 @@ func RunContract(t *testing.T, newEnv func(t *testing.T) Env) {
 		if err := e.A.RenewLease(c, la); !errors.Is(err, subnet.ErrLeaseNotFound) {
 			t.Fatalf("renewing a removed lease: %v, want subnet.ErrLeaseNotFound", err)
 		}
-		// The node takes a lease again; its own watch of the old key and everyone's watch see it.
+		// The node takes a lease again; everyone's watch sees it.
 		again, err := e.A.AcquireLease(c, attrs("192.0.2.1"))
 		if err != nil {
 			t.Fatal(err)
@@ -120,15 +126,7 @@ func RunContract(t *testing.T, newEnv func(t *testing.T) Env) {
 	t.Run("new attributes on re-acquire reach the watchers", func(t *testing.T) {
 		e := newEnv(t)
 		c := ctx(t)
-		la, err := e.A.AcquireLease(c, attrs("192.0.2.1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithCancel(c)
-		defer cancel()
-		ch := make(chan []subnet.Event, 16)
-		go func() { _ = e.B.WatchLeases(wctx, ch) }()
-		next(t, ch) // snapshot
+		la, wctx, ch, _ := acquireAndWatch(t, e, c)
 		own := make(chan []subnet.Event, 16)
 		go func() { _ = e.A.WatchLease(wctx, la, own) }()
 		changed := attrs("192.0.2.1")
