@@ -42,9 +42,12 @@ func masqRules(s ruleSpec) []rule {
 	rules := []rule{
 		{"nat", "POSTROUTING", append(append([]string{}, cm...), "-j", postChain)},
 		{"nat", postChain, with("-m", "mark", "--mark", kubeProxyMark, "-j", "RETURN")},
-		{"nat", postChain, with("-s", p, "-d", c, "-j", "RETURN")},
-		{"nat", postChain, with("-s", c, "-d", p, "-j", "RETURN")},
-		{"nat", postChain, with("!", "-s", c, "-d", p, "-j", "RETURN")},
+	}
+	if s.pod.IsValid() { // a backend without per-node subnets has no pod subnet to exempt
+		rules = append(rules,
+			rule{"nat", postChain, with("-s", p, "-d", c, "-j", "RETURN")},
+			rule{"nat", postChain, with("-s", c, "-d", p, "-j", "RETURN")},
+			rule{"nat", postChain, with("!", "-s", c, "-d", p, "-j", "RETURN")})
 	}
 	for _, n := range s.noMasq {
 		rules = append(rules, rule{"nat", postChain, with("-s", c, "-d", n.String(), "-j", "RETURN")})

@@ -46,11 +46,12 @@ func (w *nftWriter) rules() map[string][]string {
 		if w.s.randomFully {
 			masq += " fully-random"
 		}
-		out["postrtg"] = []string{
-			"meta mark & 0x4000 == 0x4000 return",
-			fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, p, ipk, c),
-			fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, c, ipk, p),
-			fmt.Sprintf("%s saddr != %s %s daddr %s return", ipk, c, ipk, p),
+		out["postrtg"] = []string{"meta mark & 0x4000 == 0x4000 return"}
+		if w.s.pod.IsValid() {
+			out["postrtg"] = append(out["postrtg"],
+				fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, p, ipk, c),
+				fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, c, ipk, p),
+				fmt.Sprintf("%s saddr != %s %s daddr %s return", ipk, c, ipk, p))
 		}
 		for _, n := range w.s.noMasq {
 			out["postrtg"] = append(out["postrtg"], fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, c, ipk, n))

@@ -22,7 +22,7 @@ import (
 // Options describe the rules wanted.
 type Options struct {
 	Network     netip.Prefix // cluster IPv4 network (C); invalid when IPv4 is off
-	Subnet      netip.Prefix // this node's IPv4 subnet (P)
+	Subnet      netip.Prefix // this node's IPv4 subnet (P); invalid for a backend without per-node subnets
 	IPv6Network netip.Prefix
 	IPv6Subnet  netip.Prefix
 	Masquerade  bool // --ip-masq
@@ -60,7 +60,11 @@ func New(o Options) (*Manager, error) {
 		if !fam.network.IsValid() {
 			continue
 		}
-		spec := ruleSpec{v6: fam.v6, cluster: fam.network.Masked(), pod: fam.sn.Masked(), masq: o.Masquerade,
+		var pod netip.Prefix
+		if fam.sn.IsValid() {
+			pod = fam.sn.Masked()
+		}
+		spec := ruleSpec{v6: fam.v6, cluster: fam.network.Masked(), pod: pod, masq: o.Masquerade,
 			forward: o.Forward, randomFully: !o.RandomFullyOff}
 		for _, p := range o.NoMasquerade {
 			if p.Addr().Is6() == fam.v6 {
