@@ -119,7 +119,7 @@ func TestSubnetlessBackendUnderTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		name, conf string
+		name, conf  string
 		nat, filter []string // FLANNEL-POSTRTG / FLANNEL-FWD rules wanted ("" entries: the chain must not exist)
 	}{
 		{"no rules asked", `{"Backend":{"Type":"seam-test"}}`, nil, nil},
