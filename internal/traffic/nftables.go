@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"k8s.io/klog/v2"
@@ -55,7 +56,7 @@ func nftRules(s ruleSpec) map[string][]string {
 	if s.v6 {
 		ipk = "ip6"
 	}
-	c, p := s.cluster.String(), s.pod.String()
+	c, p := nftPrefix(s.cluster), nftPrefix(s.pod)
 	out := map[string][]string{}
 	if s.masq {
 		masq := "masquerade"
@@ -69,7 +70,7 @@ func nftRules(s ruleSpec) map[string][]string {
 			fmt.Sprintf("%s saddr != %s %s daddr %s return", ipk, c, ipk, p),
 		}
 		for _, n := range s.noMasq {
-			out["postrtg"] = append(out["postrtg"], fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, c, ipk, n))
+			out["postrtg"] = append(out["postrtg"], fmt.Sprintf("%s saddr %s %s daddr %s return", ipk, c, ipk, nftPrefix(n)))
 		}
 		out["postrtg"] = append(out["postrtg"],
 			fmt.Sprintf("%s saddr %s %s daddr != %s %s", ipk, c, ipk, s.multicast(), masq),
@@ -82,6 +83,14 @@ func nftRules(s ruleSpec) map[string][]string {
 		}
 	}
 	return out
+}
+
+// nftPrefix writes a prefix as nft prints it: a single address without its length.
+func nftPrefix(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
 }
 
 // staleChains returns, sorted, the wanted chains whose rules in have differ from want in content or order.

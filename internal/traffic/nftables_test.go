@@ -105,6 +105,17 @@ func TestNFTWriter(t *testing.T) {
 	}
 }
 
+func TestNFTRulesPrintForm(t *testing.T) {
+	s := nftSpec("10.244.2.0/24")
+	s.noMasq = []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("10.1.2.3/32")}
+	got := nftRules(s)["postrtg"]
+	for _, want := range []string{"ip saddr 10.244.0.0/16 ip daddr 192.168.0.0/16 return", "ip saddr 10.244.0.0/16 ip daddr 10.1.2.3 return"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("postrtg lacks %q (nft prints a /32 as the bare address):\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+}
+
 func TestParseNFTTable(t *testing.T) {
 	const listing = `table ip flannel-ipv4 {
 	comment "flannel"
