@@ -65,6 +65,7 @@ func newStore(ctx context.Context, o *Options) (subnet.Manager, coordination.Coo
 		NetConfPath:               o.NetConfigPath,
 		AnnotationPrefix:          o.KubeAnnotPrefix,
 		SetNodeNetworkUnavailable: o.SetNodeNetUnav,
+		ContinueWhenCacheNotReady: o.ContWhenCacheNR,
 	})
 	if err != nil {
 		return nil, nil, err

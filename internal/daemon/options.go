@@ -47,8 +47,8 @@ type Options struct {
 	NodeName        string // NODE_NAME
 	PodName         string // POD_NAME
 	PodNamespace    string // POD_NAMESPACE
-	EventQueueDepth int    // EVENT_QUEUE_DEPTH
-	ContWhenCacheNR bool   // CONT_WHEN_CACHE_NOT_READY
+	EventQueueDepth int    // EVENT_QUEUE_DEPTH: validated as upstream, then ignored (README, Running weftd)
+	ContWhenCacheNR bool   // CONT_WHEN_CACHE_NOT_READY: kube.Options.ContinueWhenCacheNotReady
 }
 
 // listFlag is a repeatable string flag (--iface a --iface b).
@@ -118,10 +118,11 @@ func (o *Options) ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	o.PodNamespace = getenv("POD_NAMESPACE")
 	o.EventQueueDepth = 5000
 	if v := getenv("EVENT_QUEUE_DEPTH"); v != "" {
+		// As upstream: not an integer is an error, zero or less means the default.
 		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("EVENT_QUEUE_DEPTH=%q: expected a positive integer", v))
-		} else {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("EVENT_QUEUE_DEPTH=%q: expected an integer", v))
+		} else if n > 0 {
 			o.EventQueueDepth = n
 		}
 	}

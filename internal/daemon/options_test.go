@@ -112,13 +112,26 @@ func TestEnvAndCommandLinePrecedence(t *testing.T) {
 }
 
 func TestBadEnvNamesTheVariable(t *testing.T) {
-	_, _, err := parse(t, nil, map[string]string{"FLANNELD_IPTABLES_RESYNC": "often", "EVENT_QUEUE_DEPTH": "-1"})
+	_, _, err := parse(t, nil, map[string]string{"FLANNELD_IPTABLES_RESYNC": "often", "EVENT_QUEUE_DEPTH": "deep"})
 	if err == nil {
 		t.Fatal("want an error")
 	}
 	for _, s := range []string{"FLANNELD_IPTABLES_RESYNC", "EVENT_QUEUE_DEPTH"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %s", err, s)
+		}
+	}
+}
+
+// TestEventQueueDepthAsUpstream: upstream takes zero or less as its default rather than failing, so a manifest
+// written for flanneld starts weftd too.
+func TestEventQueueDepthAsUpstream(t *testing.T) {
+	for _, v := range []string{"0", "-1"} {
+		o, _, err := parse(t, nil, map[string]string{"EVENT_QUEUE_DEPTH": v})
+		if err != nil {
+			t.Errorf("EVENT_QUEUE_DEPTH=%s: %v, want upstream's default", v, err)
+		} else if o.EventQueueDepth != 5000 {
+			t.Errorf("EVENT_QUEUE_DEPTH=%s gives %d, want upstream's default 5000", v, o.EventQueueDepth)
 		}
 	}
 }

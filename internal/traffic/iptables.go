@@ -3,6 +3,8 @@ package traffic
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
 	"k8s.io/klog/v2"
@@ -83,6 +85,10 @@ type iptWriter struct {
 	s    ruleSpec
 	ipt  ipt
 	sets [][]rule // each set: jump rule first, then the chain's rules
+	// printed holds each chain's rules ("table/chain" -> lines) as `iptables -S` prints them. It starts as the
+	// wanted rules rendered in that form and after every write becomes what iptables printed back, so an iptables
+	// that prints a rule differently costs one rewrite, not one per resync.
+	printed map[string][]string
 }
 
 func newIPT(s ruleSpec) (writer, error) {
@@ -98,14 +104,39 @@ func newIPT(s ruleSpec) (writer, error) {
 		klog.Warning("iptables lacks --random-fully; masquerading without it")
 		s.randomFully = false
 	}
-	w := &iptWriter{s: s, ipt: t}
+	return newIPTWriter(s, t), nil
+}
+
+func newIPTWriter(s ruleSpec, t ipt) *iptWriter {
+	w := &iptWriter{s: s, ipt: t, printed: map[string][]string{}}
 	if s.masq {
 		w.sets = append(w.sets, masqRules(s))
 	}
 	if s.forward {
 		w.sets = append(w.sets, forwardRules(s))
 	}
-	return w, nil
+	for _, set := range w.sets {
+		body := set[1:]
+		w.printed[body[0].table+"/"+body[0].chain] = printedRules(body)
+	}
+	return w
+}
+
+// printedRules renders rules the way `iptables -S <chain>` prints them: "-A <chain> <spec>", an argument holding
+// a space in double quotes.
+func printedRules(rules []rule) []string {
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		args := []string{"-A", r.chain}
+		for _, a := range r.spec {
+			if strings.ContainsAny(a, " \t") {
+				a = `"` + a + `"`
+			}
+			args = append(args, a)
+		}
+		out = append(out, strings.Join(args, " "))
+	}
+	return out
 }
 
 func (w *iptWriter) name() string {
@@ -125,7 +156,8 @@ func (w *iptWriter) ensure() error {
 	return errors.Join(errs...)
 }
 
-// ensureSet makes the chain hold exactly the set's rules in order, and the jump to it exist.
+// ensureSet makes the chain hold exactly the set's rules in order, rewriting it whole when its rules differ in
+// content or order, and makes the jump to it exist.
 func (w *iptWriter) ensureSet(set []rule) error {
 	jump, body := set[0], set[1:]
 	table, chain := body[0].table, body[0].chain
@@ -138,11 +170,12 @@ func (w *iptWriter) ensureSet(set []rule) error {
 			return fmt.Errorf("create chain %s/%s: %w", table, chain, err)
 		}
 	}
-	intact, err := w.chainIntact(body)
+	key := table + "/" + chain
+	have, err := w.chainRules(table, chain)
 	if err != nil {
 		return err
 	}
-	if !intact {
+	if !slices.Equal(have, w.printed[key]) {
 		klog.Infof("%s: writing %s/%s", w.name(), table, chain)
 		if err := w.ipt.ClearChain(table, chain); err != nil {
 			return fmt.Errorf("flush %s/%s: %w", table, chain, err)
@@ -151,6 +184,10 @@ func (w *iptWriter) ensureSet(set []rule) error {
 			if err := w.ipt.Append(r.table, r.chain, r.spec...); err != nil {
 				return fmt.Errorf("append to %s/%s %v: %w", r.table, r.chain, r.spec, err)
 			}
+		}
+		// Normalising never changes the number of rules: a read-back of another length is not this write.
+		if got, err := w.chainRules(table, chain); err == nil && len(got) == len(body) {
+			w.printed[key] = got
 		}
 	}
 	if ok, err := w.ipt.Exists(jump.table, jump.chain, jump.spec...); err != nil {
@@ -163,23 +200,17 @@ func (w *iptWriter) ensureSet(set []rule) error {
 	return nil
 }
 
-// chainIntact tells whether the chain holds exactly body: same count, each rule present.
-func (w *iptWriter) chainIntact(body []rule) (bool, error) {
-	lines, err := w.ipt.List(body[0].table, body[0].chain)
+// chainRules returns the chain's rules in order, as `iptables -S` prints them, without the "-N <chain>" line.
+func (w *iptWriter) chainRules(table, chain string) ([]string, error) {
+	lines, err := w.ipt.List(table, chain)
 	if err != nil {
-		return false, fmt.Errorf("list %s/%s: %w", body[0].table, body[0].chain, err)
+		return nil, fmt.Errorf("list %s/%s: %w", table, chain, err)
 	}
-	if len(lines) != len(body)+1 { // List also returns the "-N CHAIN" line
-		return false, nil
-	}
-	for _, r := range body {
-		ok, err := w.ipt.Exists(r.table, r.chain, r.spec...)
-		if err != nil {
-			return false, fmt.Errorf("check rule in %s/%s: %w", r.table, r.chain, err)
-		}
-		if !ok {
-			return false, nil
+	var rules []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "-A ") {
+			rules = append(rules, l)
 		}
 	}
-	return true, nil
+	return rules, nil
 }

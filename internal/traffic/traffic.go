@@ -4,9 +4,11 @@
 // comments; in nftables mode (net-conf EnableNFTables) the tables flannel-ipv4 / flannel-ipv6 with chains
 // postrtg and forward.
 //
-// Ensure checks the rules and, when anything is missing, out of order or left from an older subnet, rewrites the
-// chain whole, as upstream does; Run repeats that every --iptables-resync period so a flushed firewall is
-// repaired. Rules are left in place on shutdown.
+// Ensure reads each chain's rules, in order, as the firewall tool prints them (`iptables -S`, `nft list table`) and,
+// when anything is missing, out of order, changed or left from an older subnet, rewrites the chain whole, as
+// upstream does. Comparing the text, not the number of rules, matters: a new pod subnet gives as many rules as the
+// old one. Run repeats that every --iptables-resync period so a flushed firewall is repaired. Rules are left in
+// place on shutdown.
 package traffic
 
 import (

@@ -8,8 +8,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/weftnet/weft/internal/testenv"
 )
+
+// privilegedNetns gives a privileged test a fresh network namespace. It skips under -short (the unit tier) and,
+// through testenv.RequireRoot, fails rather than skips in CI without root.
+func privilegedNetns(t *testing.T) netns.NsHandle {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("privileged: needs root and a network namespace; not run under -short")
+	}
+	ns, _ := testenv.NewNetns(t)
+	return ns
+}
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -54,7 +67,7 @@ func opts() Options {
 }
 
 func TestIPTablesRulesRepairAndSubnetChange(t *testing.T) {
-	ns, _ := testenv.NewNetns(t)
+	ns := privilegedNetns(t)
 	testenv.InNetns(t, ns, func() {
 		m, err := New(opts())
 		if err != nil {
@@ -96,7 +109,7 @@ func TestIPTablesRulesRepairAndSubnetChange(t *testing.T) {
 }
 
 func TestIPTablesVariants(t *testing.T) {
-	ns, _ := testenv.NewNetns(t)
+	ns := privilegedNetns(t)
 	testenv.InNetns(t, ns, func() {
 		o := opts()
 		o.RandomFullyOff, o.Forward = true, false
@@ -124,8 +137,8 @@ func TestIPTablesVariants(t *testing.T) {
 }
 
 func TestNFTables(t *testing.T) {
+	ns := privilegedNetns(t)
 	testenv.LookPath(t, "nft")
-	ns, _ := testenv.NewNetns(t)
 	testenv.InNetns(t, ns, func() {
 		o := opts()
 		o.NFTables = true
@@ -159,6 +172,131 @@ func TestNFTables(t *testing.T) {
 		}
 		if out := run(t, "nft", "list", "table", "ip", "flannel-ipv4"); strings.Count(out, "masquerade") != 2 {
 			t.Errorf("flushed chain not repaired:\n%s", out)
+		}
+	})
+}
+
+// TestIPTablesOrderAndInPlaceChange damages the chain without changing its rule count: a rule moved below the
+// MASQUERADE rules (so it no longer applies) and a rule replaced in place. Each is rewritten by one resync.
+func TestIPTablesOrderAndInPlaceChange(t *testing.T) {
+	ns := privilegedNetns(t)
+	testenv.InNetns(t, ns, func() {
+		m, err := New(opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Ensure(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cm := []string{"-m", "comment", "--comment", masqComment}
+		for _, damage := range []struct {
+			name string
+			cmds [][]string
+		}{
+			{"rule moved after the masquerade rules", [][]string{
+				{"-t", "nat", "-D", postChain, "2"},
+				append(append([]string{"-t", "nat", "-A", postChain, "-s", "10.244.1.0/24", "-d", "10.244.0.0/16"}, cm...), "-j", "RETURN"),
+			}},
+			{"rule replaced in place", [][]string{
+				append(append([]string{"-t", "nat", "-R", postChain, "3", "-s", "10.244.0.0/16", "-d", "10.244.7.0/24"}, cm...), "-j", "RETURN"),
+			}},
+		} {
+			for _, c := range damage.cmds {
+				run(t, "iptables", c...)
+			}
+			if got := saved(t, "iptables-save", "nat"); got == wantNAT {
+				t.Fatalf("%s: the damage did not change the chain", damage.name)
+			}
+			if err := m.Ensure(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := saved(t, "iptables-save", "nat"); got != wantNAT {
+				t.Errorf("%s: not repaired:\n%s\nwant:\n%s", damage.name, got, wantNAT)
+			}
+		}
+	})
+}
+
+// wantPostrtg is the postrtg chain for opts() with its pod subnet replaced by 10.244.2.0/24, as nft prints it.
+const wantPostrtg = `table ip flannel-ipv4 {
+	chain postrtg {
+		type nat hook postrouting priority srcnat; policy accept;
+		meta mark & 0x00004000 == 0x00004000 return
+		ip saddr 10.244.2.0/24 ip daddr 10.244.0.0/16 return
+		ip saddr 10.244.0.0/16 ip daddr 10.244.2.0/24 return
+		ip saddr != 10.244.0.0/16 ip daddr 10.244.2.0/24 return
+		ip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random
+		ip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random
+	}
+}
+`
+
+var nftHandle = regexp.MustCompile(`(?m)^\s*(.*\S) # handle (\d+)$`)
+
+// nftRuleHandles returns the handles of a chain's rules, in order.
+func nftRuleHandles(t *testing.T, chain string) []string {
+	t.Helper()
+	var hs []string
+	for _, m := range nftHandle.FindAllStringSubmatch(run(t, "nft", "-a", "list", "chain", "ip", "flannel-ipv4", chain), -1) {
+		if !strings.HasPrefix(m[1], "chain ") && !strings.HasPrefix(m[1], "table ") {
+			hs = append(hs, m[2])
+		}
+	}
+	return hs
+}
+
+// TestNFTablesSameCountChanges proves the nftables writer compares the rules, not their number: a new pod subnet
+// gives as many rules as the old one, and so do a rule swapped with its neighbour or replaced in place.
+func TestNFTablesSameCountChanges(t *testing.T) {
+	ns := privilegedNetns(t)
+	testenv.LookPath(t, "nft")
+	testenv.InNetns(t, ns, func() {
+		o := opts()
+		o.NFTables, o.Forward = true, false
+		old, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Ensure(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		o.Subnet = netip.MustParsePrefix("10.244.2.0/24")
+		m, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Ensure(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, "nft", "list", "chain", "ip", "flannel-ipv4", "postrtg"); got != wantPostrtg {
+			t.Fatalf("after the subnet changed to 10.244.2.0/24:\n%s\nwant:\n%s", got, wantPostrtg)
+		}
+		for _, damage := range []struct {
+			name string
+			cmds func(h []string) [][]string
+		}{
+			{"two rules swapped", func(h []string) [][]string {
+				return [][]string{
+					{"replace", "rule", "ip", "flannel-ipv4", "postrtg", "handle", h[1], "ip", "saddr", "10.244.0.0/16", "ip", "daddr", "10.244.2.0/24", "return"},
+					{"replace", "rule", "ip", "flannel-ipv4", "postrtg", "handle", h[2], "ip", "saddr", "10.244.2.0/24", "ip", "daddr", "10.244.0.0/16", "return"},
+				}
+			}},
+			{"rule replaced in place", func(h []string) [][]string {
+				return [][]string{{"replace", "rule", "ip", "flannel-ipv4", "postrtg", "handle", h[3], "ip", "saddr", "!=", "10.244.0.0/16", "ip", "daddr", "10.244.7.0/24", "return"}}
+			}},
+		} {
+			for _, c := range damage.cmds(nftRuleHandles(t, "postrtg")) {
+				run(t, "nft", c...)
+			}
+			if got := run(t, "nft", "list", "chain", "ip", "flannel-ipv4", "postrtg"); got == wantPostrtg {
+				t.Fatalf("%s: the damage did not change the chain", damage.name)
+			}
+			if err := m.Ensure(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := run(t, "nft", "list", "chain", "ip", "flannel-ipv4", "postrtg"); got != wantPostrtg {
+				t.Errorf("%s: not repaired:\n%s\nwant:\n%s", damage.name, got, wantPostrtg)
+			}
 		}
 	})
 }

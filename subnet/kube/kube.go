@@ -46,7 +46,18 @@ type Options struct {
 	NetConfPath               string
 	AnnotationPrefix          string // default flannel.alpha.coreos.com; "/" appended when absent
 	SetNodeNetworkUnavailable bool
+	// CacheSyncTimeout bounds a watch's wait for the node informer's first full list (default 2 minutes).
+	CacheSyncTimeout time.Duration
+	// ContinueWhenCacheNotReady is upstream's CONT_WHEN_CACHE_NOT_READY=true: when the node informer has not
+	// synced within CacheSyncTimeout, a watch logs it and waits on instead of failing. Upstream then carries on
+	// with a partial node cache; a watch here keeps waiting for the full list, because its first batch is the
+	// complete peer set the backends reconcile against, and a partial one would remove routes to the peers not
+	// yet listed.
+	ContinueWhenCacheNotReady bool
 }
+
+// defaultCacheSyncTimeout is the CacheSyncTimeout when unset.
+const defaultCacheSyncTimeout = 2 * time.Minute
 
 // Annotations are the annotation keys under one prefix.
 type Annotations struct {
@@ -80,6 +91,8 @@ type Manager struct {
 	once     sync.Once
 	informer cache.SharedIndexInformer
 	stop     chan struct{}
+	// syncTimedOut, when set (by tests), is called when a watch has waited CacheSyncTimeout in vain and waits on.
+	syncTimedOut func()
 }
 
 var _ subnet.Manager = (*Manager)(nil)
@@ -313,22 +326,38 @@ func (m *Manager) Node(ctx context.Context, name string) (*corev1.Node, bool, er
 	return obj.(*corev1.Node), true, nil
 }
 
-// startInformer starts the shared node informer once; every caller then waits (bounded by its ctx and two
-// minutes) for its cache.
+// startInformer starts the shared node informer once; every caller then waits (bounded by its ctx and
+// CacheSyncTimeout, unless ContinueWhenCacheNotReady) for its cache.
 func (m *Manager) startInformer(ctx context.Context) error {
 	m.once.Do(func() {
 		f := informers.NewSharedInformerFactory(m.o.Client, 0)
 		m.informer = f.Core().V1().Nodes().Informer()
 		go m.informer.Run(m.stop)
 	})
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if !cache.WaitForCacheSync(wctx.Done(), m.informer.HasSynced) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return errors.New("node informer did not sync within 2m (is the API server reachable, may this node list and watch nodes?)")
+	timeout := m.o.CacheSyncTimeout
+	if timeout <= 0 {
+		timeout = defaultCacheSyncTimeout
 	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if cache.WaitForCacheSync(wctx.Done(), m.informer.HasSynced) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	err := fmt.Errorf("node informer did not sync within %v (is the API server reachable, may this node list and watch nodes?)", timeout)
+	if !m.o.ContinueWhenCacheNotReady {
+		return err
+	}
+	klog.Errorf("%v; waiting on, as CONT_WHEN_CACHE_NOT_READY=true", err)
+	if m.syncTimedOut != nil {
+		m.syncTimedOut()
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), m.informer.HasSynced) {
+		return ctx.Err()
+	}
+	klog.Infof("node informer synced")
 	return nil
 }
 

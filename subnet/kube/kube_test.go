@@ -3,16 +3,20 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -325,5 +329,66 @@ func TestCompleteLeaseCondition(t *testing.T) {
 		if strings.Join(got, ",") != want {
 			t.Errorf("SetNodeNetworkUnavailable=%v: conditions %v, want %q", set, got, want)
 		}
+	}
+}
+
+
+// TestCacheNotReady runs WatchLeases while listing nodes fails, as on a slow or overloaded API server. By default
+// the watch fails once CacheSyncTimeout has passed (upstream fails startup); with ContinueWhenCacheNotReady
+// (CONT_WHEN_CACHE_NOT_READY=true) it waits on and, once the list succeeds, sends the full snapshot.
+func TestCacheNotReady(t *testing.T) {
+	for _, cont := range []bool{false, true} {
+		t.Run(fmt.Sprintf("continue=%v", cont), func(t *testing.T) {
+			peer := node("n2", []string{"10.244.2.0/24"}, map[string]string{
+				"example.com/flannel/kube-subnet-manager": "true", "example.com/flannel/backend-type": "vxlan",
+				"example.com/flannel/public-ip": "192.0.2.2"})
+			m, cs := newManager(t, v4conf, node("n1", []string{"10.244.1.0/24"}, nil), peer)
+			m.o.CacheSyncTimeout, m.o.ContinueWhenCacheNotReady = time.Millisecond, cont
+			var listOK atomic.Bool
+			cs.PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if listOK.Load() {
+					return false, nil, nil // on to the tracker
+				}
+				return true, nil, apierrors.NewServiceUnavailable("overloaded")
+			})
+			timedOut := make(chan struct{})
+			m.syncTimedOut = func() { close(timedOut) }
+			ch := make(chan []subnet.Event, 1)
+			errc := make(chan error, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { errc <- m.WatchLeases(ctx, ch) }()
+			if !cont {
+				select {
+				case err := <-errc:
+					if err == nil || !strings.Contains(err.Error(), "did not sync within 1ms") {
+						t.Fatalf("WatchLeases = %v, want the sync timeout", err)
+					}
+				case b := <-ch:
+					t.Fatalf("a snapshot %+v although no list succeeded", b)
+				case <-time.After(10 * time.Second):
+					t.Fatal("WatchLeases neither failed nor returned")
+				}
+				return
+			}
+			select {
+			case <-timedOut:
+			case err := <-errc:
+				t.Fatalf("WatchLeases = %v, want it to wait on past the sync timeout", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the sync timeout never passed")
+			}
+			listOK.Store(true)
+			select {
+			case snap := <-ch:
+				if len(snap) != 1 || snap[0].Lease.Subnet.String() != "10.244.2.0/24" {
+					t.Fatalf("snapshot %+v, want the peer n2", snap)
+				}
+			case err := <-errc:
+				t.Fatalf("WatchLeases = %v after the list succeeded", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("no snapshot after the list succeeded")
+			}
+		})
 	}
 }
