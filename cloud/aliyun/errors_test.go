@@ -1,6 +1,8 @@
 package aliyun
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,29 @@ func TestRedactURL(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("redactURL(%q) does not return", in)
+		}
+	}
+}
+
+// The environment is read in one place: no file of the package but env.go names os.Getenv, os.LookupEnv or
+// os.Environ (tests may).
+func TestOnlyEnvConfigReadsTheEnvironment(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("glob: %v %v", files, err)
+	}
+	for _, f := range files {
+		if f == "env.go" || strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, call := range []string{"os.Getenv", "os.LookupEnv", "os.Environ"} {
+			if strings.Contains(string(b), call) {
+				t.Errorf("%s calls %s: read the environment through EnvConfig", f, call)
+			}
 		}
 	}
 }
