@@ -23,6 +23,7 @@ import (
 
 	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/cloud/aliyun/sim"
+	"github.com/weftnet/weft/cloud/routetable"
 )
 
 // clock is a settable time source for alisim.
@@ -93,8 +94,8 @@ func statuses(t *testing.T, cl *aliyun.Client) map[string]string {
 	}
 	out := map[string]string{}
 	for _, e := range es {
-		if e.Type == "Custom" {
-			out[e.Dst.String()] = e.Status
+		if e.Type == routetable.EntryCustom {
+			out[e.Dst.String()] = string(e.Status)
 		}
 	}
 	return out
@@ -105,7 +106,7 @@ func TestDescribe(t *testing.T) {
 	cl := f.client(t, nil, nil)
 	ctx := context.Background()
 	tables, err := cl.RouteTables(ctx, "vpc-alisim0001")
-	if err != nil || len(tables) != 1 || tables[0].ID != table || tables[0].Type != "System" {
+	if err != nil || len(tables) != 1 || tables[0].ID != table || tables[0].Type != routetable.TableSystem {
 		t.Fatalf("tables %+v %v", tables, err)
 	}
 	sws, err := cl.VSwitches(ctx, "vpc-alisim0001")
@@ -426,7 +427,7 @@ func TestRouteEntryByDst(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, err := cl.RouteEntryByDst(ctx, table, netip.MustParsePrefix("10.244.1.0/24"))
-	if err != nil || e == nil || e.NextHopID != "i-alisim0001" || e.Status != "Pending" {
+	if err != nil || e == nil || e.NextHopID != "i-alisim0001" || e.Status != routetable.StatusPending {
 		t.Fatalf("%+v %v", e, err)
 	}
 	if e, err := cl.RouteEntryByDst(ctx, table, netip.MustParsePrefix("10.244.9.0/24")); err != nil || e != nil {

@@ -23,3 +23,15 @@ func TestRouteContractAlisim(t *testing.T) {
 			}, VSwitchSubnet: netip.MustParsePrefix("192.168.1.0/25")}
 	})
 }
+
+// The route-entry quota contract against alisim's Quota Center through the real SDK over HTTP.
+func TestQuotaContractAlisim(t *testing.T) {
+	aliyuntest.RunQuotaContract(t, func(t *testing.T) aliyuntest.QuotaEnv {
+		f := newFixture(t, sim.DefaultTiming, nil)
+		return aliyuntest.QuotaEnv{API: quotasClient(t, f), SetQuota: func(q int) {
+			if err := f.world.SetQuota(table, q); err != nil {
+				t.Fatal(err)
+			}
+		}}
+	})
+}

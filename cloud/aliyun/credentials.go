@@ -1,10 +1,3 @@
-// Package aliyun is weft's Alibaba Cloud client, in weft's own terms (route tables, route entries, batches,
-// quota, vSwitches, metadata), built on github.com/aliyun/alibaba-cloud-sdk-go. It owns what the SDK leaves to
-// its users: endpoints, scheme and the metadata address from configuration (VPC_ENDPOINT, ECS_ENDPOINT,
-// ALICLOUD_CLIENT_SCHEME, METADATA_ENDPOINT), a credential chain ending in the instance's RAM role (refreshed
-// before expiry), retries with jittered backoff by error class that reuse ClientToken so a retried create never
-// doubles, a client-side rate limit per action, and Prometheus metrics per action and outcome. No secret ever
-// reaches a log line or an error message.
 package aliyun
 
 import (
@@ -13,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,10 +44,10 @@ var ErrNoCredentials = errors.New("no Alibaba Cloud credentials: set AccessKeyID
 
 // ChainOptions configure DefaultChain.
 type ChainOptions struct {
-	Static      *Credentials // from configuration; used when set
-	Getenv      func(string) string
-	File        string // credentials file; default $ALIBABA_CLOUD_CREDENTIALS_FILE or ~/.alibabacloud/credentials
-	MetadataURL string // metadata base, e.g. http://100.100.100.200; default env METADATA_ENDPOINT
+	Static      *Credentials        // from configuration; used when set
+	Getenv      func(string) string // reads the environment through EnvConfig (nil: the process environment)
+	File        string              // credentials file; default $ALIBABA_CLOUD_CREDENTIALS_FILE or ~/.alibabacloud/credentials
+	MetadataURL string              // metadata base, e.g. http://100.100.100.200; default env METADATA_ENDPOINT
 	HTTPClient  *http.Client
 }
 
@@ -63,11 +55,8 @@ type ChainOptions struct {
 // flannel's ali-vpc names), ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET, the credentials file,
 // and the instance's RAM role from the metadata server.
 func DefaultChain(o ChainOptions) CredentialProvider {
-	if o.Getenv == nil {
-		o.Getenv = os.Getenv
-	}
 	if o.MetadataURL == "" {
-		o.MetadataURL = o.Getenv("METADATA_ENDPOINT")
+		o.MetadataURL = EnvConfig(o.Getenv).MetadataEndpoint
 	}
 	return &chain{o: o, role: &RAMRole{MetadataURL: o.MetadataURL, HTTPClient: o.HTTPClient}}
 }
@@ -83,15 +72,14 @@ func (c *chain) Credentials(ctx context.Context) (Credentials, error) {
 		cr.Source = "configuration"
 		return cr, nil
 	}
-	for _, pair := range [][2]string{{"ACCESS_KEY_ID", "ACCESS_KEY_SECRET"}, {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"}} {
-		if id, sec := c.o.Getenv(pair[0]), c.o.Getenv(pair[1]); id != "" && sec != "" {
-			return Credentials{AccessKeyID: id, AccessKeySecret: sec, SecurityToken: c.o.Getenv("ALIBABA_CLOUD_SECURITY_TOKEN"),
-				Source: "env " + pair[0]}, nil
-		}
+	env := EnvConfig(c.o.Getenv) // read on every call: keys put into the environment later are taken
+	if len(env.Keys) > 0 {
+		k := env.Keys[0]
+		return Credentials{AccessKeyID: k.ID, AccessKeySecret: k.Secret, SecurityToken: env.SecurityToken, Source: "env " + k.Var}, nil
 	}
 	file := c.o.File
 	if file == "" {
-		file = c.o.Getenv("ALIBABA_CLOUD_CREDENTIALS_FILE")
+		file = env.CredentialsFile
 	}
 	if file == "" {
 		if home, err := os.UserHomeDir(); err == nil {
@@ -189,50 +177,4 @@ func (r *RAMRole) Credentials(ctx context.Context) (Credentials, error) {
 	r.cur = Credentials{AccessKeyID: v.AccessKeyId, AccessKeySecret: v.AccessKeySecret, SecurityToken: v.SecurityToken,
 		Expiration: exp, Source: "ram role " + role}
 	return r.cur, nil
-}
-
-// DefaultMetadataURL is the metadata server of a real instance.
-const DefaultMetadataURL = "http://100.100.100.200"
-
-// MetadataURL is METADATA_ENDPOINT (host[:port] or URL, as the cloud provider reads it), else the real address.
-func MetadataURL(getenv func(string) string) string {
-	if v := getenv("METADATA_ENDPOINT"); v != "" {
-		if !strings.Contains(v, "://") {
-			v = "http://" + v
-		}
-		return v
-	}
-	return DefaultMetadataURL
-}
-
-// Metadata reads the instance metadata server (plain text answers).
-type Metadata struct {
-	BaseURL    string // e.g. http://100.100.100.200
-	HTTPClient *http.Client
-}
-
-// Get fetches /latest/meta-data/<path>.
-func (m *Metadata) Get(ctx context.Context, path string) (string, error) {
-	hc := m.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 5 * time.Second}
-	}
-	base := strings.TrimSuffix(m.BaseURL, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/latest/meta-data/"+path, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("metadata %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("metadata %s: HTTP %d", path, resp.StatusCode)
-	}
-	return string(b), nil
 }

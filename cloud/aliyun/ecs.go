@@ -8,53 +8,6 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 )
 
-// InstanceType carries the ENI figures of an ECS instance type.
-type InstanceType struct {
-	ID             string
-	ENIs           int  // EniQuantity, the primary ENI included
-	IPv4PerENI     int  // EniPrivateIpAddressQuantity, the primary address included
-	IPv6PerENI     int  // EniIpv6AddressQuantity
-	ENIsWithTrunk  int  // EniTotalQuantity
-	TrunkSupported bool // EniTrunkSupported
-}
-
-// SharedENIPods is the pods a node of this type can hold on secondary IPs of shared ENIs.
-func (t InstanceType) SharedENIPods() int { return max(t.ENIs-1, 0) * t.IPv4PerENI }
-
-// ExclusiveENIPods is the pods a node of this type can hold with one ENI each.
-func (t InstanceType) ExclusiveENIPods() int { return max(t.ENIs-1, 0) }
-
-// InstanceTypes describes the given types (all known types when none are given).
-func (c *Client) InstanceTypes(ctx context.Context, ids ...string) ([]InstanceType, error) {
-	var out []InstanceType
-	token := ""
-	for {
-		var resp *ecs.DescribeInstanceTypesResponse
-		err := c.callECS(ctx, "DescribeInstanceTypes", func(cl *ecs.Client) (err error) {
-			req := ecs.CreateDescribeInstanceTypesRequest()
-			c.prepareECS(req)
-			if len(ids) > 0 {
-				list := append([]string(nil), ids...)
-				req.InstanceTypes = &list
-			}
-			req.MaxResults, req.NextToken = requests.NewInteger(100), token
-			resp, err = cl.DescribeInstanceTypes(req)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range resp.InstanceTypes.InstanceType {
-			out = append(out, InstanceType{ID: t.InstanceTypeId, ENIs: t.EniQuantity, IPv4PerENI: t.EniPrivateIpAddressQuantity,
-				IPv6PerENI: t.EniIpv6AddressQuantity, ENIsWithTrunk: t.EniTotalQuantity, TrunkSupported: t.EniTrunkSupported})
-		}
-		if resp.NextToken == "" {
-			return out, nil
-		}
-		token = resp.NextToken
-	}
-}
-
 // ENI is an elastic network interface.
 type ENI struct {
 	ID         string

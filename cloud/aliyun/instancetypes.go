@@ -1,27 +1,51 @@
 package aliyun
 
-// BuiltinInstanceTypesSource says where BuiltinInstanceTypes' figures come from.
-const BuiltinInstanceTypesSource = "weft's built-in table (EniQuantity and EniPrivateIpAddressQuantity as " +
-	"DescribeInstanceTypes reports them, from Alibaba Cloud's documentation; --instance-type-source api asks the region)"
+import (
+	"context"
 
-// BuiltinInstanceTypes is a small table of instance types with their ENI figures, for planning without an
-// account. alisim serves the same table, so a plan made from the API against alisim matches it.
-func BuiltinInstanceTypes() []InstanceType {
-	return []InstanceType{
-		{ID: "ecs.c7.4xlarge", ENIs: 8, IPv4PerENI: 30, IPv6PerENI: 30, ENIsWithTrunk: 8 + 23, TrunkSupported: true},
-		{ID: "ecs.c6.4xlarge", ENIs: 8, IPv4PerENI: 20, IPv6PerENI: 1, ENIsWithTrunk: 8},
-		{ID: "ecs.g7.2xlarge", ENIs: 4, IPv4PerENI: 15, IPv6PerENI: 15, ENIsWithTrunk: 4 + 11, TrunkSupported: true},
-		{ID: "ecs.ebmg5s.24xlarge", ENIs: 32, IPv4PerENI: 10, IPv6PerENI: 1, ENIsWithTrunk: 32},
-		{ID: "ecs.g6.large", ENIs: 2, IPv4PerENI: 6, IPv6PerENI: 1, ENIsWithTrunk: 2},
-		{ID: "ecs.c7.xlarge", ENIs: 3, IPv4PerENI: 15, IPv6PerENI: 15, ENIsWithTrunk: 3 + 4, TrunkSupported: true},
-		{ID: "ecs.g7.8xlarge", ENIs: 8, IPv4PerENI: 30, IPv6PerENI: 30, ENIsWithTrunk: 8 + 29, TrunkSupported: true},
-	}
-}
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
-// TrunkPods is the pods a node of this type can hold on trunk member ENIs (0 without trunking).
-func (t InstanceType) TrunkPods() int {
-	if !t.TrunkSupported {
-		return 0
+	"github.com/weftnet/weft/cloud/instancetype"
+)
+
+// InstanceType carries the ENI figures of an ECS instance type: the SDK-free instancetype.Type (use that
+// package where the SDK is not wanted).
+type InstanceType = instancetype.Type
+
+// BuiltinInstanceTypesSource says where BuiltinInstanceTypes' figures come from (instancetype.BuiltinSource).
+const BuiltinInstanceTypesSource = instancetype.BuiltinSource
+
+// BuiltinInstanceTypes is instancetype.Builtin, kept for callers not yet moved to that package.
+func BuiltinInstanceTypes() []InstanceType { return instancetype.Builtin() }
+
+// InstanceTypes describes the given types (all known types when none are given).
+func (c *Client) InstanceTypes(ctx context.Context, ids ...string) ([]InstanceType, error) {
+	var out []InstanceType
+	token := ""
+	for {
+		var resp *ecs.DescribeInstanceTypesResponse
+		err := c.callECS(ctx, "DescribeInstanceTypes", func(cl *ecs.Client) (err error) {
+			req := ecs.CreateDescribeInstanceTypesRequest()
+			c.prepareECS(req)
+			if len(ids) > 0 {
+				list := append([]string(nil), ids...)
+				req.InstanceTypes = &list
+			}
+			req.MaxResults, req.NextToken = requests.NewInteger(100), token
+			resp, err = cl.DescribeInstanceTypes(req)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range resp.InstanceTypes.InstanceType {
+			out = append(out, InstanceType{ID: t.InstanceTypeId, ENIs: t.EniQuantity, IPv4PerENI: t.EniPrivateIpAddressQuantity,
+				IPv6PerENI: t.EniIpv6AddressQuantity, ENIsWithTrunk: t.EniTotalQuantity, TrunkSupported: t.EniTrunkSupported})
+		}
+		if resp.NextToken == "" {
+			return out, nil
+		}
+		token = resp.NextToken
 	}
-	return max(t.ENIsWithTrunk-t.ENIs, 0)
 }

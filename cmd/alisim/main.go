@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cloud/aliyun/sim"
+	"github.com/weftnet/weft/internal/flagutil"
 )
 
 func main() {
@@ -38,9 +39,9 @@ func run() error {
 	pending := flag.Duration("entry-pending", sim.DefaultTiming.EntryPending, "how long a new route entry stays Pending")
 	deleting := flag.Duration("entry-deleting", sim.DefaultTiming.EntryDeleting, "how long a deleted route entry stays Deleting")
 	gap := flag.Duration("write-gap", sim.DefaultTiming.WriteGap, "minimum spacing of writes to one route table (closer: TaskConflict)")
-	var limits, faults listFlag
-	flag.Var(&limits, "limit", `throttling per action, ACTION=RATE:BURST (e.g. "*=20:40", "CreateRouteEntries=2:2"); repeatable`)
-	flag.Var(&faults, "fault", `fault per action, ACTION=CODE:RATE[,CODE:RATE][@LATENCY] (e.g. "CreateRouteEntries=Throttling:0.2@50ms"); repeatable`)
+	var limits, faults []string
+	flag.Var(flagutil.Repeated(&limits), "limit", `throttling per action, ACTION=RATE:BURST (e.g. "*=20:40", "CreateRouteEntries=2:2"); repeatable`)
+	flag.Var(flagutil.Repeated(&faults), "fault", `fault per action, ACTION=CODE:RATE[,CODE:RATE][@LATENCY] (e.g. "CreateRouteEntries=Throttling:0.2@50ms"); repeatable`)
 	fabric := flag.String("fabric", "", "fabric mode (root): build namespaces <prefix>-vpc and <prefix>-<instance> that carry real traffic")
 	flag.Parse()
 
@@ -132,11 +133,6 @@ func exists(p string) bool {
 	_, err := os.Stat(p)
 	return !errors.Is(err, os.ErrNotExist)
 }
-
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, " ") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func parseLimit(s string) (string, sim.Limit, error) {
 	action, spec, ok := strings.Cut(s, "=")

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/instancetype"
+	"github.com/weftnet/weft/internal/flagutil"
 	"github.com/weftnet/weft/internal/plan"
 	"github.com/weftnet/weft/subnet"
 )
@@ -39,19 +41,6 @@ func (l *prefixList) Set(v string) error {
 	return nil
 }
 
-// csvList is a repeatable string flag that also takes comma-separated values.
-type csvList []string
-
-func (l *csvList) String() string { return strings.Join(*l, ",") }
-func (l *csvList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
-
 // planCmd: weft plan [flags]. Exit 0 when a backend is recommended and every one named fits, 1 when one named
 // does not fit but another does, 2 when none fits, 3 for bad input or figures that cannot be had.
 func planCmd(ctx context.Context, args []string) error {
@@ -66,9 +55,9 @@ func planCmd(ctx context.Context, args []string) error {
 func planRun(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	var in plan.Input
-	var backends, types csvList
+	var backends, types []string
 	var pods, svcs, sws, podSws prefixList
-	fs.Var(&backends, "backend", "backend to evaluate: "+strings.Join(plan.AllBackends, ", ")+"; repeatable or comma-separated (default: those the other flags make applicable)")
+	fs.Var(flagutil.CommaList(&backends), "backend", "backend to evaluate: "+strings.Join(plan.AllBackends, ", ")+"; repeatable or comma-separated (default: those the other flags make applicable)")
 	fs.Var(&pods, "pod-cidr", "cluster pod CIDR (net-conf.json Network / IPv6Network, or --cluster-cidr); one IPv4 and one IPv6 for dual stack")
 	fs.IntVar(&in.SubnetLen, "node-subnet-len", 0, "IPv4 node subnet length (SubnetLen / --node-cidr-mask-size-ipv4; default 24, or flannel's rule in etcd mode)")
 	fs.IntVar(&in.IPv6SubnetLen, "ipv6-node-subnet-len", 0, "IPv6 node subnet length (default 64)")
@@ -78,9 +67,9 @@ func planRun(ctx context.Context, args []string, stdout io.Writer) error {
 	vpc := fs.String("vpc-cidr", "", "the Alibaba Cloud VPC's CIDR, when the cluster runs in one")
 	fs.Var(&sws, "vswitch-cidr", "the nodes' vSwitch CIDRs; repeatable")
 	fs.Var(&podSws, "pod-vswitch-cidr", "vSwitch CIDRs reserved for ENI pods; repeatable (default: pods share the nodes' vSwitches)")
-	fs.Var(&types, "instance-type", "ECS instance type of the nodes, e.g. ecs.c7.4xlarge; repeatable")
+	fs.Var(flagutil.CommaList(&types), "instance-type", "ECS instance type of the nodes, e.g. ecs.c7.4xlarge; repeatable")
 	typeSource := fs.String("instance-type-source", "builtin", "where ENI figures come from: builtin (a table in weft) or api (DescribeInstanceTypes, with the usual credential chain)")
-	region := fs.String("region", os.Getenv("ALIBABA_CLOUD_REGION_ID"), "region for --instance-type-source api (default: metadata region-id)")
+	region := fs.String("region", "", "region for --instance-type-source api (default: $ALIBABA_CLOUD_REGION_ID, else the metadata region-id)")
 	fs.IntVar(&in.Quota, "route-table-quota", plan.DefaultQuota, "custom entries allowed per VPC route table (200 unless raised, at most 1000)")
 	fs.IntVar(&in.EntriesUsed, "route-entries-used", 0, "custom entries already in the route table that are not this cluster's")
 	fs.IntVar(&in.Nodes, "nodes", 0, "expected node count (0: not checked)")
@@ -171,25 +160,18 @@ func fromNetConf(path string, in *plan.Input, fs *flag.FlagSet) error {
 }
 
 // instanceTypes looks up the ENI figures of the named types.
-func instanceTypes(ctx context.Context, ids []string, source, region string) ([]aliyun.InstanceType, string, error) {
-	var known []aliyun.InstanceType
+func instanceTypes(ctx context.Context, ids []string, source, region string) ([]instancetype.Type, string, error) {
+	var known []instancetype.Type
 	var from string
 	switch source {
 	case "builtin":
-		known, from = aliyun.BuiltinInstanceTypes(), aliyun.BuiltinInstanceTypesSource
+		known, from = instancetype.Builtin(), instancetype.BuiltinSource
 	case "api":
-		md := &aliyun.Metadata{BaseURL: aliyun.MetadataURL(os.Getenv)}
-		if region == "" {
-			v, err := md.Get(ctx, "region-id")
-			if err != nil {
-				return nil, "", fmt.Errorf("--region not given and the metadata server did not answer: %w", err)
-			}
-			region = strings.TrimSpace(v)
-		}
-		api, err := aliyun.NewClient(aliyun.Config{Region: region, Credentials: aliyun.DefaultChain(aliyun.ChainOptions{MetadataURL: md.BaseURL})})
+		api, id, err := aliyun.NewFromMetadata(ctx, aliyun.Options{Region: region, Getenv: os.Getenv})
 		if err != nil {
 			return nil, "", err
 		}
+		region = id.Region
 		if known, err = api.InstanceTypes(ctx, ids...); err != nil {
 			return nil, "", fmt.Errorf("DescribeInstanceTypes: %w", err)
 		}
@@ -197,9 +179,9 @@ func instanceTypes(ctx context.Context, ids []string, source, region string) ([]
 	default:
 		return nil, "", fmt.Errorf("--instance-type-source %q: expected builtin or api", source)
 	}
-	var out []aliyun.InstanceType
+	var out []instancetype.Type
 	for _, id := range ids {
-		i := slices.IndexFunc(known, func(t aliyun.InstanceType) bool { return t.ID == id })
+		i := slices.IndexFunc(known, func(t instancetype.Type) bool { return t.ID == id })
 		if i < 0 {
 			if source == "builtin" {
 				var names []string

@@ -7,9 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/routetable"
+	"github.com/weftnet/weft/internal/flagutil"
 	"github.com/weftnet/weft/internal/quota"
 )
 
@@ -18,13 +19,9 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
-
-// quotaCmd: weft quota [--vpc-id V | --route-table T ...] [--quota N] [--warning P] [--critical P] [-o json].
-// Exit 0 ok, 1 warning, 2 critical, 3 when the tables cannot be read.
+// quotaCmd: weft quota [--vpc-id V | --route-table T ...] [--cluster-id C] [--quota N] [--warning P] [--critical P]
+// [-o json]. The quota is the Quota Center's (vpc_quota_route_entrys_num); --quota only when that API refuses or
+// fails, and the output says which. Exit 0 ok, 1 warning, 2 critical, 3 when the tables cannot be read.
 func quotaCmd(ctx context.Context, args []string) error {
 	err := quotaRun(ctx, args)
 	if _, ok := asExit(err); ok || err == nil {
@@ -37,14 +34,15 @@ func quotaCmd(ctx context.Context, args []string) error {
 
 func quotaRun(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("quota", flag.ContinueOnError)
-	region := fs.String("region", os.Getenv("ALIBABA_CLOUD_REGION_ID"), "region (default: metadata region-id)")
+	region := fs.String("region", "", "region (default: $ALIBABA_CLOUD_REGION_ID, else the metadata region-id)")
 	vpc := fs.String("vpc-id", "", "VPC whose route tables to read (default: metadata vpc-id, when no --route-table)")
-	var tables listFlag
-	fs.Var(&tables, "route-table", "route table id; repeatable (default: every table of the VPC)")
-	q := fs.Int("quota", quota.DefaultQuota, "custom entries allowed per table when the API does not tell (the service default is 200, at most 1000)")
+	var tables []string
+	fs.Var(flagutil.Repeated(&tables), "route-table", "route table id; repeatable (default: every table of the VPC)")
+	q := fs.Int("quota", quota.DefaultQuota, "custom entries allowed per table when the Quota Center refuses or fails (the service default is 200, at most 1000)")
 	warn := fs.Float64("warning", 80, "warning threshold, percent used")
 	crit := fs.Float64("critical", 95, "critical threshold, percent used")
-	owner := fs.String("owner", "weft:", "Description prefix of weft's entries")
+	cluster := fs.String("cluster-id", "", `this cluster's id: its entries carry the Description "weft:<id>" (ali-vpc's Backend.ClusterID, `+
+		"else the net-conf Network); without it every weft entry is counted as another cluster's")
 	out := fs.String("o", "text", "output: text or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,26 +56,20 @@ func quotaRun(ctx context.Context, args []string) error {
 	if *q < 1 || *q > 1000 {
 		return fmt.Errorf("--quota %d: expected 1..1000", *q)
 	}
-	md := &aliyun.Metadata{BaseURL: aliyun.MetadataURL(os.Getenv)}
-	if *region == "" {
-		v, err := md.Get(ctx, "region-id")
-		if err != nil {
-			return fmt.Errorf("--region not given and the metadata server did not answer: %w", err)
-		}
-		*region = strings.TrimSpace(v)
+	need := aliyun.Needs(0)
+	if len(tables) == 0 {
+		need |= aliyun.NeedVPC
 	}
-	if *vpc == "" && len(tables) == 0 {
-		v, err := md.Get(ctx, "vpc-id")
-		if err != nil {
-			return fmt.Errorf("--vpc-id not given and the metadata server did not answer: %w", err)
-		}
-		*vpc = strings.TrimSpace(v)
-	}
-	api, err := aliyun.NewClient(aliyun.Config{Region: *region, Credentials: aliyun.DefaultChain(aliyun.ChainOptions{MetadataURL: md.BaseURL})})
+	api, id, err := aliyun.NewFromMetadata(ctx, aliyun.Options{Region: *region, VPCID: *vpc, Need: need, Getenv: os.Getenv})
 	if err != nil {
 		return err
 	}
-	r, err := quota.Evaluate(ctx, api, *vpc, tables, quota.Options{Quota: *q, Owner: *owner, Warning: *warn, Critical: *crit})
+	owner := ""
+	if *cluster != "" {
+		owner = routetable.OwnerTag(*cluster)
+	}
+	r, err := quota.Evaluate(ctx, api, id.VPCID, tables, quota.Options{Quotas: api, Quota: *q, QuotaFrom: "--quota", Owner: owner,
+		Warning: *warn, Critical: *crit})
 	if err != nil {
 		return err
 	}

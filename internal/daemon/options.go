@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weftnet/weft/internal/flagutil"
 )
 
 // Options are weftd's settings. Every field is a flanneld flag of the same name and default, and each flag can
@@ -51,17 +53,6 @@ type Options struct {
 	ContWhenCacheNR bool   // CONT_WHEN_CACHE_NOT_READY: kube.Options.ContinueWhenCacheNotReady
 }
 
-// listFlag is a repeatable string flag (--iface a --iface b).
-type listFlag struct{ v *[]string }
-
-func (l listFlag) String() string {
-	if l.v == nil {
-		return ""
-	}
-	return strings.Join(*l.v, ",")
-}
-func (l listFlag) Set(s string) error { *l.v = append(*l.v, s); return nil }
-
 // AddFlags registers upstream flanneld's flags with upstream's defaults.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.EtcdEndpoints, "etcd-endpoints", "http://127.0.0.1:4001,http://127.0.0.1:2379", "a comma-delimited list of etcd endpoints")
@@ -71,8 +62,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", "", "SSL Certificate Authority file used to secure etcd communication")
 	fs.StringVar(&o.EtcdUsername, "etcd-username", "", "username for BasicAuth to etcd")
 	fs.StringVar(&o.EtcdPassword, "etcd-password", "", "password for BasicAuth to etcd")
-	fs.Var(listFlag{&o.Iface}, "iface", "interface to use (IP or name) for inter-host communication; may be repeated")
-	fs.Var(listFlag{&o.IfaceRegex}, "iface-regex", "regex expression to match the first interface to use (IP or name); may be repeated")
+	fs.Var(flagutil.Repeated(&o.Iface), "iface", "interface to use (IP or name) for inter-host communication; may be repeated")
+	fs.Var(flagutil.Repeated(&o.IfaceRegex), "iface-regex", "regex expression to match the first interface to use (IP or name); may be repeated")
 	fs.StringVar(&o.IfaceCanReach, "iface-can-reach", "", "detect the interface to use by the route towards this IP address")
 	fs.StringVar(&o.PublicIP, "public-ip", "", "IP accessible by other nodes for inter-host communication")
 	fs.StringVar(&o.PublicIPv6, "public-ipv6", "", "IPv6 accessible by other nodes for inter-host communication")
@@ -188,5 +179,7 @@ func isSecretFlag(name string) bool {
 	return strings.Contains(name, "password") || strings.Contains(name, "secret") || strings.Contains(name, "token")
 }
 
-// getenv is the one place weftd reads its environment.
+// getenv is how the daemon's options read the environment (FLANNELD_*, NODE_NAME, ...; ApplyEnv takes it as a
+// parameter). Not the only reader in weftd: the cloud client reads its variables in aliyun.EnvConfig and
+// subnet/kube reads POD_NAMESPACE.
 var getenv = os.Getenv

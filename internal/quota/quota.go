@@ -1,16 +1,17 @@
-// Package quota evaluates VPC route-table usage against the route-entry quota for `weft quota` and the ali-vpc
-// backend's metrics: per table the custom entries used, weft's own and foreign ones, the quota and what is left
-// (the node headroom, one entry per node), and a verdict against warning and critical thresholds.
+// Package quota evaluates VPC route-table usage against the route-entry quota for `weft quota`: per table the
+// custom entries used, this cluster's, other weft clusters' and foreign ones (counted by routetable.Count, the
+// rule the ali-vpc leader's metrics use too), the quota and where that figure came from (the Quota Center, else
+// the configured fallback), what is left (the node headroom, one entry per node), and a verdict against warning
+// and critical thresholds. It links no cloud SDK: the cloud is behind the small API and QuotaReader interfaces.
 package quota
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
-	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/routetable"
 )
 
 // DefaultQuota is the service's default custom entries per route table (raisable to 1000).
@@ -32,17 +33,25 @@ func (l Level) String() string {
 // MarshalText makes JSON show the name.
 func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
+// SourceAPI is the quota source when the Quota Center answered.
+const SourceAPI = "quotas API"
+
 // Table is one table's usage.
 type Table struct {
-	ID       string  `json:"routeTableId"`
-	Used     int     `json:"used"`
-	Quota    int     `json:"quota"`
-	Free     int     `json:"free"`
-	Owned    int     `json:"weftOwned"`
-	Foreign  int     `json:"foreign"`
-	Percent  float64 `json:"usedPercent"`
-	Headroom int     `json:"nodeHeadroom"`
-	Level    Level   `json:"level"`
+	ID    string `json:"routeTableId"`
+	Used  int    `json:"used"`
+	Quota int    `json:"quota"`
+	// QuotaSource is where Quota came from: SourceAPI, or the fallback's name (Options.QuotaFrom) when the
+	// Quota Center refused or failed; QuotaSourceError then says why.
+	QuotaSource      string  `json:"quotaSource"`
+	QuotaSourceError string  `json:"quotaSourceError,omitempty"`
+	Free             int     `json:"free"`
+	Owned            int     `json:"weftOwned"`         // this cluster's entries
+	OtherWeft        int     `json:"otherWeftClusters"` // other weft clusters' entries
+	Foreign          int     `json:"foreign"`
+	Percent          float64 `json:"usedPercent"`
+	Headroom         int     `json:"nodeHeadroom"`
+	Level            Level   `json:"level"`
 }
 
 // Report is the whole answer.
@@ -55,15 +64,26 @@ type Report struct {
 
 // Options for Evaluate.
 type Options struct {
-	Quota             int     // quota per table when the API does not tell (DefaultQuota)
-	Owner             string  // Description prefix of weft's entries ("weft:")
+	// Quotas reads the route-entry quota from the cloud; nil, or when it refuses or fails, Quota is used.
+	Quotas    QuotaReader
+	Quota     int    // quota per table when the cloud does not tell (DefaultQuota)
+	QuotaFrom string // the name of that fallback in the report ("--quota")
+	// Owner is this cluster's owner tag, routetable.OwnerTag(clusterID); empty: every weft entry is counted as
+	// another cluster's.
+	Owner             string
 	Warning, Critical float64 // percent thresholds (80, 95)
 }
 
-// API is what the evaluation reads.
+// API is what the evaluation reads (*aliyun.Client implements it).
 type API interface {
-	RouteTables(ctx context.Context, vpcID string) ([]aliyun.RouteTable, error)
-	RouteEntries(ctx context.Context, tableID string) ([]aliyun.RouteEntry, error)
+	RouteTables(ctx context.Context, vpcID string) ([]routetable.Table, error)
+	RouteEntries(ctx context.Context, tableID string) ([]routetable.Entry, error)
+}
+
+// QuotaReader reads the route-entry quota the cloud holds for the region's tables (*aliyun.Client implements
+// it with the Quota Center).
+type QuotaReader interface {
+	RouteEntryQuota(ctx context.Context) (int, error)
 }
 
 // Evaluate reads the given tables (every table of the VPC when none) and grades them.
@@ -71,8 +91,8 @@ func Evaluate(ctx context.Context, api API, vpc string, tables []string, o Optio
 	if o.Quota <= 0 {
 		o.Quota = DefaultQuota
 	}
-	if o.Owner == "" {
-		o.Owner = "weft:"
+	if o.QuotaFrom == "" {
+		o.QuotaFrom = "--quota"
 	}
 	if o.Warning <= 0 {
 		o.Warning = 80
@@ -95,24 +115,24 @@ func Evaluate(ctx context.Context, api API, vpc string, tables []string, o Optio
 			tables = append(tables, t.ID)
 		}
 	}
+	quota, source, sourceErr := o.Quota, o.QuotaFrom, ""
+	if o.Quotas != nil {
+		// One read: the Quota Center's figure is per region, the same for every table.
+		if q, err := o.Quotas.RouteEntryQuota(ctx); err == nil {
+			quota, source = q, SourceAPI
+		} else {
+			sourceErr = err.Error()
+		}
+	}
 	r := Report{Warning: o.Warning, Critical: o.Critical}
 	for _, id := range tables {
 		es, err := api.RouteEntries(ctx, id)
 		if err != nil {
 			return Report{}, err
 		}
-		t := Table{ID: id, Quota: o.Quota}
-		for _, e := range es {
-			if e.Type != "Custom" {
-				continue
-			}
-			t.Used++
-			if strings.HasPrefix(e.Description, o.Owner) {
-				t.Owned++
-			} else {
-				t.Foreign++
-			}
-		}
+		u := routetable.Count(es, o.Owner)
+		t := Table{ID: id, Quota: quota, QuotaSource: source, QuotaSourceError: sourceErr, Used: u.Custom, Owned: u.Own,
+			OtherWeft: u.OtherWeft, Foreign: u.Foreign}
 		t.Free = max(t.Quota-t.Used, 0)
 		t.Headroom = t.Free
 		t.Percent = 100 * float64(t.Used) / float64(t.Quota)
@@ -131,12 +151,25 @@ func Evaluate(ctx context.Context, api API, vpc string, tables []string, o Optio
 // WriteText prints the report for people.
 func (r Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE TABLE\tUSED\tQUOTA\tFREE\tUSED%\tWEFT\tFOREIGN\tNODE HEADROOM\tLEVEL")
+	fmt.Fprintln(tw, "ROUTE TABLE\tUSED\tQUOTA\tFREE\tUSED%\tTHIS CLUSTER\tOTHER WEFT\tFOREIGN\tNODE HEADROOM\tLEVEL")
 	for _, t := range r.Tables {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%s\n", t.ID, t.Used, t.Quota, t.Free, t.Percent, t.Owned, t.Foreign, t.Headroom, t.Level)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%d\t%s\n", t.ID, t.Used, t.Quota, t.Free, t.Percent, t.Owned, t.OtherWeft,
+			t.Foreign, t.Headroom, t.Level)
 	}
-	fmt.Fprintf(tw, "overall: %s (warning at %.0f%%, critical at %.0f%%)\n", r.Level, r.Warning, r.Critical)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, t := range r.Tables {
+		why := ""
+		if t.QuotaSourceError != "" {
+			why = "; the quotas API did not answer: " + t.QuotaSourceError
+		}
+		if _, err := fmt.Fprintf(w, "%s: quota %d (source: %s%s)\n", t.ID, t.Quota, t.QuotaSource, why); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(w, "overall: %s (warning at %.0f%%, critical at %.0f%%)\n", r.Level, r.Warning, r.Critical)
+	return err
 }
 
 // UnmarshalText reads a level name.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/routetable"
 )
 
 // RouteAPI is the route-table surface under contract (*aliyun.Client implements it).
@@ -43,8 +44,8 @@ func RunRouteContract(t *testing.T, newEnv func(t *testing.T) Env) {
 		}
 		out := map[string]string{}
 		for _, x := range es {
-			if x.Type == "Custom" {
-				out[x.Dst.String()+" "+x.NextHopID] = x.Status
+			if x.Type == routetable.EntryCustom {
+				out[x.Dst.String()+" "+x.NextHopID] = string(x.Status)
 			}
 		}
 		return out

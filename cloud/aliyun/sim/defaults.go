@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/instancetype"
 )
 
 // DefaultAccessKeyID and DefaultAccessKeySecret are the key pair of the default world.
@@ -13,11 +13,11 @@ const (
 	DefaultAccessKeySecret = "alisim-default-secret-change-me"
 )
 
-// BuiltinInstanceTypes are the client's built-in instance types (aliyun.BuiltinInstanceTypes), so that a plan
+// BuiltinInstanceTypes are the client's built-in instance types (instancetype.Builtin), so that a plan
 // made from DescribeInstanceTypes against alisim and one made from the table agree.
 func BuiltinInstanceTypes() []*InstanceType {
 	var out []*InstanceType
-	for _, t := range aliyun.BuiltinInstanceTypes() {
+	for _, t := range instancetype.Builtin() {
 		out = append(out, &InstanceType{ID: t.ID, EniQuantity: t.ENIs, EniPrivateIpAddressQuantity: t.IPv4PerENI,
 			EniIpv6AddressQuantity: t.IPv6PerENI, EniTotalQuantity: t.ENIsWithTrunk, EniTrunkSupported: t.TrunkSupported})
 	}

@@ -161,6 +161,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h, version = ecsActions[action], "2014-05-26"
 	}
 	if h == nil {
+		h, version = quotasActions[action], "2020-05-10"
+	}
+	if h == nil {
 		writeErr(rw, rid, apiErr(404, "InvalidAction.NotFound", "Specified api %q is not found, please check your url and method.", action))
 		return
 	}

@@ -1,5 +1,6 @@
 // Package sim is alisim: a local Alibaba Cloud that the real alibaba-cloud-sdk-go talks to over HTTP. It serves
-// the VPC 2016-04-28 RPC actions weft uses (route tables and their entries, VPCs, vSwitches), with signature v1
+// the VPC 2016-04-28 RPC actions weft uses (route tables and their entries, VPCs, vSwitches), the ECS ENI actions,
+// the Quota Center's route-entry quota (quotas 2020-05-10, from the per-table quotas), with signature v1
 // verification, the documented error bodies and statuses, per-table route quotas and the asynchronous entry life
 // cycle (Pending -> Available, Deleting -> gone), throttling and fault injection per action, an admin endpoint,
 // a state file that survives restarts, and the instance metadata server.

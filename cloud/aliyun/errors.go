@@ -1,0 +1,105 @@
+package aliyun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+)
+
+// APIError is a refusal from the service (or alisim): code, HTTP status and message. Match codes with Code or
+// errors.As; never compare Error() strings.
+type APIError struct {
+	Action    string
+	Status    int
+	Code      string
+	Message   string
+	RequestID string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %s (HTTP %d): %s [request %s]", e.Action, e.Code, e.Status, e.Message, e.RequestID)
+}
+
+// Code returns the service error code of err, or "".
+func Code(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return ""
+}
+
+// retryable are the codes a careful client retries after a short wait (alibaba-api.md).
+var retryable = map[string]bool{
+	"Throttling": true, "Throttling.User": true, "Throttling.Api": true, "ServiceUnavailable": true, "InternalError": true,
+	"TaskConflict": true, "OperationConflict": true, "IncorrectRouteEntryStatus": true, "SystemBusy": true,
+	"LastTokenProcessing": true, "OperationFailed.DistibuteLock": true, "IncorrectVpcStatus": true,
+	"IncorrectInstanceStatus": true, "Operation.Conflict": true,
+}
+
+// Retryable tells whether err is worth retrying (throttling, busy tables, transient server and network errors).
+func Retryable(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return retryable[ae.Code] || ae.Status >= 500
+	}
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// outcome is the bounded metrics label of a call's result.
+func outcome(err error) string {
+	var ae *APIError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ae) && strings.HasPrefix(ae.Code, "Throttling"):
+		return "throttled"
+	case errors.As(err, &ae) && ae.Status >= 500:
+		return "server_error"
+	case errors.As(err, &ae):
+		return "refused"
+	default:
+		return "network_error"
+	}
+}
+
+// translate turns SDK errors into APIError, and other errors into messages without request URLs (which carry
+// the access key id and signature).
+func translate(action string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sdkerrors.ServerError
+	if errors.As(err, &se) {
+		return &APIError{Action: action, Status: se.HttpStatus(), Code: se.ErrorCode(), Message: se.Message(), RequestID: se.RequestId()}
+	}
+	var ce *sdkerrors.ClientError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%s: client error %s: %s", action, ce.ErrorCode(), redactURL(ce.Message()))
+	}
+	return fmt.Errorf("%s: %s", action, redactURL(err.Error()))
+}
+
+// redactURL drops the query string of every URL in s (it ends at a space or a quote): request URLs carry the
+// access key id, the signature and the request's parameters.
+func redactURL(s string) string {
+	const mark = "?<redacted>"
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "?")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		b.WriteString(mark)
+		j := strings.IndexAny(s[i:], " \"'")
+		if j < 0 {
+			return b.String()
+		}
+		s = s[i+j:]
+	}
+}

@@ -1,0 +1,62 @@
+package aliyun
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/quotas"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
+)
+
+// clients returns the SDK clients for the current credentials, rebuilt when the provider hands out new ones (a
+// RAM role's keys rotate before they expire).
+func (c *Client) clients(ctx context.Context) (sdkClients, error) {
+	cr, err := c.c.Credentials.Credentials(ctx)
+	if err != nil {
+		return sdkClients{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := cr.AccessKeyID + "/" + cr.SecurityToken
+	if c.sdk.vpc != nil && c.sdk.key == key {
+		return c.sdk, nil
+	}
+	var cred auth.Credential = credentials.NewAccessKeyCredential(cr.AccessKeyID, cr.AccessKeySecret)
+	if cr.SecurityToken != "" {
+		cred = credentials.NewStsTokenCredential(cr.AccessKeyID, cr.AccessKeySecret, cr.SecurityToken)
+	}
+	cfg := sdk.NewConfig().WithScheme(c.c.Scheme).WithAutoRetry(false).WithTimeout(c.c.Timeout)
+	next := sdkClients{key: key}
+	if next.vpc, err = vpc.NewClientWithOptions(c.c.Region, cfg, cred); err != nil {
+		return sdkClients{}, fmt.Errorf("aliyun: SDK client: %w", err)
+	}
+	if next.ecs, err = ecs.NewClientWithOptions(c.c.Region, cfg, cred); err != nil {
+		return sdkClients{}, fmt.Errorf("aliyun: SDK client: %w", err)
+	}
+	if next.quotas, err = quotas.NewClientWithOptions(c.c.Region, cfg, cred); err != nil {
+		return sdkClients{}, fmt.Errorf("aliyun: SDK client: %w", err)
+	}
+	c.sdk = next
+	return next, nil
+}
+
+// prepare points an SDK request at the configured VPC endpoint and scheme.
+func (c *Client) prepare(r requests.AcsRequest) { c.point(r, c.c.VPCEndpoint) }
+
+// prepareECS points an SDK request at the configured ECS endpoint and scheme.
+func (c *Client) prepareECS(r requests.AcsRequest) { c.point(r, c.c.ECSEndpoint) }
+
+// prepareQuotas points an SDK request at the configured Quota Center endpoint and scheme.
+func (c *Client) prepareQuotas(r requests.AcsRequest) { c.point(r, c.c.QuotasEndpoint) }
+
+func (c *Client) point(r requests.AcsRequest, endpoint string) {
+	if endpoint != "" {
+		r.SetDomain(endpoint)
+	}
+	r.SetScheme(c.c.Scheme)
+}
