@@ -29,6 +29,7 @@ import (
 
 	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/routetable"
 	"github.com/weftnet/weft/internal/backoff"
 	"github.com/weftnet/weft/internal/coordination"
 	"github.com/weftnet/weft/subnet"
@@ -51,7 +52,8 @@ type Config struct {
 	// QuotaRetry is how long a full route table is left alone before one create is tried again, in case the
 	// quota was raised (default 1m: one call a minute is no retry storm).
 	QuotaRetry string
-	// RouteTableQuota is the custom entries allowed per table, for the quota metrics (default 200).
+	// RouteTableQuota is the custom entries allowed per table, for the quota metrics, used only when the Quota
+	// Center does not answer (default 200).
 	RouteTableQuota int
 	// NonMasqueradeCIDRs are more destinations pods reach with their own address (the VPC CIDR always is),
 	// e.g. peered VPCs or an on-premises range behind a VPN gateway.
@@ -195,46 +197,17 @@ func (b *aliBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (ba
 	if err != nil {
 		return nil, err
 	}
-	md := &aliyun.Metadata{BaseURL: aliyun.MetadataURL(os.Getenv)}
-	get := func(path, override string) (string, error) {
-		if override != "" {
-			return override, nil
-		}
-		v, err := md.Get(ctx, path)
-		if err != nil {
-			return "", fmt.Errorf("ali-vpc: instance metadata: %w", err)
-		}
-		return strings.TrimSpace(v), nil
-	}
-	instance, err := get("instance-id", "")
-	if err != nil {
-		return nil, err
-	}
-	region, err := get("region-id", cfg.Region)
-	if err != nil {
-		return nil, err
-	}
-	vpc, err := get("vpc-id", cfg.VPCID)
-	if err != nil {
-		return nil, err
-	}
-	vpcCIDR, err := get("vpc-cidr-block", "")
-	if err != nil {
-		return nil, err
-	}
-	noMasq, err := noMasquerade(vpcCIDR, cfg.NonMasqueradeCIDRs)
-	if err != nil {
-		return nil, err
-	}
 	var static *aliyun.Credentials
 	if cfg.AccessKeyID != "" {
 		static = &aliyun.Credentials{AccessKeyID: cfg.AccessKeyID, AccessKeySecret: cfg.AccessKeySecret}
 	}
-	api, err := aliyun.NewClient(aliyun.Config{Region: region, Registerer: b.deps.Registerer,
-		Credentials: aliyun.DefaultChain(aliyun.ChainOptions{Static: static, MetadataURL: aliyun.MetadataURL(os.Getenv)})})
+	api, id, err := aliyun.NewFromMetadata(ctx, aliyun.Options{Region: cfg.Region, VPCID: cfg.VPCID, Static: static,
+		Need: aliyun.NeedInstance | aliyun.NeedVPC | aliyun.NeedVPCCIDR, Registerer: b.deps.Registerer, Getenv: os.Getenv})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ali-vpc: %w", err)
 	}
+	instance, region, vpc := id.InstanceID, id.Region, id.VPCID
+	noMasq := noMasquerade(id.VPCCIDR, cfg.NonMasqueradeCIDRs)
 	data, _ := json.Marshal(leaseData{InstanceID: instance})
 	ei := b.deps.ExtIface
 	attrs := &subnet.LeaseAttrs{BackendType: Name, BackendData: data}
@@ -259,11 +232,12 @@ func (b *aliBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (ba
 	if cfg.Resync != "" {
 		resync, _ = time.ParseDuration(cfg.Resync)
 	}
-	klog.Infof("ali-vpc: instance %s in %s/%s, routes owned as %q", instance, region, vpc, "weft:"+owner)
+	klog.Infof("ali-vpc: instance %s in %s (%s) / %s (%s), routes owned as %q", instance, region, id.RegionFrom, vpc, id.VPCFrom,
+		routetable.OwnerTag(owner))
 	if cfg.RouteTableQuota == 0 {
 		cfg.RouteTableQuota = 200
 	}
-	return &Network{deps: b.deps, sc: sc, lease: l, cfg: cfg, api: api, instance: instance, vpc: vpc, owner: "weft:" + owner,
+	return &Network{deps: b.deps, sc: sc, lease: l, cfg: cfg, api: api, instance: instance, vpc: vpc, owner: routetable.OwnerTag(owner),
 		resync: resync, noMasq: noMasq, m: b.m}, nil
 }
 
@@ -348,6 +322,7 @@ func (n *Network) control(ctx context.Context) {
 	}
 	c := &Controller{API: n.api, VPC: n.vpc, Tables: n.cfg.RouteTableIDs, Owner: n.owner, QuotaRetry: quotaRetry}
 	store := n.deps.Coordinator
+	quotas := &quotaSource{api: n.api, configured: n.cfg.RouteTableQuota, refresh: 5 * time.Minute}
 	events := make(chan []subnet.Event, 64)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -378,7 +353,8 @@ func (n *Network) control(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			klog.Errorf("ali-vpc: reconcile: %v", err)
 		}
-		n.m.set(res, n.cfg.RouteTableQuota)
+		quota, _ := quotas.get(ctx, time.Now())
+		n.m.set(res, quota)
 		for k, l := range leases {
 			st, ok := res.Nodes[k]
 			if !ok {
@@ -432,14 +408,10 @@ func isAliVPC(l subnet.Lease) bool { return l.Attrs.BackendType == Name }
 
 // noMasquerade is the VPC's CIDR (pods keep their source address towards the VPC) and the configured extra
 // ranges (validated in parseConfig).
-func noMasquerade(vpcCIDR string, extra []string) ([]netip.Prefix, error) {
-	p, err := netip.ParsePrefix(vpcCIDR)
-	if err != nil {
-		return nil, fmt.Errorf("ali-vpc: instance metadata vpc-cidr-block %q is not a CIDR", vpcCIDR)
-	}
-	out := []netip.Prefix{p.Masked()}
+func noMasquerade(vpc netip.Prefix, extra []string) []netip.Prefix {
+	out := []netip.Prefix{vpc.Masked()}
 	for _, r := range extra {
 		out = append(out, netip.MustParsePrefix(r).Masked())
 	}
-	return out, nil
+	return out
 }
