@@ -140,6 +140,13 @@ func TestPlanTable(t *testing.T) {
 			"adopt rte-1 for n1 owned=true", `conflict fd00:244:0:1::/64 for n1 held by "rte-2"`,
 			"node n1 RouteConflict",
 			"usage custom=2 owned=1 otherweft=0 foreign=1"}},
+		{"dual stack: a conflict in the first family is not hidden by the second", TableInput{Entries: with(
+			ent("rte-1", "10.244.1.0/24", "i-3", "", "")), Wants: []Want{
+			want("n1", "10.244.1.0/24", "i-1"), want("n1", "fd00:244:0:1::/64", "i-1")}}, []string{
+			`conflict 10.244.1.0/24 for n1 held by "rte-1"`,
+			"create fd00:244:0:1::/64 via i-1 for n1 [weft:a] weft-fd00:244:0:1::-64",
+			"node n1 RouteConflict",
+			"usage custom=1 owned=0 otherweft=0 foreign=1"}},
 		{"Deleting entries are neither deleted again nor in the way", TableInput{Wants: two, Entries: with(
 			ent("rte-1", "10.244.1.0/24", "i-1", us, "Deleting"),             // ours going away: made again once gone
 			ent("rte-2", "10.244.2.0/24", "i-3", "", "Deleting"),             // foreign, wrong hop, going away: no conflict

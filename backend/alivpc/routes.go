@@ -111,9 +111,6 @@ func (c *Controller) Reconcile(ctx context.Context, wants []Want) (Result, error
 			if err != nil {
 				errs = append(errs, err)
 			}
-			if len(p.Deletes) > 0 {
-				delete(c.quotaBlocked, tid) // room may have been made
-			}
 			after := a.Entries
 			if after == nil {
 				after, err = c.API.RouteEntries(ctx, tid)

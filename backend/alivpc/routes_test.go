@@ -262,7 +262,7 @@ func TestControllerTwoClustersShareATable(t *testing.T) {
 // Dual stack: one entry per family and node; a node is routed only when both are, in every table.
 func TestControllerDualStackAndSeveralTables(t *testing.T) {
 	f := newFakeVPC()
-	f.addTable("vtb-fake0002", 3) // room for one node's two families and one more
+	f.addTable("vtb-fake0000", 3) // room for one node's two families and one more; listed first
 	clock := t0
 	c := fakeController(f, us, &clock)
 	var ws []Want
@@ -280,7 +280,7 @@ func TestControllerDualStackAndSeveralTables(t *testing.T) {
 	if n := len(f.custom(fakeTableID)); n != 4 {
 		t.Fatalf("%d entries in the first table, want 2 nodes x 2 families", n)
 	}
-	f.setQuota("vtb-fake0002", 4)
+	f.setQuota("vtb-fake0000", 4)
 	clock = clock.Add(time.Hour)
 	if r, err := c.Reconcile(context.Background(), ws); err != nil || !r.Nodes["n2"].Routed || len(r.Tables) != 2 {
 		t.Fatalf("after raising the quota: %+v %v", r, err)
