@@ -63,11 +63,11 @@ func (x *Executor) Apply(ctx context.Context, p TablePlan) (Applied, error) {
 		errs = append(errs, err)
 	}
 	if !stuck && ctx.Err() == nil {
-		es, err := x.idle(ctx, p.Table)
-		if err != nil {
+		if es, err := x.idle(ctx, p.Table); err != nil {
 			errs = append(errs, err)
+		} else {
+			a.Entries = append([]aliyun.RouteEntry{}, es...) // non-nil: seen, even if empty
 		}
-		a.Entries = es
 	}
 	return a, errors.Join(errs...)
 }

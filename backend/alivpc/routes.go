@@ -113,9 +113,11 @@ func (c *Controller) Reconcile(ctx context.Context, wants []Want) (Result, error
 			}
 			after := a.Entries
 			if after == nil {
-				after, err = c.API.RouteEntries(ctx, tid)
+				if es, err := c.API.RouteEntries(ctx, tid); err == nil {
+					after = append([]aliyun.RouteEntry{}, es...) // non-nil: seen, even if empty
+				}
 			}
-			seen = err == nil && after != nil
+			seen = after != nil
 			if a.QuotaHit {
 				count := p.Usage.Custom + a.Created
 				if seen {

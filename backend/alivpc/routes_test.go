@@ -286,3 +286,20 @@ func TestControllerDualStackAndSeveralTables(t *testing.T) {
 		t.Fatalf("after raising the quota: %+v %v", r, err)
 	}
 }
+
+// A failed delete does not hide what the pass achieved otherwise: the creates land, the nodes are reported
+// routed and the table's usage is counted, with the error returned.
+func TestControllerReportsThePassDespiteAFailedBatch(t *testing.T) {
+	f := newFakeVPC()
+	f.put(fakeTableID, "10.99.0.0/24", "i-alisim0001", us, "") // a gone node's entry
+	f.faults["DeleteRouteEntries"] = []error{apiError("DeleteRouteEntries", 503, "ServiceUnavailable")}
+	clock := t0
+	ws := wantsN(0, 2)
+	r, err := fakeController(f, us, &clock).Reconcile(context.Background(), ws)
+	if aliyun.Code(err) != "ServiceUnavailable" {
+		t.Fatalf("error %v", err)
+	}
+	if n, why := routed(r); n != 2 || r.Created != 2 || len(r.Tables) != 1 || r.Tables[0].Owned != 3 {
+		t.Fatalf("routed %d (%v), created %d, usage %+v", n, why, r.Created, r.Tables)
+	}
+}
