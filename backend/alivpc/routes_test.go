@@ -194,3 +194,112 @@ func TestConvergesUnderInjectedErrors(t *testing.T) {
 func (e *env) calls(action string) int {
 	return e.srv.Calls(action)
 }
+
+// fakeController is a Controller over the in-memory fake with its own clock (advanced by the test).
+func fakeController(f *fakeVPC, owner string, clock *time.Time) *Controller {
+	return &Controller{API: f, VPC: "vpc-fake0001", Owner: owner, Poll: time.Millisecond, now: func() time.Time { return *clock }}
+}
+
+// QuotaRetry left zero is the documented one minute (README, Config.QuotaRetry), not five.
+func TestControllerQuotaRetryDefaultsToOneMinute(t *testing.T) {
+	f := newFakeVPC()
+	f.setQuota(fakeTableID, 1)
+	clock := t0
+	c := fakeController(f, us, &clock)
+	ws := wantsN(0, 2)
+	r, err := c.Reconcile(context.Background(), ws)
+	if err != nil || r.Created != 1 || r.Nodes[ws[1].Node].Reason != ReasonQuota {
+		t.Fatalf("first pass: %+v %v", r, err)
+	}
+	creates := f.callCount("CreateRouteEntries")
+	clock = t0.Add(59 * time.Second)
+	if r, _ := c.Reconcile(context.Background(), ws); f.callCount("CreateRouteEntries") != creates || r.Nodes[ws[1].Node].Reason != ReasonQuota {
+		t.Fatalf("create tried against the full table within the minute (%+v)", r.Nodes)
+	}
+	clock = t0.Add(61 * time.Second)
+	if r, _ := c.Reconcile(context.Background(), ws); f.callCount("CreateRouteEntries") != creates+1 || r.Nodes[ws[1].Node].Reason != ReasonQuota {
+		t.Fatalf("no create tried after the minute (%+v)", r.Nodes)
+	}
+}
+
+// Two weft clusters share one table: each creates, adopts and deletes only under its own tag, and reports the
+// other's entries as another weft cluster's.
+func TestControllerTwoClustersShareATable(t *testing.T) {
+	f := newFakeVPC()
+	clock := t0
+	a, b := fakeController(f, "weft:a", &clock), fakeController(f, "weft:b", &clock)
+	ctx := context.Background()
+	wa, wb := wantsN(0, 3), wantsN(10, 12)
+	wb = append(wb, Want{Node: "b-x", Dst: wa[0].Dst, Instance: "i-alisim0003"}) // b claims a's subnet elsewhere
+	if r, err := a.Reconcile(ctx, wa); err != nil || r.Created != 3 {
+		t.Fatalf("a: %+v %v", r, err)
+	}
+	rb, err := b.Reconcile(ctx, wb)
+	if err != nil || rb.Created != 2 || rb.Nodes["b-x"].Reason != ReasonConflict {
+		t.Fatalf("b: %+v %v", rb, err)
+	}
+	if u := rb.Tables[0]; u.Owned != 2 || u.OtherWeft != 3 || u.Foreign() != 0 {
+		t.Fatalf("b's usage %+v", u)
+	}
+	// a's nodes all go: a deletes its three, b's stay.
+	ra, err := a.Reconcile(ctx, nil)
+	if err != nil || ra.Deleted != 3 {
+		t.Fatalf("a gc: %+v %v", ra, err)
+	}
+	if u := ra.Tables[0]; u.Owned != 0 || u.OtherWeft != 2 {
+		t.Fatalf("a's usage %+v", u)
+	}
+	got := strings.Join(f.custom(fakeTableID), "\n")
+	if strings.Contains(got, "[weft:a]") || strings.Count(got, "[weft:b] Available") != 2 {
+		t.Fatalf("table:\n%s", got)
+	}
+	// With a's entry gone, b's conflicting want is routed on b's next pass.
+	if rb, err := b.Reconcile(ctx, wb); err != nil || !rb.Nodes["b-x"].Routed {
+		t.Fatalf("b after a left: %+v %v", rb, err)
+	}
+}
+
+// Dual stack: one entry per family and node; a node is routed only when both are, in every table.
+func TestControllerDualStackAndSeveralTables(t *testing.T) {
+	f := newFakeVPC()
+	f.addTable("vtb-fake0000", 3) // room for one node's two families and one more; listed first
+	clock := t0
+	c := fakeController(f, us, &clock)
+	var ws []Want
+	for i, node := range []string{"n1", "n2"} {
+		ws = append(ws, Want{Node: node, Dst: netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", i+1)), Instance: "i-alisim0001"},
+			Want{Node: node, Dst: netip.MustParsePrefix(fmt.Sprintf("fd00:244:0:%d::/64", i+1)), Instance: "i-alisim0001"})
+	}
+	r, err := c.Reconcile(context.Background(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Nodes["n1"].Routed || r.Nodes["n2"].Reason != ReasonQuota || r.Created != 7 {
+		t.Fatalf("nodes %+v, created %d", r.Nodes, r.Created)
+	}
+	if n := len(f.custom(fakeTableID)); n != 4 {
+		t.Fatalf("%d entries in the first table, want 2 nodes x 2 families", n)
+	}
+	f.setQuota("vtb-fake0000", 4)
+	clock = clock.Add(time.Hour)
+	if r, err := c.Reconcile(context.Background(), ws); err != nil || !r.Nodes["n2"].Routed || len(r.Tables) != 2 {
+		t.Fatalf("after raising the quota: %+v %v", r, err)
+	}
+}
+
+// A failed delete does not hide what the pass achieved otherwise: the creates land, the nodes are reported
+// routed and the table's usage is counted, with the error returned.
+func TestControllerReportsThePassDespiteAFailedBatch(t *testing.T) {
+	f := newFakeVPC()
+	f.put(fakeTableID, "10.99.0.0/24", "i-alisim0001", us, "") // a gone node's entry
+	f.faults["DeleteRouteEntries"] = []error{apiError("DeleteRouteEntries", 503, "ServiceUnavailable")}
+	clock := t0
+	ws := wantsN(0, 2)
+	r, err := fakeController(f, us, &clock).Reconcile(context.Background(), ws)
+	if aliyun.Code(err) != "ServiceUnavailable" {
+		t.Fatalf("error %v", err)
+	}
+	if n, why := routed(r); n != 2 || r.Created != 2 || len(r.Tables) != 1 || r.Tables[0].Owned != 3 {
+		t.Fatalf("routed %d (%v), created %d, usage %+v", n, why, r.Created, r.Tables)
+	}
+}
