@@ -56,10 +56,12 @@ func SyncRoutes(h *netlink.Handle, family int, desired []netlink.Route, owned fu
 			errs = append(errs, fmt.Errorf("delete route %s: %w", k, err))
 		}
 	}
-	for k, r := range want {
+	for _, r := range desired { // in desired's order, so the outcome does not depend on map iteration
+		k := RouteKey(r)
 		if have[k] {
 			continue
 		}
+		have[k] = true // a route listed twice is replaced once
 		r := r
 		if err := h.RouteReplace(&r); err != nil {
 			errs = append(errs, fmt.Errorf("replace route %s: %w", k, err))
