@@ -56,6 +56,7 @@ func TestSyncNeigh(t *testing.T) {
 	addNeigh(t, n, vx, unix.AF_INET, "10.5.3.0", "0e:00:00:00:00:03", netlink.NUD_PERMANENT) // owned, stale
 	addNeigh(t, n, vx, unix.AF_INET, "10.5.4.0", "0e:00:00:00:00:04", netlink.NUD_STALE)     // the kernel's
 	addNeigh(t, n, vx, unix.AF_INET, "10.5.5.0", "0e:00:00:00:00:55", netlink.NUD_STALE)     // the kernel's, desired
+	addNeigh(t, n, vx, unix.AF_INET, "10.5.9.0", "0e:00:00:00:00:09", netlink.NUD_STALE)     // desired, not yet permanent
 	addNeigh(t, n, vx, unix.AF_INET6, "fd00:5::3", "0e:00:00:00:01:03", netlink.NUD_PERMANENT)
 	addNeigh(t, n, n.Link, unix.AF_INET, "10.9.0.50", "0e:00:00:00:00:50", netlink.NUD_PERMANENT)
 	desired := []backend.Neigh{
@@ -64,6 +65,7 @@ func TestSyncNeigh(t *testing.T) {
 		{IP: netip.MustParseAddr("10.5.5.0"), MAC: mac(t, "0e:00:00:00:00:05")},
 		{IP: netip.MustParseAddr("10.5.6.0"), MAC: mac(t, "0e:00:00:00:00:06")},
 		{IP: netip.MustParseAddr("10.5.6.0"), MAC: mac(t, "0e:00:00:00:00:66")}, // repeated: the first wins
+		{IP: netip.MustParseAddr("10.5.9.0"), MAC: mac(t, "0e:00:00:00:00:09")},
 	}
 	want := []string{
 		"10.5.1.0 lladdr 0e:00:00:00:00:01 PERMANENT",
@@ -71,6 +73,7 @@ func TestSyncNeigh(t *testing.T) {
 		"10.5.4.0 lladdr 0e:00:00:00:00:04 STALE",
 		"10.5.5.0 lladdr 0e:00:00:00:00:05 PERMANENT",
 		"10.5.6.0 lladdr 0e:00:00:00:00:06 PERMANENT",
+		"10.5.9.0 lladdr 0e:00:00:00:00:09 PERMANENT",
 	}
 	for run := 1; run <= 2; run++ { // the second run finds everything in place
 		if err := backend.SyncNeigh(n.H, vx, unix.AF_INET, desired); err != nil {
