@@ -140,3 +140,22 @@ func TestReplayEqualsFinalSet(t *testing.T) {
 		})
 	}
 }
+
+// An off-link peer is an error of every reconcile but logged once: it is remembered (by peer and gateway, so
+// each family on its own) until it is routable or gone.
+func TestOffLinkPeerRemembered(t *testing.T) {
+	_, nw := replayNode(t)
+	off := peer("10.5.9.0/24", "10.77.0.9", "fd00:5:0:9::/64", "fd00:9::9") // IPv4 off-link, IPv6 on-link
+	for run := 1; run <= 2; run++ {
+		err := nw.reconcile(backend.Peers{off.Key(): off})
+		if err == nil || err.Error() != "peer 10.5.9.0-24&fd00:5:0:9::-64: gateway 10.77.0.9 not on-link" {
+			t.Fatalf("run %d: err %v, want only the IPv4 gateway refused", run, err)
+		}
+		if fmt.Sprint(nw.warned) != "map[10.5.9.0-24&fd00:5:0:9::-64 10.77.0.9:true]" {
+			t.Fatalf("run %d: remembered %v", run, nw.warned)
+		}
+	}
+	if err := nw.reconcile(backend.Peers{}); err != nil || len(nw.warned) != 0 {
+		t.Fatalf("peer gone: err %v, still remembered %v", err, nw.warned)
+	}
+}
