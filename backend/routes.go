@@ -26,17 +26,23 @@ func RouteKey(r netlink.Route) string {
 }
 
 // SyncRoutes makes the routes of one family that `owned` selects match desired exactly: missing or different
-// routes are replaced, owned routes that are not desired are deleted. Failures are collected, not fatal.
+// routes are replaced, owned routes that are not desired are deleted. An owned route whose destination is desired
+// through another device is deleted before its replacement is added: IPv6 checks an onlink gateway against the
+// table, where the old route through the other device makes the replace fail (EINVAL, "Nexthop has invalid
+// gateway or device mismatch"), e.g. when a DirectRouting peer's address leaves the external link. Failures are
+// collected, not fatal.
 func SyncRoutes(h *netlink.Handle, family int, desired []netlink.Route, owned func(netlink.Route) bool) error {
 	current, err := h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
 	}
 	want := map[string]netlink.Route{}
-	wantDst := map[string]bool{}
+	wantLink := map[string]int{} // destination -> the device its (first) desired route uses
 	for _, r := range desired {
 		want[RouteKey(r)] = r
-		wantDst[r.Dst.String()] = true
+		if _, dup := wantLink[r.Dst.String()]; !dup {
+			wantLink[r.Dst.String()] = r.LinkIndex
+		}
 	}
 	have := map[string]bool{}
 	var errs []error
@@ -49,17 +55,19 @@ func SyncRoutes(h *netlink.Handle, family int, desired []netlink.Route, owned fu
 			have[k] = true
 			continue
 		}
-		if wantDst[r.Dst.String()] {
+		if link, ok := wantLink[r.Dst.String()]; ok && link == r.LinkIndex {
 			continue // replaced below
 		}
 		if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("delete route %s: %w", k, err))
 		}
 	}
-	for k, r := range want {
+	for _, r := range desired { // in desired's order, so the outcome does not depend on map iteration
+		k := RouteKey(r)
 		if have[k] {
 			continue
 		}
+		have[k] = true // a route listed twice is replaced once
 		r := r
 		if err := h.RouteReplace(&r); err != nil {
 			errs = append(errs, fmt.Errorf("replace route %s: %w", k, err))

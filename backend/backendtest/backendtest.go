@@ -27,9 +27,12 @@ type Node struct {
 }
 
 // NewNode makes a namespace whose eth0 (MTU 1500) has v4 (e.g. "10.9.0.2/24") and optionally v6, with its veth
-// peer eth0p kept in the same namespace and up, so eth0 has carrier.
+// peer eth0p kept in the same namespace and up, so eth0 has carrier. A privileged fixture: it skips under -short.
 func NewNode(t *testing.T, v4, v6 string) *Node {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("privileged (network namespaces): skipped under -short")
+	}
 	ns, h := testenv.NewNetns(t)
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", MTU: 1500}, PeerName: "eth0p"}); err != nil {
 		t.Fatal(err)
@@ -121,6 +124,68 @@ func (n *Node) Neighbours(t *testing.T, link, family int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// NeighTable renders every neighbour of a family on link, whatever its state, sorted:
+// "10.5.2.0 lladdr 0e:00:00:00:00:02 PERMANENT" (an entry without a link-layer address has none).
+func (n *Node) NeighTable(t *testing.T, link, family int) []string {
+	t.Helper()
+	ns, err := n.H.NeighList(link, family)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ns {
+		s := fmt.Sprint(e.IP)
+		if e.HardwareAddr != nil {
+			s += " lladdr " + e.HardwareAddr.String()
+		}
+		out = append(out, s+" "+nudString(e.State))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// FDB renders the forwarding database of a vxlan device, sorted: "0e:00:00:00:00:07 dst 10.9.0.7 self permanent".
+func (n *Node) FDB(t *testing.T, link int) []string {
+	t.Helper()
+	ns, err := n.H.NeighList(link, unix.AF_BRIDGE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ns {
+		s := e.HardwareAddr.String()
+		if e.IP != nil {
+			s += " dst " + e.IP.String()
+		}
+		if e.Flags&netlink.NTF_SELF != 0 {
+			s += " self"
+		}
+		out = append(out, s+" "+strings.ToLower(nudString(e.State)))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// nudString names neighbour states as ip-neigh(8) does.
+func nudString(state int) string {
+	names := []struct {
+		bit  int
+		name string
+	}{{netlink.NUD_INCOMPLETE, "INCOMPLETE"}, {netlink.NUD_REACHABLE, "REACHABLE"}, {netlink.NUD_STALE, "STALE"},
+		{netlink.NUD_DELAY, "DELAY"}, {netlink.NUD_PROBE, "PROBE"}, {netlink.NUD_FAILED, "FAILED"},
+		{netlink.NUD_NOARP, "NOARP"}, {netlink.NUD_PERMANENT, "PERMANENT"}}
+	var out []string
+	for _, s := range names {
+		if state&s.bit != 0 {
+			out = append(out, s.name)
+		}
+	}
+	if len(out) == 0 {
+		return "NONE"
+	}
+	return strings.Join(out, ",")
 }
 
 func (n *Node) linkName(t *testing.T, idx int) string {

@@ -1,14 +1,14 @@
 // Package hostgw is weft's host-gw backend, as upstream flanneld's: no encapsulation; every peer's subnet is
 // routed via the peer's public address on the external interface, so all nodes must share one L2 segment.
-// The reconcile keeps exactly one route per live peer (IPv4 and IPv6) and deletes routes of vanished peers; only
-// routes on the external interface into the cluster network are considered weft's.
+// Desired (desired.go) computes exactly one route per live on-link peer and family, purely from the peer set; the
+// reconcile applies it through backend.SyncRoutes, deleting routes of vanished peers. Only gateway routes on the
+// external interface into the cluster network are considered weft's.
 package hostgw
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
@@ -75,52 +75,33 @@ func (nw *network) Run(ctx context.Context) {
 	}, nw.reconcile)
 }
 
+// reconcile plans each enabled family's routes from the peers and applies them. An off-link peer is an error of
+// every reconcile, logged once until it is routable again (or gone).
 func (nw *network) reconcile(peers backend.Peers) error {
 	ext := nw.b.deps.ExtIface.Iface.Index
-	var want4, want6 []netlink.Route
 	var errs []error
-	for k, l := range peers {
-		if nw.sc.EnableIPv4 && l.Subnet.IsValid() && l.Attrs.PublicIP.IsValid() {
-			if r, err := nw.route(k, l.Subnet, l.Attrs.PublicIP, ext); err == nil {
-				want4 = append(want4, r)
-			} else {
-				errs = append(errs, err)
+	offLink := map[string]bool{}
+	plan := func(family int, cluster netip.Prefix) {
+		self := Self{Family: family, Ext: ext, Cluster: cluster,
+			OnLink: backend.OnLink(nw.b.h, ext, backend.PublicAddrs(peers, family))}
+		st := Desired(peers, self)
+		for _, o := range st.OffLink {
+			id := o.Peer + " " + o.Gateway.String()
+			offLink[id] = true
+			if !nw.warned[id] {
+				klog.Errorf("host-gw: peer %s at %s is not on the same link as %s; host-gw needs all nodes on one L2 segment",
+					o.Peer, o.Gateway, nw.b.deps.ExtIface.Iface.Name)
 			}
+			errs = append(errs, fmt.Errorf("peer %s: gateway %s not on-link", o.Peer, o.Gateway))
 		}
-		if nw.sc.EnableIPv6 && l.IPv6Subnet.IsValid() && l.Attrs.PublicIPv6.IsValid() {
-			if r, err := nw.route(k, l.IPv6Subnet, l.Attrs.PublicIPv6, ext); err == nil {
-				want6 = append(want6, r)
-			} else {
-				errs = append(errs, err)
-			}
-		}
-	}
-	owned := func(cluster netip.Prefix) func(netlink.Route) bool {
-		return func(r netlink.Route) bool {
-			return r.LinkIndex == ext && r.Gw != nil && backend.InPrefix(r, cluster)
-		}
+		errs = append(errs, backend.SyncRoutes(nw.b.h, family, st.Routes, self.Owns))
 	}
 	if nw.sc.EnableIPv4 {
-		errs = append(errs, backend.SyncRoutes(nw.b.h, netlink.FAMILY_V4, want4, owned(nw.sc.Network)))
+		plan(netlink.FAMILY_V4, nw.sc.Network)
 	}
 	if nw.sc.EnableIPv6 {
-		errs = append(errs, backend.SyncRoutes(nw.b.h, netlink.FAMILY_V6, want6, owned(nw.sc.IPv6Network)))
+		plan(netlink.FAMILY_V6, nw.sc.IPv6Network)
 	}
+	nw.warned = offLink
 	return errors.Join(errs...)
-}
-
-// route builds a peer's route, refusing a gateway that is not on the external interface's link (host-gw needs
-// one L2 segment): such a peer is reported and skipped.
-func (nw *network) route(key string, dst netip.Prefix, gw netip.Addr, ext int) (netlink.Route, error) {
-	rs, err := nw.b.h.RouteGet(net.IP(gw.AsSlice()))
-	if err != nil || len(rs) == 0 || rs[0].Gw != nil || rs[0].LinkIndex != ext {
-		if !nw.warned[key] {
-			klog.Errorf("host-gw: peer %s at %s is not on the same link as %s; host-gw needs all nodes on one L2 segment",
-				key, gw, nw.b.deps.ExtIface.Iface.Name)
-			nw.warned[key] = true
-		}
-		return netlink.Route{}, fmt.Errorf("peer %s: gateway %s not on-link", key, gw)
-	}
-	delete(nw.warned, key)
-	return netlink.Route{Dst: backend.PrefixToIPNet(dst), Gw: net.IP(gw.AsSlice()), LinkIndex: ext}, nil
 }

@@ -11,9 +11,10 @@
 //	route      <peer subnet> via <peer subnet address> dev flannel.<VNI> onlink
 //
 // With DirectRouting, a peer whose PublicIP is on the external interface's link is routed directly
-// (<peer subnet> via <peer PublicIP>) and needs no encapsulation. The reconcile computes these entries from the
-// peer set and makes the kernel match them exactly, deleting entries of vanished peers, on every event and every
-// resync, so a restart or a hand-deleted entry is repaired.
+// (<peer subnet> via <peer PublicIP>) and needs no encapsulation. Desired (desired.go) computes these entries
+// purely from the peer set; the reconcile makes the kernel match them exactly through backend.SyncNeigh, SyncFDB
+// and SyncRoutes, deleting entries of vanished peers, on every event and every resync, so a restart or a
+// hand-deleted entry is repaired.
 package vxlan
 
 import (
@@ -24,8 +25,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -181,18 +180,9 @@ func (b *vxlanBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (
 	return nw, nil
 }
 
+// macFrom is the VtepMAC of a lease's BackendData, or nil.
 func macFrom(raw json.RawMessage) net.HardwareAddr {
-	if len(raw) == 0 {
-		return nil
-	}
-	var d leaseData
-	if json.Unmarshal(raw, &d) != nil {
-		return nil
-	}
-	m, err := net.ParseMAC(d.VtepMAC)
-	if err != nil {
-		return nil
-	}
+	m, _ := vtepMAC(raw)
 	return m
 }
 
@@ -311,128 +301,25 @@ func (nw *network) reconcile(peers backend.Peers) error {
 	return errors.Join(errs...)
 }
 
-type peerEntry struct {
-	key    string
-	subnet netip.Prefix
-	public netip.Addr
-	mac    net.HardwareAddr
-}
-
-func (nw *network) peerEntries(d *device, peers backend.Peers) []peerEntry {
-	var out []peerEntry
-	for k, l := range peers {
-		p := peerEntry{key: k}
-		if d.family == netlink.FAMILY_V4 {
-			p.subnet, p.public, p.mac = l.Subnet, l.Attrs.PublicIP, macFrom(l.Attrs.BackendData)
-		} else {
-			p.subnet, p.public, p.mac = l.IPv6Subnet, l.Attrs.PublicIPv6, macFrom(l.Attrs.BackendV6Data)
-		}
-		if !p.subnet.IsValid() || !p.public.IsValid() || p.mac == nil {
-			klog.V(2).Infof("vxlan: peer %s has no usable family %d data; skipped", k, d.family)
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
+// reconcileFamily plans one family's entries from the peers and applies them: neighbours first (the routes use
+// them), then the forwarding database, then the routes.
 func (nw *network) reconcileFamily(d *device, peers backend.Peers) error {
 	h := nw.b.h
-	ext := nw.b.deps.ExtIface.Iface.Index
-	cluster := nw.network
+	self := Self{Family: d.family, Device: d.link.Index, Ext: nw.b.deps.ExtIface.Iface.Index, Cluster: nw.network,
+		DirectRouting: nw.cfg.DirectRouting}
 	if d.family == netlink.FAMILY_V6 {
-		cluster = nw.network6
+		self.Cluster = nw.network6
 	}
-	var routes []netlink.Route
-	wantNeigh := map[string]net.HardwareAddr{} // subnet address -> mac
-	wantFDB := map[string]net.IP{}             // mac -> public IP
-	var errs []error
-	for _, p := range nw.peerEntries(d, peers) {
-		gw := net.IP(p.subnet.Masked().Addr().AsSlice())
-		if nw.cfg.DirectRouting && nw.onLink(p.public) {
-			routes = append(routes, netlink.Route{Dst: backend.PrefixToIPNet(p.subnet), Gw: net.IP(p.public.AsSlice()), LinkIndex: ext})
-			continue
-		}
-		wantNeigh[gw.String()] = p.mac
-		wantFDB[p.mac.String()] = net.IP(p.public.AsSlice())
-		routes = append(routes, netlink.Route{Dst: backend.PrefixToIPNet(p.subnet), Gw: gw, LinkIndex: d.link.Index,
-			Flags: int(netlink.FLAG_ONLINK)})
+	if self.DirectRouting {
+		self.OnLink = backend.OnLink(h, self.Ext, backend.PublicAddrs(peers, d.family))
 	}
-	// Neighbours (ARP/NDP) on the device: add before the routes that use them.
-	neighs, err := h.NeighList(d.link.Index, d.family)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list neighbours of %s: %w", d.link.Name, err))
+	st := Desired(peers, self)
+	for _, s := range st.Skipped {
+		klog.V(2).Infof("vxlan: peer %s skipped on %s: %s", s.Peer, d.link.Name, s.Reason)
 	}
-	for _, n := range neighs {
-		if mac, ok := wantNeigh[n.IP.String()]; ok && n.HardwareAddr.String() == mac.String() && n.State&netlink.NUD_PERMANENT != 0 {
-			delete(wantNeigh, n.IP.String())
-			continue
-		}
-		if n.State&netlink.NUD_PERMANENT == 0 {
-			continue
-		}
-		if _, ok := wantNeigh[n.IP.String()]; ok {
-			continue // replaced below
-		}
-		if err := h.NeighDel(&n); err != nil && !errors.Is(err, syscall.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete neighbour %s on %s: %w", n.IP, d.link.Name, err))
-		}
-	}
-	for ip, mac := range wantNeigh {
-		n := &netlink.Neigh{LinkIndex: d.link.Index, Family: d.family, State: netlink.NUD_PERMANENT, Type: unix.RTN_UNICAST,
-			IP: net.ParseIP(ip), HardwareAddr: mac}
-		if err := h.NeighSet(n); err != nil {
-			errs = append(errs, fmt.Errorf("set neighbour %s on %s: %w", ip, d.link.Name, err))
-		}
-	}
-	// Forwarding database: VtepMAC -> peer public address.
-	fdb, err := h.NeighList(d.link.Index, unix.AF_BRIDGE)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list fdb of %s: %w", d.link.Name, err))
-	}
-	for _, n := range fdb {
-		if n.HardwareAddr == nil || n.IP == nil || strings.HasPrefix(n.HardwareAddr.String(), "00:00:00:00:00:00") {
-			continue
-		}
-		if ip, ok := wantFDB[n.HardwareAddr.String()]; ok && ip.Equal(n.IP) {
-			delete(wantFDB, n.HardwareAddr.String())
-			continue
-		}
-		if err := h.NeighDel(&n); err != nil && !errors.Is(err, syscall.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete fdb %s on %s: %w", n.HardwareAddr, d.link.Name, err))
-		}
-	}
-	for mac, ip := range wantFDB {
-		hw, _ := net.ParseMAC(mac)
-		n := &netlink.Neigh{LinkIndex: d.link.Index, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
-			Flags: netlink.NTF_SELF, IP: ip, HardwareAddr: hw}
-		if err := h.NeighSet(n); err != nil {
-			errs = append(errs, fmt.Errorf("set fdb %s -> %s on %s: %w", mac, ip, d.link.Name, err))
-		}
-	}
-	// Routes: ours are those on the device, and direct routes into the cluster network on the external link.
-	owned := func(r netlink.Route) bool {
-		if r.LinkIndex == d.link.Index {
-			return r.Dst != nil && !isOwnAddr(r, nw.lease)
-		}
-		return nw.cfg.DirectRouting && r.LinkIndex == ext && r.Gw != nil && backend.InPrefix(r, cluster)
-	}
-	if err := backend.SyncRoutes(h, d.family, routes, owned); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// isOwnAddr tells whether r is the kernel's route for the device's own address (not ours to manage).
-func isOwnAddr(r netlink.Route, l *subnet.Lease) bool {
-	return r.Protocol == unix.RTPROT_KERNEL
-}
-
-// onLink tells whether ip is directly reachable on the external interface (no gateway on its route).
-func (nw *network) onLink(ip netip.Addr) bool {
-	rs, err := nw.b.h.RouteGet(net.IP(ip.AsSlice()))
-	if err != nil || len(rs) == 0 {
-		return false
-	}
-	return rs[0].Gw == nil && rs[0].LinkIndex == nw.b.deps.ExtIface.Iface.Index
+	return errors.Join(
+		backend.SyncNeigh(h, d.link, d.family, st.Neigh),
+		backend.SyncFDB(h, d.link, st.FDB),
+		backend.SyncRoutes(h, d.family, st.Routes, self.Owns),
+	)
 }
