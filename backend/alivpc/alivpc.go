@@ -100,7 +100,7 @@ type Network struct {
 
 // routeMetrics are exported by the leader only (reset when leadership ends).
 type routeMetrics struct {
-	entries  *prometheus.GaugeVec // table, kind=used|weft|foreign
+	entries  *prometheus.GaugeVec // table, kind=used|weft|other_weft|foreign
 	quota    *prometheus.GaugeVec // table
 	free     *prometheus.GaugeVec // table
 	unrouted *prometheus.GaugeVec // reason
@@ -110,7 +110,7 @@ type routeMetrics struct {
 func newRouteMetrics(reg prometheus.Registerer) *routeMetrics {
 	m := &routeMetrics{
 		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_route_table_entries",
-			Help: "Custom entries in a VPC route table, by kind: used (all), weft (this cluster's), foreign."}, []string{"table", "kind"}),
+			Help: "Custom entries in a VPC route table, by kind: used (all), weft (this cluster's), other_weft (other weft clusters'), foreign."}, []string{"table", "kind"}),
 		quota: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_route_table_quota",
 			Help: "Custom entries allowed in a VPC route table."}, []string{"table"}),
 		free: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_route_table_free",
@@ -135,7 +135,8 @@ func (m *routeMetrics) set(res Result, quota int) {
 	for _, t := range res.Tables {
 		m.entries.WithLabelValues(t.ID, "used").Set(float64(t.Custom))
 		m.entries.WithLabelValues(t.ID, "weft").Set(float64(t.Owned))
-		m.entries.WithLabelValues(t.ID, "foreign").Set(float64(t.Custom - t.Owned))
+		m.entries.WithLabelValues(t.ID, "other_weft").Set(float64(t.OtherWeft))
+		m.entries.WithLabelValues(t.ID, "foreign").Set(float64(t.Foreign()))
 		m.quota.WithLabelValues(t.ID).Set(float64(quota))
 		m.free.WithLabelValues(t.ID).Set(float64(max(quota-t.Custom, 0)))
 	}

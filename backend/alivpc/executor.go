@@ -206,7 +206,7 @@ func (x *Executor) idle(ctx context.Context, table string) ([]aliyun.RouteEntry,
 
 func busy(es []aliyun.RouteEntry) bool {
 	for _, e := range es {
-		if e.Status == "Pending" || e.Status == "Modifying" || e.Status == "Deleting" {
+		if !e.Status.Settled() {
 			return true
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/cloud/aliyun/aliyuntest"
+	"github.com/weftnet/weft/cloud/routetable"
 )
 
 // fakeVPC is an in-memory RouteAPI with a manual clock, modelled on alisim's documented behaviour (README,
@@ -108,7 +109,7 @@ func (f *fakeVPC) put(table, dst, hop, desc, status string) string {
 	return e.e.ID
 }
 
-func (f *fakeVPC) status(e *fakeEntry) string {
+func (f *fakeVPC) status(e *fakeEntry) routetable.EntryStatus {
 	switch {
 	case !e.deleteAt.IsZero():
 		return "Deleting"

@@ -22,11 +22,11 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/routetable"
 )
 
-// OwnerPrefix starts the Description of every weft cluster's entries ("weft:<cluster>"); the controller's
-// Owner is one full tag.
-const OwnerPrefix = "weft:"
+// OwnerPrefix starts the Description of every weft cluster's entries ("weft:<cluster>").
+const OwnerPrefix = routetable.OwnerPrefix
 
 // DefaultQuotaRetry is how long a full table is left alone when Controller.QuotaRetry is zero: one create a
 // minute against a full table is no retry storm, and a raised quota is used within a minute.
@@ -112,24 +112,12 @@ type TableUsage struct {
 // Foreign is the custom entries of neither this nor another weft cluster.
 func (u TableUsage) Foreign() int { return u.Custom - u.Owned - u.OtherWeft }
 
-// CountUsage is the one rule for counting a table's entries: every custom entry the table holds counts (Pending
-// and Deleting ones too: the service counts them against the quota until they are gone).
+// CountUsage counts a table's entries by the one rule weft quota uses too (routetable.Count): every custom entry
+// counts (Pending and Deleting ones too: the service counts them against the quota until they are gone); this
+// cluster's are those whose Description is exactly owner, other weft clusters' are reported apart.
 func CountUsage(id string, entries []aliyun.RouteEntry, owner string) TableUsage {
-	u := TableUsage{ID: id}
-	for _, e := range entries {
-		if e.Type != "Custom" {
-			continue
-		}
-		u.Custom++
-		switch {
-		case e.Description == owner:
-			u.Owned++
-		case strings.HasPrefix(e.Description, OwnerPrefix):
-			u.OtherWeft++
-		}
-	}
-	u.Used = u.Custom
-	return u
+	u := routetable.Count(entries, owner)
+	return TableUsage{ID: id, Used: u.Custom, Custom: u.Custom, Owned: u.Own, OtherWeft: u.OtherWeft}
 }
 
 // PlanTable decides one table. It is pure: the same input always gives the same plan, whatever the order of
@@ -169,7 +157,7 @@ func PlanTable(in TableInput) TablePlan {
 	leaving := 0 // custom entries that will be gone before any create: already Deleting, or deleted by this plan
 	for _, e := range entries {
 		w, wanted := byDst[e.Dst]
-		if e.Type != "Custom" {
+		if e.Type != routetable.EntryCustom {
 			// Never ours to change; one at a wanted destination makes every create there fail.
 			if wanted && !conflicted[e.Dst] {
 				p.Conflicts = append(p.Conflicts, Conflict{Want: w, Entry: e})
@@ -177,7 +165,7 @@ func PlanTable(in TableInput) TablePlan {
 			}
 			continue
 		}
-		if e.Status == "Deleting" {
+		if e.Status == routetable.StatusDeleting {
 			leaving++ // on its way out; the executor waits until it is gone before writing
 			continue
 		}
@@ -215,7 +203,7 @@ func PlanTable(in TableInput) TablePlan {
 		switch {
 		case conflicted[w.Dst]:
 			st = NodeState{Reason: ReasonConflict}
-		case ok && e.Status == "Available":
+		case ok && e.Status == routetable.StatusAvailable:
 			st = NodeState{Routed: true}
 		case ok:
 			st = NodeState{Reason: ReasonPending}

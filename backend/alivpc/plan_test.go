@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/routetable"
 )
 
 const (
@@ -24,7 +25,7 @@ func ent(id, dst, hop, desc, status string) aliyun.RouteEntry {
 	if status == "" {
 		status = "Available"
 	}
-	return aliyun.RouteEntry{ID: id, TableID: "vtb-1", Dst: netip.MustParsePrefix(dst), Type: "Custom", Status: status,
+	return aliyun.RouteEntry{ID: id, TableID: "vtb-1", Dst: netip.MustParsePrefix(dst), Type: "Custom", Status: routetable.EntryStatus(status),
 		NextHopType: "Instance", NextHopID: hop, Description: desc}
 }
 
