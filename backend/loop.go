@@ -9,7 +9,8 @@ import (
 	"github.com/weftnet/weft/subnet"
 )
 
-// Peers is the desired state every overlay backend derives from: the other nodes' leases, by key.
+// Peers is the desired state every overlay backend derives from: the other nodes' leases, by node (Lease.Node),
+// so a node whose subnet changed is one peer, not two.
 type Peers map[string]subnet.Lease
 
 // RunLoop drives a backend's reconcile: it watches all leases (ignoring own, and any lease keep rejects),
@@ -50,20 +51,7 @@ func RunLoop(ctx context.Context, name string, deps Deps, own *subnet.Lease, kee
 			return
 		case batch := <-events:
 			for _, ev := range batch {
-				l := ev.Lease
-				if l.Key() == own.Key() || !keep(l) {
-					continue
-				}
-				switch ev.Type {
-				case subnet.EventAdded:
-					if _, known := peers[l.Key()]; !known {
-						klog.Infof("%s: peer %s at %v/%v added", name, l.Key(), l.Attrs.PublicIP, l.Attrs.PublicIPv6)
-					}
-					peers[l.Key()] = l
-				case subnet.EventRemoved:
-					klog.Infof("%s: peer %s removed", name, l.Key())
-					delete(peers, l.Key())
-				}
+				peers.Apply(name, ev, own, keep)
 			}
 			synced = true
 			run("event")
@@ -71,6 +59,31 @@ func RunLoop(ctx context.Context, name string, deps Deps, own *subnet.Lease, kee
 			if synced {
 				run("resync")
 			}
+		}
+	}
+}
+
+// Apply folds one lease event into peers, skipping this node's own lease (own may be nil) and leases keep
+// rejects; name is the backend, for logs. A removal deletes the node's peer only if it is still the removed
+// lease: a node that took a new subnet before its old lease expired keeps its new one.
+func (peers Peers) Apply(name string, ev subnet.Event, own *subnet.Lease, keep func(subnet.Lease) bool) {
+	l := ev.Lease
+	id := l.Node()
+	if (own != nil && (id == own.Node() || l.Key() == own.Key())) || !keep(l) {
+		return
+	}
+	switch ev.Type {
+	case subnet.EventAdded:
+		if old, known := peers[id]; !known {
+			klog.Infof("%s: peer %s (%s) at %v/%v added", name, id, l.Key(), l.Attrs.PublicIP, l.Attrs.PublicIPv6)
+		} else if old.Key() != l.Key() {
+			klog.Infof("%s: peer %s moved from %s to %s", name, id, old.Key(), l.Key())
+		}
+		peers[id] = l
+	case subnet.EventRemoved:
+		if old, known := peers[id]; known && old.Key() == l.Key() {
+			klog.Infof("%s: peer %s (%s) removed", name, id, l.Key())
+			delete(peers, id)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"sync"
 )
 
 // Config is net-conf.json: the cluster-wide network configuration, as upstream flanneld reads it from
@@ -165,6 +166,27 @@ func describeJSONError(err error) error {
 	return err
 }
 
+var (
+	subnetlessMu sync.Mutex
+	subnetless   = map[string]bool{}
+)
+
+// DeclareSubnetless records that the backend called name gives nodes no per-node subnet (pods get addresses
+// another way, e.g. from ENIs), so its net-conf.json needs no Network. The backend registry calls it.
+func DeclareSubnetless(name string) {
+	subnetlessMu.Lock()
+	defer subnetlessMu.Unlock()
+	subnetless[name] = true
+}
+
+// PerNodeSubnets tells whether the configured backend leases a subnet to every node (every backend but those
+// declared subnetless). Only then are Network / IPv6Network required.
+func (c *Config) PerNodeSubnets() bool {
+	subnetlessMu.Lock()
+	defer subnetlessMu.Unlock()
+	return !subnetless[c.BackendType]
+}
+
 // ValidateEtcd applies upstream's etcd-mode checks and fills in SubnetLen, SubnetMin and SubnetMax (and their
 // IPv6 counterparts) where they are unset.
 func (c *Config) ValidateEtcd() error {
@@ -173,14 +195,18 @@ func (c *Config) ValidateEtcd() error {
 		return errors.New("EnableIPv4, EnableIPv6: at least one address family must be enabled")
 	}
 	if c.EnableIPv4 {
-		if !c.Network.IsValid() {
+		if !c.Network.IsValid() && !c.PerNodeSubnets() {
+			// nothing to allocate from
+		} else if !c.Network.IsValid() {
 			errs = append(errs, errors.New("Network: required when EnableIPv4 is true (e.g. \"10.244.0.0/16\"): please define a correct Network parameter in the flannel config"))
 		} else if err := checkFamily(c.Network, &c.SubnetLen, &c.SubnetMin, &c.SubnetMax, 32, 24, ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if c.EnableIPv6 {
-		if !c.IPv6Network.IsValid() {
+		if !c.IPv6Network.IsValid() && !c.PerNodeSubnets() {
+			// nothing to allocate from
+		} else if !c.IPv6Network.IsValid() {
 			errs = append(errs, errors.New("IPv6Network: required when EnableIPv6 is true (e.g. \"fd00:10:244::/56\"): please define a correct IPv6Network parameter in the flannel config"))
 		} else if err := checkFamily(c.IPv6Network, &c.IPv6SubnetLen, &c.IPv6SubnetMin, &c.IPv6SubnetMax, 128, 64, "IPv6"); err != nil {
 			errs = append(errs, err)

@@ -35,6 +35,23 @@ type Lease struct {
 	Expiration time.Time // zero for a reservation or a lease with no expiry (kube mode)
 	// Asof is the store revision the lease was read at (etcd mode); 0 when unknown.
 	Asof int64
+	// NodeName is the Kubernetes Node holding the lease (kube mode); empty in etcd mode, whose keys name subnets.
+	NodeName string
+}
+
+// Node identifies the node holding the lease, for peer maps and per-node status: its Node name in Kubernetes
+// mode, else its public address (etcd mode re-finds a node's lease by PublicIP, as upstream), else the lease key.
+// Unlike Key, it stays the same when a node's subnet changes and never collides for leases without a subnet.
+func (l *Lease) Node() string {
+	switch {
+	case l.NodeName != "":
+		return l.NodeName
+	case l.Attrs.PublicIP.IsValid():
+		return l.Attrs.PublicIP.String()
+	case l.Attrs.PublicIPv6.IsValid():
+		return l.Attrs.PublicIPv6.String()
+	}
+	return l.Key()
 }
 
 // ErrLeaseNotFound is returned (wrapped) when this node's lease is no longer in the store, e.g. by RenewLease
@@ -90,26 +107,8 @@ type Manager interface {
 	CompleteLease(ctx context.Context, l *Lease) error
 }
 
-// LeaderElector is implemented by managers whose store can elect one leader among the nodes (an etcd election,
-// a Kubernetes Lease). Cloud backends use it so that only one node writes shared cloud state.
-type LeaderElector interface {
-	// Lead blocks until this node leads the election called name (as id), then returns a context that ends when
-	// leadership is lost or ctx ends.
-	Lead(ctx context.Context, name, id string) (context.Context, error)
-}
-
-// RouteStatus is a node's cloud-route state as the leader sees it.
-type RouteStatus struct {
-	Routed bool
-	Reason string // why not, e.g. RouteTableQuotaExceeded
-}
-
-// RouteStatusStore lets the leader publish each node's route status where that node (and operators) can read it.
-// A status belongs to one incarnation of a lease: once the lease is removed, a status published for it never
-// answers for a lease later taken with the same subnet.
-type RouteStatusStore interface {
-	PublishRouteStatus(ctx context.Context, l *Lease, st RouteStatus) error
-	RouteStatus(ctx context.Context, l *Lease) (RouteStatus, bool, error)
-	// ForgetRouteStatus drops the status of a removed lease.
-	ForgetRouteStatus(ctx context.Context, l *Lease) error
+// NodeAddresses is implemented by managers that know addresses an operator set on the node object itself
+// (kube: the node-public-ip / node-public-ipv6 annotations), which replace --public-ip / --public-ipv6.
+type NodeAddresses interface {
+	NodePublicIPs(ctx context.Context) (v4, v6 string, err error)
 }

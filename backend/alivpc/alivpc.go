@@ -2,11 +2,11 @@
 // Alibaba Cloud VPC route table(s), pointing at the node's instance, so pod addresses are plain VPC addresses.
 //
 // Every node publishes its instance id in the lease ({"InstanceID":"i-..."}). One node at a time, elected
-// through the cluster's own store (subnet.LeaderElector: an etcd election or a Kubernetes Lease), runs the route
+// through the cluster's own store (coordination.Coordinator: an etcd election or a Kubernetes Lease), runs the route
 // Controller: desired state is one entry per live ali-vpc lease, observed state is read from the route tables,
 // writes are batched and serialised per table, and only entries carrying the cluster's owner tag are ever
 // deleted. The leader publishes each node's status (routed, or the reason it is not) through
-// subnet.RouteStatusStore; each node reports not-ready until its own route is Available. Nothing lives only in
+// the coordinator; each node reports not-ready until its own route is Available. Nothing lives only in
 // memory: a new leader derives everything from the leases and the tables.
 //
 // Upstream flannel's removed ali-vpc backend had the same name and the AccessKeyID / AccessKeySecret fields (and
@@ -29,6 +29,8 @@ import (
 
 	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/internal/backoff"
+	"github.com/weftnet/weft/internal/coordination"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -63,14 +65,21 @@ type leaseData struct {
 
 type aliBackend struct {
 	deps backend.Deps
+	m    *routeMetrics // once per backend: RegisterNetwork is retried and must not register them again
 }
 
-// New builds the backend.
-func New(deps backend.Deps) (backend.Backend, error) { return &aliBackend{deps: deps}, nil }
+// New builds the backend. It needs a coordinator: without a leader no node would write the routes.
+func New(deps backend.Deps) (backend.Backend, error) {
+	if deps.Coordinator == nil {
+		return nil, fmt.Errorf("%s: needs leader election and route status through the cluster store, which this daemon does not provide", Name)
+	}
+	return &aliBackend{deps: deps, m: newRouteMetrics(deps.Registerer)}, nil
+}
 
 // Network is a node's ali-vpc network.
 type Network struct {
 	deps     backend.Deps
+	sc       *subnet.Config
 	lease    *subnet.Lease
 	cfg      Config
 	api      *aliyun.Client
@@ -78,9 +87,10 @@ type Network struct {
 	vpc      string
 	owner    string
 	resync   time.Duration
+	noMasq   []netip.Prefix
 
 	mu     sync.Mutex
-	status subnet.RouteStatus
+	status coordination.Status
 	known  bool
 
 	m *routeMetrics
@@ -110,7 +120,7 @@ func newRouteMetrics(reg prometheus.Registerer) *routeMetrics {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.entries, m.quota, m.free, m.unrouted, m.leader} {
-			_ = reg.Register(c)
+			reg.MustRegister(c) // once per backend, and a backend once per daemon: a duplicate is a bug
 		}
 	}
 	return m
@@ -208,6 +218,14 @@ func (b *aliBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (ba
 	if err != nil {
 		return nil, err
 	}
+	vpcCIDR, err := get("vpc-cidr-block", "")
+	if err != nil {
+		return nil, err
+	}
+	noMasq, err := noMasquerade(vpcCIDR, cfg.NonMasqueradeCIDRs)
+	if err != nil {
+		return nil, err
+	}
 	var static *aliyun.Credentials
 	if cfg.AccessKeyID != "" {
 		static = &aliyun.Credentials{AccessKeyID: cfg.AccessKeyID, AccessKeySecret: cfg.AccessKeySecret}
@@ -245,12 +263,20 @@ func (b *aliBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (ba
 	if cfg.RouteTableQuota == 0 {
 		cfg.RouteTableQuota = 200
 	}
-	return &Network{deps: b.deps, lease: l, cfg: cfg, api: api, instance: instance, vpc: vpc, owner: "weft:" + owner, resync: resync,
-		m: newRouteMetrics(b.deps.Registerer)}, nil
+	return &Network{deps: b.deps, sc: sc, lease: l, cfg: cfg, api: api, instance: instance, vpc: vpc, owner: "weft:" + owner,
+		resync: resync, noMasq: noMasq, m: b.m}, nil
 }
 
-func (n *Network) Lease() *subnet.Lease { return n.lease }
-func (n *Network) MTU() int             { return n.deps.ExtIface.Iface.MTU }
+// Outputs are flannel's per-node-subnet outputs at the full MTU (no encapsulation), with the VPC (and any
+// NonMasqueradeCIDRs) reached unmasqueraded; the route leader, not the daemon, reports the node's condition.
+func (n *Network) Outputs() backend.Outputs {
+	o := backend.SubnetOutputs(n.sc, n.lease, n.deps.ExtIface.Iface.MTU)
+	o.Traffic.NoMasquerade = n.noMasq
+	o.PublishesNodeStatus = true
+	return o
+}
+
+var _ backend.Readiness = (*Network)(nil)
 
 // Ready reports whether this node's route is Available (the daemon's /readyz and node condition follow it).
 func (n *Network) Ready() (bool, string) {
@@ -275,15 +301,10 @@ func (n *Network) Run(ctx context.Context) {
 }
 
 func (n *Network) watchOwnStatus(ctx context.Context) {
-	store, ok := n.deps.SubnetManager.(subnet.RouteStatusStore)
-	if !ok {
-		klog.Errorf("ali-vpc: the %s subnet manager cannot store route status", n.deps.SubnetManager.Name())
-		return
-	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		st, ok, err := store.RouteStatus(ctx, n.lease)
+		st, ok, err := n.deps.Coordinator.Status(ctx, n.lease)
 		if err == nil && ok {
 			n.mu.Lock()
 			n.status, n.known = st, true
@@ -298,21 +319,19 @@ func (n *Network) watchOwnStatus(ctx context.Context) {
 }
 
 func (n *Network) lead(ctx context.Context) {
-	el, ok := n.deps.SubnetManager.(subnet.LeaderElector)
-	if !ok {
-		klog.Errorf("ali-vpc: the %s subnet manager cannot elect a leader; no routes will be written", n.deps.SubnetManager.Name())
-		return
-	}
-	id := n.instance + "/" + n.lease.Key()
+	id := n.instance + "/" + n.lease.Node()
+	b := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for ctx.Err() == nil {
-		lctx, err := el.Lead(ctx, "ali-vpc-routes", id)
+		lctx, err := n.deps.Coordinator.Lead(ctx, "ali-vpc-routes", id)
 		if err != nil {
 			if ctx.Err() == nil {
-				klog.Errorf("ali-vpc: leader election: %v", err)
-				time.Sleep(2 * time.Second)
+				d := b.Next()
+				klog.Errorf("ali-vpc: leader election: %v (retrying in %s)", err, d.Round(time.Millisecond))
+				_ = backoff.Sleep(ctx, d)
 			}
 			continue
 		}
+		b.Reset()
 		klog.Infof("ali-vpc: leading route control for %s", n.vpc)
 		n.m.leader.Set(1)
 		n.control(lctx)
@@ -328,13 +347,13 @@ func (n *Network) control(ctx context.Context) {
 		quotaRetry, _ = time.ParseDuration(n.cfg.QuotaRetry)
 	}
 	c := &Controller{API: n.api, VPC: n.vpc, Tables: n.cfg.RouteTableIDs, Owner: n.owner, QuotaRetry: quotaRetry}
-	store, _ := n.deps.SubnetManager.(subnet.RouteStatusStore)
+	store := n.deps.Coordinator
 	events := make(chan []subnet.Event, 64)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = n.deps.SubnetManager.WatchLeases(wctx, events) }()
-	leases := map[string]subnet.Lease{}
-	published := map[string]subnet.RouteStatus{}
+	leases := backend.Peers{} // every ali-vpc node, this one included, by node
+	published := map[string]coordination.Status{}
 	tick := time.NewTicker(n.resync)
 	defer tick.Stop()
 	dirty := false
@@ -342,7 +361,7 @@ func (n *Network) control(ctx context.Context) {
 		var wants []Want
 		for k, l := range leases {
 			var d leaseData
-			if l.Attrs.BackendType != Name || json.Unmarshal(l.Attrs.BackendData, &d) != nil || d.InstanceID == "" {
+			if json.Unmarshal(l.Attrs.BackendData, &d) != nil || d.InstanceID == "" {
 				continue
 			}
 			for _, p := range []netip.Prefix{l.Subnet, l.IPv6Subnet} {
@@ -360,21 +379,19 @@ func (n *Network) control(ctx context.Context) {
 			klog.Errorf("ali-vpc: reconcile: %v", err)
 		}
 		n.m.set(res, n.cfg.RouteTableQuota)
-		if store == nil {
-			return
-		}
 		for k, l := range leases {
 			st, ok := res.Nodes[k]
 			if !ok {
 				continue
 			}
-			rs := subnet.RouteStatus{Routed: st.Routed, Reason: st.Reason}
+			rs := coordination.Status{Routed: st.Routed, Reason: st.Reason}
 			if published[k] == rs {
 				continue
 			}
-			l := l
-			if err := store.PublishRouteStatus(ctx, &l, rs); err == nil {
+			if err := store.Publish(ctx, &l, rs); err == nil {
 				published[k] = rs
+			} else if ctx.Err() == nil {
+				klog.Warningf("ali-vpc: %v", err)
 			}
 		}
 	}
@@ -386,18 +403,16 @@ func (n *Network) control(ctx context.Context) {
 			return
 		case batch := <-events:
 			for _, ev := range batch {
-				if ev.Type == subnet.EventRemoved {
-					k := ev.Lease.Key()
-					delete(leases, k)
-					// The next holder of this subnet must not read this holder's status.
-					delete(published, k)
-					if store != nil {
-						if err := store.ForgetRouteStatus(ctx, &ev.Lease); err != nil {
-							klog.Warningf("ali-vpc: %v", err)
-						}
-					}
-				} else {
-					leases[ev.Lease.Key()] = ev.Lease
+				k := ev.Lease.Node()
+				before, had := leases[k]
+				leases.Apply(Name, ev, nil, isAliVPC)
+				if ev.Type != subnet.EventRemoved || !had || before.Key() != ev.Lease.Key() {
+					continue
+				}
+				// The next incarnation of this node (or the next holder of the subnet) must not read this status.
+				delete(published, k)
+				if err := store.Forget(ctx, &ev.Lease); err != nil && ctx.Err() == nil {
+					klog.Warningf("ali-vpc: %v", err)
 				}
 			}
 			if !dirty {
@@ -413,18 +428,18 @@ func (n *Network) control(ctx context.Context) {
 	}
 }
 
-// NoMasquerade is the VPC's CIDR: pods keep their source address towards the VPC (read from the metadata).
-func (n *Network) NoMasquerade() []netip.Prefix {
-	v, err := (&aliyun.Metadata{BaseURL: aliyun.MetadataURL(os.Getenv)}).Get(context.Background(), "vpc-cidr-block")
+func isAliVPC(l subnet.Lease) bool { return l.Attrs.BackendType == Name }
+
+// noMasquerade is the VPC's CIDR (pods keep their source address towards the VPC) and the configured extra
+// ranges (validated in parseConfig).
+func noMasquerade(vpcCIDR string, extra []string) ([]netip.Prefix, error) {
+	p, err := netip.ParsePrefix(vpcCIDR)
 	if err != nil {
-		klog.Errorf("ali-vpc: vpc-cidr-block from metadata: %v (traffic to the VPC will be masqueraded)", err)
+		return nil, fmt.Errorf("ali-vpc: instance metadata vpc-cidr-block %q is not a CIDR", vpcCIDR)
 	}
-	out := []netip.Prefix{}
-	if p, err := netip.ParsePrefix(strings.TrimSpace(v)); err == nil {
-		out = append(out, p)
+	out := []netip.Prefix{p.Masked()}
+	for _, r := range extra {
+		out = append(out, netip.MustParsePrefix(r).Masked())
 	}
-	for _, r := range n.cfg.NonMasqueradeCIDRs {
-		out = append(out, netip.MustParsePrefix(r)) // validated in parseConfig
-	}
-	return out
+	return out, nil
 }

@@ -58,8 +58,8 @@ func TestRoutesFollowPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nw.MTU() != 1500 || nw.Lease().Attrs.BackendType != "host-gw" || nw.Lease().Attrs.PublicIP.String() != "10.9.0.2" {
-		t.Fatalf("MTU %d lease %+v", nw.MTU(), nw.Lease())
+	if nw.Outputs().Env.MTU != 1500 || nw.Outputs().Lease.Attrs.BackendType != "host-gw" || nw.Outputs().Lease.Attrs.PublicIP.String() != "10.9.0.2" {
+		t.Fatalf("MTU %d lease %+v", nw.Outputs().Env.MTU, nw.Outputs().Lease)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

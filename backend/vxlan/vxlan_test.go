@@ -78,8 +78,8 @@ func TestDeviceLeaseAndPeers(t *testing.T) {
 	f.AddLease(peer("10.5.3.0/24", "10.9.0.2", "0e:00:00:00:00:03"))
 	nw := start(t, n, f)
 
-	if nw.Lease().Subnet != netip.MustParsePrefix("10.5.3.0/24") || nw.MTU() != 1450 {
-		t.Fatalf("lease %v MTU %d, want 10.5.3.0/24 and 1450", nw.Lease().Subnet, nw.MTU())
+	if nw.Outputs().Lease.Subnet != netip.MustParsePrefix("10.5.3.0/24") || nw.Outputs().Env.MTU != 1450 {
+		t.Fatalf("lease %v MTU %d, want 10.5.3.0/24 and 1450", nw.Outputs().Lease.Subnet, nw.Outputs().Env.MTU)
 	}
 	l, err := n.H.LinkByName("flannel.1")
 	if err != nil {
@@ -96,11 +96,11 @@ func TestDeviceLeaseAndPeers(t *testing.T) {
 		t.Fatalf("device addresses %v, want 10.5.3.0/32", addrs)
 	}
 	var data leaseData
-	if err := json.Unmarshal(nw.Lease().Attrs.BackendData, &data); err != nil || data.VNI != 1 || data.VtepMAC != "0e:00:00:00:00:03" {
-		t.Fatalf("BackendData %s", nw.Lease().Attrs.BackendData)
+	if err := json.Unmarshal(nw.Outputs().Lease.Attrs.BackendData, &data); err != nil || data.VNI != 1 || data.VtepMAC != "0e:00:00:00:00:03" {
+		t.Fatalf("BackendData %s", nw.Outputs().Lease.Attrs.BackendData)
 	}
-	if string(nw.Lease().Attrs.BackendData) != `{"VNI":1,"VtepMAC":"0e:00:00:00:00:03"}` {
-		t.Fatalf("BackendData not upstream's form: %s", nw.Lease().Attrs.BackendData)
+	if string(nw.Outputs().Lease.Attrs.BackendData) != `{"VNI":1,"VtepMAC":"0e:00:00:00:00:03"}` {
+		t.Fatalf("BackendData not upstream's form: %s", nw.Outputs().Lease.Attrs.BackendData)
 	}
 
 	p7, p8 := peer("10.5.7.0/24", "10.9.0.7", "0e:00:00:00:00:07"), peer("10.5.8.0/24", "10.77.0.8", "0e:00:00:00:00:08")
@@ -155,8 +155,8 @@ func TestRestartKeepsMACAndRecreatesIncompatibleDevice(t *testing.T) {
 	nw := start(t, n, f)
 	l, _ := n.H.LinkByName("flannel.1")
 	vx := l.(*netlink.Vxlan)
-	if vx.Port != 8472 || vx.MTU != 1350 || nw.MTU() != 1350 {
-		t.Fatalf("port %d MTU %d/%d: want the device recreated on 8472 with Backend.MTU-50", vx.Port, vx.MTU, nw.MTU())
+	if vx.Port != 8472 || vx.MTU != 1350 || nw.Outputs().Env.MTU != 1350 {
+		t.Fatalf("port %d MTU %d/%d: want the device recreated on 8472 with Backend.MTU-50", vx.Port, vx.MTU, nw.Outputs().Env.MTU)
 	}
 	mac := vx.HardwareAddr.String()
 	if mac[1] != '2' && mac[1] != '6' && mac[1] != 'a' && mac[1] != 'e' {
@@ -165,9 +165,9 @@ func TestRestartKeepsMACAndRecreatesIncompatibleDevice(t *testing.T) {
 	// Restart: a new backend on the same node finds the device and the lease, and keeps both.
 	nw2 := start(t, n, f)
 	l2, _ := n.H.LinkByName("flannel.1")
-	if l2.Attrs().Index != vx.Index || l2.Attrs().HardwareAddr.String() != mac || nw2.Lease().Subnet != nw.Lease().Subnet {
+	if l2.Attrs().Index != vx.Index || l2.Attrs().HardwareAddr.String() != mac || nw2.Outputs().Lease.Subnet != nw.Outputs().Lease.Subnet {
 		t.Fatalf("restart changed device/MAC/subnet: %d/%s/%v vs %d/%s/%v", l2.Attrs().Index, l2.Attrs().HardwareAddr,
-			nw2.Lease().Subnet, vx.Index, mac, nw.Lease().Subnet)
+			nw2.Outputs().Lease.Subnet, vx.Index, mac, nw.Outputs().Lease.Subnet)
 	}
 }
 
@@ -191,11 +191,11 @@ func TestDualStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l6.Attrs().MTU != 1430 || nw.MTU() != 1450 {
-		t.Errorf("v6 device MTU %d (want 1430), network MTU %d (want 1450)", l6.Attrs().MTU, nw.MTU())
+	if l6.Attrs().MTU != 1430 || nw.Outputs().Env.MTU != 1450 {
+		t.Errorf("v6 device MTU %d (want 1430), network MTU %d (want 1450)", l6.Attrs().MTU, nw.Outputs().Env.MTU)
 	}
-	if nw.Lease().Attrs.PublicIPv6 != netip.MustParseAddr("fd00:9::2") || len(nw.Lease().Attrs.BackendV6Data) == 0 {
-		t.Fatalf("lease attrs %+v", nw.Lease().Attrs)
+	if nw.Outputs().Lease.Attrs.PublicIPv6 != netip.MustParseAddr("fd00:9::2") || len(nw.Outputs().Lease.Attrs.BackendV6Data) == 0 {
+		t.Fatalf("lease attrs %+v", nw.Outputs().Lease.Attrs)
 	}
 	p := peer("10.5.7.0/24", "10.9.0.7", "0e:00:00:00:00:07")
 	p.EnableIPv6, p.IPv6Subnet = true, netip.MustParsePrefix("fd00:5:0:7::/64")

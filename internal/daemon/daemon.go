@@ -14,18 +14,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/internal/backoff"
 	"github.com/weftnet/weft/internal/extiface"
 	"github.com/weftnet/weft/internal/metrics"
 	"github.com/weftnet/weft/internal/version"
@@ -38,7 +38,11 @@ import (
 )
 
 // Run runs weftd until ctx ends. It returns nil after a clean stop, or the error that makes the daemon unable to
-// go on (bad flags, a malformed Kubernetes-mode config file, no usable interface).
+// go on (bad flags, a malformed Kubernetes-mode config file, no usable interface, a lease that cannot be kept).
+//
+// The sequence: the store (subnet manager and coordinator), the network config, the external interface, the
+// backend's RegisterNetwork; then the daemon acts on the backend's Outputs: rules, blackhole routes, subnet.env,
+// the backend's Run loop, readiness, completing and keeping the lease. A backend leaves out what it has not.
 func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	start := time.Now()
 	klog.Infof("weftd %s (%s) starting", version.Version, version.GoVersion)
@@ -63,28 +67,14 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		}
 	}
 
-	sm, err := newSubnetManager(ctx, o)
+	store, coord, err := newStore(ctx, o)
 	if err != nil {
 		return err
 	}
-	if km, ok := sm.(interface {
-		NodePublicIPs(context.Context) (string, string, error)
-	}); ok {
-		// node-public-ip / node-public-ipv6 annotations replace --public-ip / --public-ipv6, as upstream.
-		if err := retry(ctx, ready, "read node public IP annotations", func() error {
-			v4, v6, err := km.NodePublicIPs(ctx)
-			if v4 != "" {
-				o.PublicIP = v4
-			}
-			if v6 != "" {
-				o.PublicIPv6 = v6
-			}
-			return err
-		}); err != nil {
-			return ignoreCancel(err)
-		}
+	if err := applyNodeAddresses(ctx, ready, store, o); err != nil {
+		return ignoreCancel(err)
 	}
-	sm = &countingManager{Manager: sm, m: m}
+	sm := &countingManager{Manager: store, m: m}
 
 	var cfg *subnet.Config
 	if err := retry(ctx, ready, "get network config from "+sm.Name(), func() (err error) {
@@ -107,7 +97,7 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	}
 	klog.Infof("using interface %s (IPv4 %v, IPv6 %v; public %v %v)", ei.Iface.Name, ei.IfaceAddr, ei.IfaceV6, ei.ExtAddr, ei.ExtV6Addr)
 
-	be, err := backend.New(cfg.BackendType, backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m, Registerer: reg})
+	be, err := backend.New(cfg.BackendType, backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m, Registerer: reg, Coordinator: coord})
 	if err != nil {
 		return err
 	}
@@ -118,15 +108,20 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	}); err != nil {
 		return ignoreCancel(err)
 	}
-	lease := nw.Lease()
-	m.LeaseAcquired(sm.Name())
-	klog.Infof("lease acquired: %s (IPv4 %v, IPv6 %v)", lease.Key(), lease.Subnet, lease.IPv6Subnet)
+	out := nw.Outputs()
+	if out.Lease != nil {
+		m.LeaseAcquired(sm.Name())
+		klog.Infof("lease acquired: %s (IPv4 %v, IPv6 %v)", out.Lease.Key(), out.Lease.Subnet, out.Lease.IPv6Subnet)
+	} else {
+		klog.Infof("%s keeps no per-node subnet lease", cfg.BackendType)
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	fatal := make(chan error, 1) // a background job that cannot go on
 
-	rules, err := newRules(o, cfg, lease, nw)
+	rules, err := newRules(o, cfg, out.Traffic)
 	if err != nil {
 		return err
 	}
@@ -136,50 +131,52 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); rules.Run(ctx, time.Duration(o.IPTablesResync)*time.Second) }()
 
-	if o.BlackholeRoute {
-		if err := addBlackholeRoutes(lease); err != nil {
+	if o.BlackholeRoute && out.Lease != nil {
+		if err := addBlackholeRoutes(nil, out.Lease); err != nil {
 			klog.Errorf("--ip-blackhole-route: %v", err)
 		}
 	}
 
-	env := subnet.Env{
-		Network: cfg.Network, Subnet: lease.Subnet,
-		IPv6Network: cfg.IPv6Network, IPv6Subnet: lease.IPv6Subnet,
-		EnableIPv4: cfg.EnableIPv4, EnableIPv6: cfg.EnableIPv6,
-		MTU: nw.MTU(), IPMasq: o.IPMasq,
+	if out.Env != nil {
+		env := *out.Env
+		env.IPMasq = o.IPMasq
+		if err := retry(ctx, ready, "write "+o.SubnetFile, func() error { return subnet.WriteEnvFile(o.SubnetFile, env) }); err != nil {
+			return ignoreCancel(err)
+		}
+		klog.Infof("wrote %s in %s", o.SubnetFile, time.Since(start).Round(time.Millisecond))
 	}
-	if err := retry(ctx, ready, "write "+o.SubnetFile, func() error { return subnet.WriteEnvFile(o.SubnetFile, env) }); err != nil {
-		return ignoreCancel(err)
-	}
-	klog.Infof("wrote %s in %s", o.SubnetFile, time.Since(start).Round(time.Millisecond))
 
 	wg.Add(1)
 	go func() { defer wg.Done(); nw.Run(ctx) }()
 
-	// Backends whose routes are made elsewhere (ali-vpc: by the cloud) say when this node is really reachable;
+	// A backend whose routes are made elsewhere (ali-vpc: by the cloud) says when this node is really reachable;
 	// only then is the lease completed (kube: NetworkUnavailable=False) and /readyz 200.
-	if r, ok := nw.(interface{ Ready() (bool, string) }); ok {
+	r, hasReadiness := nw.(backend.Readiness)
+	if hasReadiness {
 		if err := waitReady(ctx, ready, r); err != nil {
 			return ignoreCancel(err)
 		}
 	}
-	if err := retry(ctx, ready, "complete lease", func() error { return sm.CompleteLease(ctx, lease) }); err != nil {
-		return ignoreCancel(err)
+	if out.Lease != nil && !out.PublishesNodeStatus {
+		if err := retry(ctx, ready, "complete lease", func() error { return sm.CompleteLease(ctx, out.Lease) }); err != nil {
+			return ignoreCancel(err)
+		}
 	}
 	ready.set(true, "")
-	if r, ok := nw.(interface{ Ready() (bool, string) }); ok {
+	klog.Infof("node set up in %s", time.Since(start).Round(time.Millisecond))
+	if hasReadiness {
 		wg.Add(1)
 		go func() { defer wg.Done(); followReady(ctx, ready, r) }()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := keepLease(ctx, sm, lease, o.RenewMarginDuration()); err != nil && ctx.Err() == nil {
-			klog.Errorf("%v: exiting so that the supervisor restarts weftd with a fresh setup", err)
-			cancel()
-			os.Exit(1)
-		}
-	}()
+	if out.Lease != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := keepLease(ctx, sm, out.Lease, o.RenewMarginDuration()); err != nil {
+				fatal <- err
+			}
+		}()
+	}
 
 	select {
 	case <-ctx.Done():
@@ -187,13 +184,35 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		if err != nil {
 			return fmt.Errorf("health server: %w", err)
 		}
+	case err := <-fatal:
+		// The supervisor (systemd, the DaemonSet) restarts weftd, whose fresh start sets the node up again.
+		return err
 	}
 	klog.Info("stopping; devices, routes, rules and the lease are left in place")
 	return nil
 }
 
+// applyNodeAddresses lets addresses set on the node object (kube: node-public-ip annotations) replace
+// --public-ip / --public-ipv6, as upstream.
+func applyNodeAddresses(ctx context.Context, ready *readiness, sm subnet.Manager, o *Options) error {
+	na, ok := sm.(subnet.NodeAddresses)
+	if !ok {
+		return nil
+	}
+	return retry(ctx, ready, "read node public IP annotations", func() error {
+		v4, v6, err := na.NodePublicIPs(ctx)
+		if v4 != "" {
+			o.PublicIP = v4
+		}
+		if v6 != "" {
+			o.PublicIPv6 = v6
+		}
+		return err
+	})
+}
+
 // waitReady holds start-up until the backend reports the node reachable, with its reason in /readyz meanwhile.
-func waitReady(ctx context.Context, ready *readiness, r interface{ Ready() (bool, string) }) error {
+func waitReady(ctx context.Context, ready *readiness, r backend.Readiness) error {
 	for {
 		ok, why := r.Ready()
 		if ok {
@@ -209,7 +228,7 @@ func waitReady(ctx context.Context, ready *readiness, r interface{ Ready() (bool
 }
 
 // followReady keeps /readyz in step with the backend after start-up (a route can be lost later).
-func followReady(ctx context.Context, ready *readiness, r interface{ Ready() (bool, string) }) {
+func followReady(ctx context.Context, ready *readiness, r backend.Readiness) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -268,7 +287,7 @@ func keepLease(ctx context.Context, sm subnet.Manager, l *subnet.Lease, margin t
 				klog.Warningf("lease %s was revoked; re-acquiring it", l.Key())
 				attrs := l.Attrs
 				var nl *subnet.Lease
-				b := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
+				b := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
 				for {
 					var err error
 					if nl, err = sm.AcquireLease(ctx, &attrs); err == nil {
@@ -278,14 +297,12 @@ func keepLease(ctx context.Context, sm subnet.Manager, l *subnet.Lease, margin t
 						return nil
 					}
 					klog.Errorf("re-acquire lease: %v", err)
-					select {
-					case <-ctx.Done():
+					if b.Wait(ctx) != nil {
 						return nil
-					case <-time.After(b.next()):
 					}
 				}
 				if nl.Subnet != l.Subnet || nl.IPv6Subnet != l.IPv6Subnet {
-					return fmt.Errorf("lease re-acquired on %s instead of %s", nl.Key(), l.Key())
+					return fmt.Errorf("lease re-acquired on %s instead of %s: exiting so that a fresh start sets the node up on the new subnet", nl.Key(), l.Key())
 				}
 				l.Expiration = nl.Expiration
 				klog.Infof("lease %s re-acquired", l.Key())
@@ -295,27 +312,30 @@ func keepLease(ctx context.Context, sm subnet.Manager, l *subnet.Lease, margin t
 }
 
 // addBlackholeRoutes routes this node's own subnets to a blackhole, so traffic to unassigned pod addresses is
-// dropped here instead of leaving by the default route (--ip-blackhole-route).
-func addBlackholeRoutes(l *subnet.Lease) error {
+// dropped here instead of leaving by the default route (--ip-blackhole-route). h nil means the current namespace.
+func addBlackholeRoutes(h *netlink.Handle, l *subnet.Lease) error {
+	if h == nil {
+		var err error
+		if h, err = netlink.NewHandle(); err != nil {
+			return fmt.Errorf("netlink: %w", err)
+		}
+		defer h.Close()
+	}
 	var errs []error
 	for _, p := range []netip.Prefix{l.Subnet, l.IPv6Subnet} {
 		if !p.IsValid() {
 			continue
 		}
-		r := &netlink.Route{Dst: prefixToIPNet(p), Type: 6 /* RTN_BLACKHOLE */}
-		if err := netlink.RouteReplace(r); err != nil {
+		r := &netlink.Route{Dst: backend.PrefixToIPNet(p), Type: unix.RTN_BLACKHOLE}
+		if err := h.RouteReplace(r); err != nil {
 			errs = append(errs, fmt.Errorf("blackhole route %s: %w", p, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func prefixToIPNet(p netip.Prefix) *net.IPNet {
-	p = p.Masked()
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-// countingManager counts the lease events the backend receives.
+// countingManager counts the lease events the backend receives. It adds nothing else: capabilities of the
+// store live in the coordinator, not behind assertions on the manager.
 type countingManager struct {
 	subnet.Manager
 	m *metrics.Daemon
@@ -350,34 +370,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// The optional capabilities of the wrapped manager pass through the counting wrapper.
-
-func (c *countingManager) Lead(ctx context.Context, name, id string) (context.Context, error) {
-	if el, ok := c.Manager.(subnet.LeaderElector); ok {
-		return el.Lead(ctx, name, id)
-	}
-	return nil, fmt.Errorf("the %s subnet manager cannot elect a leader", c.Manager.Name())
-}
-
-func (c *countingManager) PublishRouteStatus(ctx context.Context, l *subnet.Lease, st subnet.RouteStatus) error {
-	if s, ok := c.Manager.(subnet.RouteStatusStore); ok {
-		return s.PublishRouteStatus(ctx, l, st)
-	}
-	return fmt.Errorf("the %s subnet manager cannot store route status", c.Manager.Name())
-}
-
-func (c *countingManager) ForgetRouteStatus(ctx context.Context, l *subnet.Lease) error {
-	if s, ok := c.Manager.(subnet.RouteStatusStore); ok {
-		return s.ForgetRouteStatus(ctx, l)
-	}
-	return fmt.Errorf("the %s subnet manager cannot store route status", c.Manager.Name())
-}
-
-func (c *countingManager) RouteStatus(ctx context.Context, l *subnet.Lease) (subnet.RouteStatus, bool, error) {
-	if s, ok := c.Manager.(subnet.RouteStatusStore); ok {
-		return s.RouteStatus(ctx, l)
-	}
-	return subnet.RouteStatus{}, false, fmt.Errorf("the %s subnet manager cannot store route status", c.Manager.Name())
 }

@@ -51,16 +51,3 @@ func TestHealthEndpoints(t *testing.T) {
 		}
 	}
 }
-
-func TestBackoffStaysWithinBounds(t *testing.T) {
-	b := backoff{min: 100, max: 1000}
-	for i := 0; i < 20; i++ {
-		d := b.next()
-		if d < 50 || d > 1000 {
-			t.Fatalf("step %d: %v outside [min/2, max]", i, d)
-		}
-	}
-	if b.cur != 1000 {
-		t.Errorf("backoff did not reach its cap: %v", b.cur)
-	}
-}

@@ -11,15 +11,17 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/weftnet/weft/internal/coordination"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcd"
 	"github.com/weftnet/weft/subnet/kube"
 )
 
-// newSubnetManager builds the etcd or the Kubernetes subnet manager from the options.
-func newSubnetManager(ctx context.Context, o *Options) (subnet.Manager, error) {
+// newStore builds the etcd or the Kubernetes subnet manager from the options, and the coordinator (elections,
+// per-node status) on the same store and connection.
+func newStore(ctx context.Context, o *Options) (subnet.Manager, coordination.Coordinator, error) {
 	if !o.KubeSubnetMgr {
-		return etcd.New(ctx, etcd.Options{
+		m, err := etcd.New(ctx, etcd.Options{
 			Endpoints:   splitList(o.EtcdEndpoints),
 			Prefix:      o.EtcdPrefix,
 			KeyFile:     o.EtcdKeyfile,
@@ -30,36 +32,48 @@ func newSubnetManager(ctx context.Context, o *Options) (subnet.Manager, error) {
 			SubnetFile:  o.SubnetFile,
 			RenewMargin: o.RenewMarginDuration(),
 		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, coordination.NewEtcd(m.Client(), m.Prefix()), nil
 	}
 	rc, err := kubeRESTConfig(o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	node := o.NodeName
 	if node == "" {
 		if o.PodName == "" || o.PodNamespace == "" {
-			return nil, fmt.Errorf("kube subnet manager: set NODE_NAME (or POD_NAME and POD_NAMESPACE) to this node's name")
+			return nil, nil, fmt.Errorf("kube subnet manager: set NODE_NAME (or POD_NAME and POD_NAMESPACE) to this node's name")
 		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		pod, err := cs.CoreV1().Pods(o.PodNamespace).Get(pctx, o.PodName, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("kube subnet manager: find node name from pod %s/%s: %w", o.PodNamespace, o.PodName, err)
+			return nil, nil, fmt.Errorf("kube subnet manager: find node name from pod %s/%s: %w", o.PodNamespace, o.PodName, err)
 		}
 		node = pod.Spec.NodeName
 		klog.Infof("node name %q from pod %s/%s", node, o.PodNamespace, o.PodName)
 	}
-	return kube.New(ctx, kube.Options{
+	m, err := kube.New(ctx, kube.Options{
 		Client:                    cs,
 		NodeName:                  node,
 		NetConfPath:               o.NetConfigPath,
 		AnnotationPrefix:          o.KubeAnnotPrefix,
 		SetNodeNetworkUnavailable: o.SetNodeNetUnav,
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ns := o.PodNamespace
+	if ns == "" {
+		ns = "kube-system"
+	}
+	return m, &coordination.Kube{Client: cs, Nodes: m, Namespace: ns}, nil
 }
 
 // kubeRESTConfig follows upstream: --kubeconfig-file if given, else the in-cluster config; --kube-api-url

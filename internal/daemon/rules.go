@@ -2,9 +2,9 @@ package daemon
 
 import (
 	"context"
-	"net/netip"
 	"time"
 
+	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/internal/traffic"
 	"github.com/weftnet/weft/subnet"
 )
@@ -17,19 +17,11 @@ type ruleSet interface {
 	Run(ctx context.Context, period time.Duration)
 }
 
-func newRules(o *Options, cfg *subnet.Config, l *subnet.Lease, nw any) (ruleSet, error) {
-	to := traffic.Options{
+// newRules builds the rule writer from the backend's traffic inputs and the rule flags.
+func newRules(o *Options, cfg *subnet.Config, t backend.Traffic) (ruleSet, error) {
+	return traffic.New(traffic.Options{
 		Masquerade: o.IPMasq, Forward: o.IPTablesForward, RandomFullyOff: o.IPMasqRandomOff, NFTables: cfg.EnableNFTables,
-	}
-	if cfg.EnableIPv4 {
-		to.Network, to.Subnet = cfg.Network, l.Subnet
-	}
-	if cfg.EnableIPv6 {
-		to.IPv6Network, to.IPv6Subnet = cfg.IPv6Network, l.IPv6Subnet
-	}
-	// Cloud-routed backends keep pod source addresses towards the VPC: only traffic leaving it is masqueraded.
-	if nm, ok := nw.(interface{ NoMasquerade() []netip.Prefix }); ok {
-		to.NoMasquerade = nm.NoMasquerade()
-	}
-	return traffic.New(to)
+		Network: t.Network, Subnet: t.Subnet, IPv6Network: t.IPv6Network, IPv6Subnet: t.IPv6Subnet,
+		NoMasquerade: t.NoMasquerade,
+	})
 }

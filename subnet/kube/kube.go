@@ -97,10 +97,10 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.NetConfPath, err)
 	}
-	if cfg.EnableIPv4 && !cfg.Network.IsValid() {
+	if cfg.EnableIPv4 && !cfg.Network.IsValid() && cfg.PerNodeSubnets() {
 		return nil, fmt.Errorf("%s: Network: required when EnableIPv4 is true", o.NetConfPath)
 	}
-	if cfg.EnableIPv6 && !cfg.IPv6Network.IsValid() {
+	if cfg.EnableIPv6 && !cfg.IPv6Network.IsValid() && cfg.PerNodeSubnets() {
 		return nil, fmt.Errorf("%s: IPv6Network: required when EnableIPv6 is true", o.NetConfPath)
 	}
 	m := &Manager{o: o, ann: NewAnnotations(o.AnnotationPrefix), cfg: cfg, stop: make(chan struct{})}
@@ -159,7 +159,7 @@ func (m *Manager) leaseFromNode(n *corev1.Node) (subnet.Lease, bool) {
 		klog.V(2).Infof("ignoring node %s: %v", n.Name, err)
 		return subnet.Lease{}, false
 	}
-	l := subnet.Lease{Attrs: subnet.LeaseAttrs{BackendType: a[m.ann.BackendType]}}
+	l := subnet.Lease{NodeName: n.Name, Attrs: subnet.LeaseAttrs{BackendType: a[m.ann.BackendType]}}
 	// A family counts only with both its pod CIDR and a usable public address: routes to an unknown address
 	// cannot be programmed (upstream skips such a node too).
 	if ip, err := netip.ParseAddr(a[m.ann.PublicIP]); m.cfg.EnableIPv4 && v4.IsValid() && err == nil && ip.Is4() {
@@ -202,7 +202,7 @@ func (m *Manager) AcquireLease(ctx context.Context, attrs *subnet.LeaseAttrs) (*
 	if err != nil {
 		return nil, err
 	}
-	l := &subnet.Lease{Attrs: *attrs}
+	l := &subnet.Lease{NodeName: m.o.NodeName, Attrs: *attrs}
 	if m.cfg.EnableIPv4 {
 		if !v4.IsValid() {
 			return nil, fmt.Errorf("node %q pod cidr not assigned", m.o.NodeName)
@@ -287,9 +287,6 @@ func (m *Manager) CompleteLease(ctx context.Context, l *subnet.Lease) error {
 	if !m.o.SetNodeNetworkUnavailable {
 		return nil
 	}
-	if l != nil && l.Attrs.BackendType == "ali-vpc" {
-		return nil // the route controller owns the condition (RouteCreated / the reason a node is unrouted)
-	}
 	now := metav1.Now()
 	return m.patchCondition(ctx, m.o.NodeName, corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse,
 		Reason: "FlannelIsUp", Message: "Flannel is running on this node", LastTransitionTime: now, LastHeartbeatTime: now})
@@ -301,6 +298,19 @@ func (m *Manager) patchCondition(ctx context.Context, node string, cond corev1.N
 		return fmt.Errorf("set NetworkUnavailable=%s on node %q: %w", cond.Status, node, err)
 	}
 	return nil
+}
+
+// Node returns a Node from the manager's informer cache (no API call), for the coordination package's route
+// status; ok is false when the cache holds no such node.
+func (m *Manager) Node(ctx context.Context, name string) (*corev1.Node, bool, error) {
+	if err := m.startInformer(ctx); err != nil {
+		return nil, false, err
+	}
+	obj, ok, err := m.informer.GetStore().GetByKey(name)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return obj.(*corev1.Node), true, nil
 }
 
 // startInformer starts the shared node informer once; every caller then waits (bounded by its ctx and two
