@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,12 +78,11 @@ func TestWatchLeasesSurvivesCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := f.manager(t, Options{})
-	first := true
+	var watches atomic.Int32 // watches started, each after a listing
 	w.startRev = func(rev int64) int64 {
-		if !first {
+		if watches.Add(1) > 1 {
 			return rev + 1
 		}
-		first = false
 		// Before the first watch starts: a lease goes away and history is compacted past it.
 		dr, err := f.cli.Delete(ctx, f.prefix+"/subnets/"+la.Key())
 		if err != nil {
@@ -91,7 +91,9 @@ func TestWatchLeasesSurvivesCompaction(t *testing.T) {
 		if _, err := f.cli.Compact(ctx, dr.Header.Revision); err != nil {
 			t.Error(err)
 		}
-		return rev + 1 // now compacted
+		// Compact(r) keeps revision r itself, so only a start below the delete's revision is compacted: the
+		// listing's own revision is.
+		return rev
 	}
 	ch := make(chan []subnet.Event, 16)
 	go func() { _ = w.WatchLeases(ctx, ch) }()
@@ -107,5 +109,8 @@ func TestWatchLeasesSurvivesCompaction(t *testing.T) {
 	}
 	if b := recv(t, ch, "addition after the re-list"); len(b) != 1 || b[0].Type != subnet.EventAdded || b[0].Lease.Subnet != lb.Subnet {
 		t.Fatalf("got %+v, want %v added", b, lb.Subnet)
+	}
+	if n := watches.Load(); n != 2 {
+		t.Fatalf("%d watches started, want 2: the first must break on the compacted revision and be followed by a re-list", n)
 	}
 }
