@@ -15,86 +15,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/subnet"
-	"github.com/weftnet/weft/subnet/subnettest"
 )
-
-type fixture struct {
-	cli    *clientv3.Client
-	ep     string
-	prefix string
-}
-
-func setup(t *testing.T, config string) *fixture {
-	t.Helper()
-	ep := testenv.StartEtcd(t)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	f := &fixture{cli: cli, ep: ep, prefix: "/coreos.com/network"}
-	if config != "" {
-		if _, err := cli.Put(context.Background(), f.prefix+"/config", config); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return f
-}
-
-func (f *fixture) manager(t *testing.T, o Options) *Manager {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	o.Endpoints = []string{f.ep}
-	m, err := New(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func attrs(ip string) *subnet.LeaseAttrs {
-	return &subnet.LeaseAttrs{PublicIP: netip.MustParseAddr(ip), BackendType: "vxlan",
-		BackendData: json.RawMessage(`{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:01"}`)}
-}
-
-func TestContract(t *testing.T) {
-	subnettest.RunContract(t, func(t *testing.T) subnettest.Env {
-		f := setup(t, `{"Network":"10.5.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}`)
-		return subnettest.Env{A: f.manager(t, Options{}), B: f.manager(t, Options{}), Remove: func(l subnet.Lease) {
-			if _, err := f.cli.Delete(context.Background(), f.prefix+"/subnets/"+l.Key()); err != nil {
-				t.Error(err)
-			}
-		}}
-	})
-}
-
-func TestMissingAndBadConfig(t *testing.T) {
-	f := setup(t, "")
-	m := f.manager(t, Options{})
-	ctx := context.Background()
-	if _, err := m.GetNetworkConfig(ctx); !errors.Is(err, ErrConfigNotFound) {
-		t.Fatalf("err = %v, want upstream's config-not-found error", err)
-	}
-	_, _ = f.cli.Put(ctx, f.prefix+"/config", `{"Network":"10.0.0.0/16","SubnetLen":31}`)
-	if _, err := m.GetNetworkConfig(ctx); err == nil || !strings.Contains(err.Error(), "SubnetLen") {
-		t.Fatalf("err = %v, want one naming SubnetLen", err)
-	}
-}
-
-func TestUnreachableEtcdNamesEndpoint(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	m, err := New(ctx, Options{Endpoints: []string{"http://127.0.0.1:1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.GetNetworkConfig(ctx); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
-		t.Fatalf("err = %v, want one naming the endpoint", err)
-	}
-}
 
 func TestStoredFormatAndTTL(t *testing.T) {
 	f := setup(t, `{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}`)
@@ -147,37 +69,6 @@ func TestReuseFromSubnetEnvAndReservation(t *testing.T) {
 	if resp.Kvs[0].Lease != 0 || !strings.Contains(string(resp.Kvs[0].Value), "vxlan") {
 		t.Errorf("reservation rewritten wrongly: lease %d value %s", resp.Kvs[0].Lease, resp.Kvs[0].Value)
 	}
-}
-
-func TestRenewExtendsTTL(t *testing.T) {
-	f := setup(t, `{"Network":"10.5.0.0/16"}`)
-	m := f.manager(t, Options{TTL: 60 * time.Second})
-	ctx := context.Background()
-	l, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2100 * time.Millisecond)
-	before := ttlOf(t, f, l)
-	if err := m.RenewLease(ctx, l); err != nil {
-		t.Fatal(err)
-	}
-	after := ttlOf(t, f, l)
-	if after <= before {
-		t.Fatalf("TTL %d after renew, %d before: not extended", after, before)
-	}
-}
-
-func ttlOf(t *testing.T, f *fixture, l *subnet.Lease) int64 {
-	resp, err := f.cli.Get(context.Background(), f.prefix+"/subnets/"+l.Key())
-	if err != nil || len(resp.Kvs) == 0 {
-		t.Fatalf("lease gone: %v", err)
-	}
-	ttl, err := f.cli.TimeToLive(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ttl.TTL
 }
 
 func TestFullNetworkIsAClearError(t *testing.T) {
@@ -240,74 +131,6 @@ func TestDualStack(t *testing.T) {
 	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/"+l.Key())
 	if len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"PublicIPv6":"fd00:2::1"`) {
 		t.Fatalf("stored dual-stack lease: %v", resp.Kvs)
-	}
-}
-
-func recv(t *testing.T, ch <-chan []subnet.Event, what string) []subnet.Event {
-	t.Helper()
-	select {
-	case b := <-ch:
-		return b
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no event batch within 20s: %s", what)
-		return nil
-	}
-}
-
-// A deleted own lease is noticed, and re-acquiring with the subnet.env the daemon wrote gets the same subnet back,
-// which the own-lease watch reports as added again.
-func TestOwnLeaseDeletedThenReacquired(t *testing.T) {
-	f := setup(t, `{"Network":"10.5.0.0/16"}`)
-	env := filepath.Join(t.TempDir(), "run", "flannel", "subnet.env")
-	m := f.manager(t, Options{SubnetFile: env})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	l, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := m.GetNetworkConfig(ctx)
-	if err := subnet.WriteEnvFile(env, subnet.Env{EnableIPv4: true, Network: cfg.Network, Subnet: l.Subnet, MTU: 1450}); err != nil {
-		t.Fatal(err)
-	}
-	own := make(chan []subnet.Event, 16)
-	go func() { _ = m.WatchLease(ctx, l, own) }()
-	if _, err := f.cli.Delete(ctx, f.prefix+"/subnets/"+l.Key()); err != nil {
-		t.Fatal(err)
-	}
-	if b := recv(t, own, "removal"); len(b) != 1 || b[0].Type != subnet.EventRemoved || b[0].Lease.Subnet != l.Subnet {
-		t.Fatalf("got %+v, want the lease removed", b)
-	}
-	if err := m.RenewLease(ctx, l); !errors.Is(err, subnet.ErrLeaseNotFound) {
-		t.Fatalf("renew of a deleted lease: %v, want ErrLeaseNotFound", err)
-	}
-	again, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
-	if err != nil || again.Subnet != l.Subnet {
-		t.Fatalf("re-acquired %v (%v), want %v from subnet.env", again, err, l.Subnet)
-	}
-	if b := recv(t, own, "re-creation"); len(b) != 1 || b[0].Type != subnet.EventAdded || b[0].Lease.Subnet != l.Subnet {
-		t.Fatalf("got %+v, want the lease added again", b)
-	}
-}
-
-// An expired etcd lease deletes the key; the own-lease watch reports it.
-func TestOwnLeaseExpiryNoticed(t *testing.T) {
-	f := setup(t, `{"Network":"10.5.0.0/16"}`)
-	m := f.manager(t, Options{TTL: 2 * time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	l, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	own := make(chan []subnet.Event, 16)
-	go func() { _ = m.WatchLease(ctx, l, own) }()
-	if b := recv(t, own, "expiry"); b[0].Type != subnet.EventRemoved || b[0].Lease.Subnet != l.Subnet {
-		t.Fatalf("got %+v, want the lease removed", b)
-	}
-	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/"+l.Key())
-	if len(resp.Kvs) != 0 {
-		t.Fatal("the key outlived its TTL")
 	}
 }
 
@@ -384,25 +207,6 @@ func TestSubnetEnvIgnoredWhenTakenOrOutside(t *testing.T) {
 	}
 }
 
-func TestRenewRefusesLeaseTakenOver(t *testing.T) {
-	f := setup(t, `{"Network":"10.5.0.0/16"}`)
-	ctx := context.Background()
-	m := f.manager(t, Options{})
-	l, err := m.AcquireLease(ctx, attrs("192.0.2.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, _ := json.Marshal(attrs("192.0.2.2"))
-	_, _ = f.cli.Put(ctx, f.prefix+"/subnets/"+l.Key(), string(v))
-	if err := m.RenewLease(ctx, l); !errors.Is(err, subnet.ErrLeaseNotFound) {
-		t.Fatalf("renew: %v, want ErrLeaseNotFound", err)
-	}
-	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/"+l.Key())
-	if !strings.Contains(string(resp.Kvs[0].Value), "192.0.2.2") {
-		t.Fatalf("the other node's lease was overwritten: %s", resp.Kvs[0].Value)
-	}
-}
-
 func TestIPv6Only(t *testing.T) {
 	f := setup(t, `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:5::/56"}`)
 	ctx := context.Background()
@@ -456,48 +260,5 @@ func TestConcurrentDualStackNeverShare(t *testing.T) {
 	resp, _ := f.cli.Get(ctx, f.prefix+"/subnets/", clientv3.WithPrefix())
 	if len(resp.Kvs) != 10 {
 		t.Errorf("%d lease keys stored, want 10", len(resp.Kvs))
-	}
-}
-
-// A lease watch whose revision was compacted lists again and reports what changed meanwhile.
-func TestWatchLeasesSurvivesCompaction(t *testing.T) {
-	f := setup(t, `{"Network":"10.5.0.0/16"}`)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	la, err := f.manager(t, Options{}).AcquireLease(ctx, attrs("192.0.2.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := f.manager(t, Options{})
-	first := true
-	w.startRev = func(rev int64) int64 {
-		if !first {
-			return rev + 1
-		}
-		first = false
-		// Before the first watch starts: a lease goes away and history is compacted past it.
-		dr, err := f.cli.Delete(ctx, f.prefix+"/subnets/"+la.Key())
-		if err != nil {
-			t.Error(err)
-		}
-		if _, err := f.cli.Compact(ctx, dr.Header.Revision); err != nil {
-			t.Error(err)
-		}
-		return rev + 1 // now compacted
-	}
-	ch := make(chan []subnet.Event, 16)
-	go func() { _ = w.WatchLeases(ctx, ch) }()
-	if b := recv(t, ch, "snapshot"); len(b) != 1 || b[0].Lease.Subnet != la.Subnet {
-		t.Fatalf("snapshot %+v", b)
-	}
-	if b := recv(t, ch, "removal found by re-listing"); len(b) != 1 || b[0].Type != subnet.EventRemoved || b[0].Lease.Subnet != la.Subnet {
-		t.Fatalf("got %+v, want %v removed", b, la.Subnet)
-	}
-	lb, err := f.manager(t, Options{}).AcquireLease(ctx, attrs("192.0.2.2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := recv(t, ch, "addition after the re-list"); len(b) != 1 || b[0].Type != subnet.EventAdded || b[0].Lease.Subnet != lb.Subnet {
-		t.Fatalf("got %+v, want %v added", b, lb.Subnet)
 	}
 }
