@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/instancetype"
 )
 
 func prefixes(ss ...string) []netip.Prefix {
@@ -18,7 +18,7 @@ func prefixes(ss ...string) []netip.Prefix {
 // itype is a type of the built-in table; with builtinSource, the one place the tests name the package that holds it.
 func itype(t *testing.T, id string) instanceType {
 	t.Helper()
-	for _, it := range aliyun.BuiltinInstanceTypes() {
+	for _, it := range instancetype.Builtin() {
 		if it.ID == id {
 			return it
 		}
@@ -28,7 +28,7 @@ func itype(t *testing.T, id string) instanceType {
 }
 
 // builtinSource says where itype's figures come from.
-const builtinSource = aliyun.BuiltinInstanceTypesSource
+const builtinSource = instancetype.BuiltinSource
 
 func mustMake(t *testing.T, in Input) *Plan {
 	t.Helper()

@@ -6,12 +6,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/cloud/instancetype"
 )
 
 // instanceType is an instance type's ENI figures as the planner takes them. This file is the only one that names
 // the package defining it, so moving the type is a change here alone.
-type instanceType = aliyun.InstanceType
+type instanceType = instancetype.Type
 
 // Input is what a provisioning script knows before the cluster exists.
 type Input struct {
@@ -24,7 +24,7 @@ type Input struct {
 	VPCCIDR         netip.Prefix   // set when the cluster runs in an Alibaba Cloud VPC
 	VSwitchCIDRs    []netip.Prefix // the nodes' vSwitches
 	PodVSwitchCIDRs []netip.Prefix // vSwitches reserved for ENI pods; empty: pods share VSwitchCIDRs with the nodes
-	InstanceTypes   []aliyun.InstanceType
+	InstanceTypes   []instancetype.Type
 	TypeSource      string // where InstanceTypes' figures come from
 	Quota           int    // custom route entries per table; 0: DefaultQuota
 	EntriesUsed     int    // custom entries already in the table that are not this cluster's
