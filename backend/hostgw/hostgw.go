@@ -66,8 +66,6 @@ func (b *hostgw) RegisterNetwork(ctx context.Context, sc *subnet.Config) (backen
 	return &network{b: b, lease: l, sc: sc, warned: map[string]bool{}}, nil
 }
 
-func (nw *network) Lease() *subnet.Lease { return nw.lease }
-func (nw *network) MTU() int             { return nw.b.deps.ExtIface.Iface.MTU }
 
 func (nw *network) Run(ctx context.Context) {
 	backend.RunLoop(ctx, Name, nw.b.deps, nw.lease, func(l subnet.Lease) bool {

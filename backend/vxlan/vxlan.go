@@ -280,8 +280,6 @@ func (b *vxlanBackend) configure(d *device, addr netip.Prefix) error {
 	return nil
 }
 
-func (nw *network) Lease() *subnet.Lease { return nw.lease }
-func (nw *network) MTU() int             { return nw.mtu }
 
 func (nw *network) Run(ctx context.Context) {
 	backend.RunLoop(ctx, Name, nw.b.deps, nw.lease, func(l subnet.Lease) bool {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -86,7 +85,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 }
 
 // ApplyEnv sets every flag not given on the command line from FLANNELD_<FLAG>, and reads the other
-// environment knobs upstream reads. getenv is os.Getenv in production.
+// environment knobs upstream reads. getenv is os.Getenv in production (cmd/weftd); it is the daemon's only reader
+// of the environment besides aliyun.EnvConfig, which reads the cloud client's variables.
 func (o *Options) ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -178,8 +178,3 @@ func (o *Options) Redacted(fs *flag.FlagSet) string {
 func isSecretFlag(name string) bool {
 	return strings.Contains(name, "password") || strings.Contains(name, "secret") || strings.Contains(name, "token")
 }
-
-// getenv is how the daemon's options read the environment (FLANNELD_*, NODE_NAME, ...; ApplyEnv takes it as a
-// parameter). Not the only reader in weftd: the cloud client reads its variables in aliyun.EnvConfig and
-// subnet/kube reads POD_NAMESPACE.
-var getenv = os.Getenv
