@@ -142,9 +142,26 @@ func newVPCEnvWith(t *testing.T, nodes int, quota int, ipv6 bool, conf string) *
 
 func (e *vpcEnv) start(n *lab.Node, port int) {
 	e.t.Helper()
-	p, err := e.lab.Start(n.Name, filepath.Join(n.Dir, "weftd.log"), []string{"VPC_ENDPOINT=" + gw + ":8900", "ALICLOUD_CLIENT_SCHEME=HTTP"},
+	p, err := e.lab.Start(n.Name, filepath.Join(n.Dir, "weftd.log"), []string{"VPC_ENDPOINT=" + gw + ":8900", "QUOTAS_ENDPOINT=" + gw + ":8900", "ALICLOUD_CLIENT_SCHEME=HTTP"},
 		e.weftd, "--etcd-endpoints="+e.lab.EtcdURL, "--iface=eth0", "--subnet-file="+n.SubnetFile(), "--ip-masq",
 		"--healthz-ip=127.0.0.1", fmt.Sprintf("--healthz-port=%d", port), "-v=2")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n.Daemon = p
+}
+
+// startKube starts weftd (ali-vpc, Kubernetes mode) on n under the ServiceAccount kubeconfig saConfig.
+func (e *vpcEnv) startKube(n *lab.Node, saConfig, netConf string, port int) {
+	e.t.Helper()
+	conf := filepath.Join(n.Dir, "net-conf.json")
+	if err := os.WriteFile(conf, []byte(netConf), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	p, err := e.lab.Start(n.Name, filepath.Join(n.Dir, "weftd.log"), []string{"VPC_ENDPOINT=" + gw + ":8900", "QUOTAS_ENDPOINT=" + gw + ":8900",
+		"ALICLOUD_CLIENT_SCHEME=HTTP", "NODE_NAME=" + n.Name, "POD_NAMESPACE=kube-flannel"}, e.weftd, "--kube-subnet-mgr",
+		"--kubeconfig-file="+saConfig, "--net-config-path="+conf, "--iface=eth0", "--subnet-file="+n.SubnetFile(), "--ip-masq",
+		"--healthz-ip=127.0.0.1", fmt.Sprintf("--healthz-port=%d", port))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -317,7 +334,7 @@ func TestAliVPCQuotaAndFaults(t *testing.T) {
 		}
 	}
 	weft := testenv.WeftBin(t, "weft")
-	out, err := lab.NSRun(e.nodes[0].Name, "env", "VPC_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP", weft, "quota", "--quota", "3", "-o", "json")
+	out, err := lab.NSRun(e.nodes[0].Name, "env", "VPC_ENDPOINT="+gw+":8900", "QUOTAS_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP", weft, "quota", "--quota", "3", "-o", "json")
 	if err == nil || !strings.Contains(err.Error(), "exit status 2") || !strings.Contains(out+err.Error(), `"level": "critical"`) {
 		t.Errorf("weft quota on a full table: %v\n%s", err, out)
 	}
@@ -402,18 +419,7 @@ func TestAliVPCKube(t *testing.T) {
 		if _, err := k.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		conf := filepath.Join(n.Dir, "net-conf.json")
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(vpcConf, 1)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		p, err := e.lab.Start(n.Name, filepath.Join(n.Dir, "weftd.log"), []string{"VPC_ENDPOINT=" + gw + ":8900", "ALICLOUD_CLIENT_SCHEME=HTTP",
-			"NODE_NAME=" + n.Name, "POD_NAMESPACE=kube-flannel"}, e.weftd, "--kube-subnet-mgr", "--kubeconfig-file="+saConfig,
-			"--net-config-path="+conf, "--iface=eth0", "--subnet-file="+n.SubnetFile(), "--ip-masq", "--healthz-ip=127.0.0.1",
-			fmt.Sprintf("--healthz-port=%d", 10340+i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.Daemon = p
+		e.startKube(n, saConfig, fmt.Sprintf(vpcConf, 1), 10340+i)
 	}
 	cond := func(name string) (string, string) {
 		node, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
