@@ -224,30 +224,43 @@ func batchSize(action string, n int) error {
 	return nil
 }
 
+// beginBatch is what the service checks before it looks at a batch's entries: the injected fault, the batch
+// size, every named table existing and writable (no entry Pending or Deleting, not within the write gap).
+func (f *fakeVPC) beginBatch(action string, tables []string) error {
+	if err := f.fault(action); err != nil {
+		return err
+	}
+	f.batches[action] = append(f.batches[action], len(tables))
+	if err := batchSize(action, len(tables)); err != nil {
+		return err
+	}
+	checked := map[*fakeTable]bool{}
+	for _, id := range tables {
+		t, err := f.table(action, id)
+		if err != nil {
+			return err
+		}
+		if !checked[t] {
+			if err := f.writable(action, t); err != nil {
+				return err
+			}
+			checked[t] = true
+		}
+	}
+	return nil
+}
+
 func (f *fakeVPC) CreateRouteEntries(_ context.Context, entries []aliyun.NewRouteEntry) (aliyun.BatchResult, error) {
 	const action = "CreateRouteEntries"
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var res aliyun.BatchResult
-	if err := f.fault(action); err != nil {
-		return res, err
+	tables := make([]string, len(entries))
+	for i, n := range entries {
+		tables[i] = n.TableID
 	}
-	f.batches[action] = append(f.batches[action], len(entries))
-	if err := batchSize(action, len(entries)); err != nil {
+	if err := f.beginBatch(action, tables); err != nil {
 		return res, err
-	}
-	checked := map[*fakeTable]bool{}
-	for _, n := range entries {
-		t, err := f.table(action, n.TableID)
-		if err != nil {
-			return res, err
-		}
-		if !checked[t] {
-			if err := f.writable(action, t); err != nil {
-				return aliyun.BatchResult{}, err
-			}
-			checked[t] = true
-		}
 	}
 	fail := func(n aliyun.NewRouteEntry, code string) {
 		res.Failed = append(res.Failed, aliyun.EntryFailure{Dst: n.Dst, NextHop: n.NextHopID, Code: code, Message: code})
@@ -321,25 +334,12 @@ func (f *fakeVPC) DeleteRouteEntries(_ context.Context, entries []aliyun.RouteEn
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var res aliyun.BatchResult
-	if err := f.fault(action); err != nil {
-		return res, err
+	tables := make([]string, len(entries))
+	for i, d := range entries {
+		tables[i] = d.TableID
 	}
-	f.batches[action] = append(f.batches[action], len(entries))
-	if err := batchSize(action, len(entries)); err != nil {
+	if err := f.beginBatch(action, tables); err != nil {
 		return res, err
-	}
-	checked := map[*fakeTable]bool{}
-	for _, d := range entries {
-		t, err := f.table(action, d.TableID)
-		if err != nil {
-			return res, err
-		}
-		if !checked[t] {
-			if err := f.writable(action, t); err != nil {
-				return aliyun.BatchResult{}, err
-			}
-			checked[t] = true
-		}
 	}
 	for _, d := range entries {
 		t := f.tables[d.TableID]

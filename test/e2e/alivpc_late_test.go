@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/weftnet/weft/internal/lab"
-	"github.com/weftnet/weft/internal/testenv"
 )
 
 // A node whose podCIDR arrives after weftd started (kube-controller-manager is slow, the node joined first)
@@ -22,19 +20,9 @@ import (
 // on metrics registered by the previous one (it used to, with AlreadyRegisteredError, for ever), and the node
 // must end up routed and ready.
 func TestAliVPCKubePodCIDRLate(t *testing.T) {
-	testenv.Bin(t, "kube-apiserver")
 	e := newVPCEnv(t, 1, 5)
-	e.lab.ServiceIP = gw
-	k, err := e.lab.StartKube()
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, saConfig := e.startAPIServer()
 	ctx := context.Background()
-	root, _ := testenv.RepoRoot()
-	saConfig, err := k.ApplyRBAC(ctx, filepath.Join(root, "dist", "rbac.yaml"), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := e.nodes[0]
 	if _, err := k.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -151,6 +151,24 @@ func (e *vpcEnv) start(n *lab.Node, port int) {
 	n.Daemon = p
 }
 
+// startAPIServer runs kube-apiserver inside the VPC and returns it with a kubeconfig for dist/rbac.yaml's
+// ServiceAccount, under which the daemons run.
+func (e *vpcEnv) startAPIServer() (*lab.Kube, string) {
+	e.t.Helper()
+	testenv.Bin(e.t, "kube-apiserver")
+	e.lab.ServiceIP = gw
+	k, err := e.lab.StartKube()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	root, _ := testenv.RepoRoot()
+	saConfig, err := k.ApplyRBAC(context.Background(), filepath.Join(root, "dist", "rbac.yaml"), e.t.TempDir())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k, saConfig
+}
+
 // startKube starts weftd (ali-vpc, Kubernetes mode) on n under the ServiceAccount kubeconfig saConfig.
 func (e *vpcEnv) startKube(n *lab.Node, saConfig, netConf string, port int) {
 	e.t.Helper()
@@ -400,19 +418,9 @@ func TestAliVPCQuotaAndFaults(t *testing.T) {
 // NetworkUnavailable condition (RouteCreated, or the reason and an Event); daemons run as dist/rbac.yaml's
 // ServiceAccount.
 func TestAliVPCKube(t *testing.T) {
-	testenv.Bin(t, "kube-apiserver")
 	e := newVPCEnv(t, 2, 1)
-	e.lab.ServiceIP = gw
-	k, err := e.lab.StartKube()
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, saConfig := e.startAPIServer()
 	ctx := context.Background()
-	root, _ := testenv.RepoRoot()
-	saConfig, err := k.ApplyRBAC(ctx, filepath.Join(root, "dist", "rbac.yaml"), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i, n := range e.nodes {
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name},
 			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.244.%d.0/24", i+1), PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i+1)}}}
