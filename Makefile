@@ -10,9 +10,10 @@ BINS := weftd weft flannel
 
 all: build
 
-# System packages the daemon and the tests use at run time; idempotent.
+# System packages the daemon and the tests use at run time; idempotent. systemd is there for systemd-analyze
+# (TestSystemdAnalyzeVerify); installing it in a container starts nothing, as systemd is not PID 1 there.
 deps:
-	@need=""; for p in ip:iproute2 iptables:iptables nft:nftables conntrack:conntrack iperf3:iperf3 sockperf:sockperf ping:iputils-ping curl:curl sysctl:procps taskset:util-linux; do \
+	@need=""; for p in ip:iproute2 iptables:iptables nft:nftables conntrack:conntrack iperf3:iperf3 sockperf:sockperf ping:iputils-ping curl:curl sysctl:procps taskset:util-linux systemd-analyze:systemd; do \
 	  command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \
 	if [ -n "$$need" ]; then echo "installing:$$need"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$need >/dev/null; fi
@@ -50,6 +51,8 @@ bench-alisim:
 demo-down:
 	bin/weft demo down
 
+# The unit tier: any user, no root, no third-party binaries, no `make deps`; integration and privileged tests
+# skip under -short (and only there).
 test-unit:
 	$(GO) test -race -count=1 -short ./...
 

@@ -75,7 +75,7 @@ func imagePaths(t *testing.T) map[string]bool {
 // container runs something weft's image has, whose main container's command line and environment weftd accepts,
 // and whose install-cni step (install-conf) installs its conflist with weft's binary.
 func TestUpstreamManifestDropIn(t *testing.T) {
-	skipShort(t)
+	testenv.Integration(t) // downloads upstream flannel through the Go proxy, runs weft and the API server
 	path := upstreamManifest(t)
 	m := &manifest{name: "upstream kube-flannel.yml"}
 	for _, d := range readYAMLDocs(t, path) {
@@ -123,28 +123,30 @@ func TestUpstreamManifestDropIn(t *testing.T) {
 		}
 	}
 
-	// The install-cni init container, as weft's image runs it.
+	// Every init container, as weft's image runs it. Only upstream's install-cni container (install-conf, a link
+	// to weft in the image) writes into the host's CNI conf dir, so the conflist there, byte for byte the
+	// ConfigMap's, shows that weft's install-conf ran; a manifest without that container fails here.
 	cm := get[corev1.ConfigMap](t, m, "ConfigMap", "kube-flannel-cfg")
-	dir := t.TempDir()
-	weft := testenv.WeftBin(t, "weft")
+	img, host := imageRoot(t), t.TempDir()
+	installConf := 0
 	for _, ic := range spec.InitContainers {
-		if ic.Command[0] != "/opt/bin/install-conf" {
-			continue
+		runInitContainer(t, ds, cm, ic, img, host)
+		if ic.Command[0] == "/opt/bin/install-conf" {
+			installConf++
 		}
-		link := filepath.Join(dir, "install-conf")
-		if err := os.Symlink(weft, link); err != nil {
-			t.Fatal(err)
-		}
-		src, dst := filepath.Join(dir, "cni-conf.json"), filepath.Join(dir, "net.d", filepath.Base(ic.Args[1]))
-		if err := os.WriteFile(src, []byte(cm.Data[filepath.Base(ic.Args[0])]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command(link, src, dst).CombinedOutput(); err != nil {
-			t.Fatalf("install-conf %v: %v\n%s", ic.Args, err, out)
-		}
-		if got, _ := os.ReadFile(dst); len(got) == 0 || string(got) != cm.Data["cni-conf.json"] {
-			t.Fatalf("installed %q, want the ConfigMap's cni-conf.json", got)
-		}
+	}
+	if installConf != 1 {
+		t.Fatalf("%d init containers run /opt/bin/install-conf, want 1: the drop-in test no longer covers upstream's conflist install", installConf)
+	}
+	conflist := filepath.Join(host, "etc", "cni", "net.d", "10-flannel.conflist")
+	if got, err := os.ReadFile(conflist); err != nil || string(got) != cm.Data["cni-conf.json"] {
+		t.Fatalf("host /etc/cni/net.d/10-flannel.conflist: %v\n%q\nwant the ConfigMap's cni-conf.json, byte for byte", err, got)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(conflist)); len(entries) != 1 {
+		t.Errorf("host /etc/cni/net.d holds %d entries, want only 10-flannel.conflist (no temporary file left)", len(entries))
+	}
+	if st, err := os.Stat(filepath.Join(host, "opt", "cni", "bin", "flannel")); err != nil || st.Mode()&0o111 == 0 {
+		t.Errorf("host /opt/cni/bin/flannel not installed as an executable by upstream's install-cni-plugin: %v", err)
 	}
 
 	_, dc, mapper := startDryRunAPI(t)

@@ -1,14 +1,12 @@
 package testenv
 
 import (
-	"fmt"
+	"context"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/weftnet/weft/internal/services"
 )
 
 // StartEtcd starts a real etcd on free loopback ports with a fresh data directory and returns its client URL.
@@ -22,41 +20,18 @@ func StartEtcd(t testing.TB) string {
 func StartEtcdOn(t testing.TB, host string) string {
 	t.Helper()
 	bin := Bin(t, "etcd")
-	client, peer := freePort(t, host), freePort(t, host)
-	curl := fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(client)))
-	purl := fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(peer)))
 	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	client, peer := freePort(t, host), freePort(t, host)
+	for peer == client {
+		peer = freePort(t, host)
+	}
+	e, err := services.StartEtcd(context.Background(), launcher{t}, services.EtcdOptions{Bin: bin, Name: "test",
+		DataDir: filepath.Join(dir, "data"), Log: filepath.Join(dir, "etcd.log"), Host: host,
+		ClientPort: client, PeerPort: peer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--name", "test", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", curl, "--advertise-client-urls", curl,
-		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-		"--initial-cluster", "test="+purl, "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(curl + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return curl
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(logf.Name())
-	t.Fatalf("etcd at %s did not become healthy; log:\n%s", curl, b)
-	return ""
+	return e.URL
 }
 
 func freePort(t testing.TB, host string) int {

@@ -2,14 +2,8 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/weftnet/weft/internal/services"
 )
 
 // KubeEnv is a real kube-apiserver (backed by its own etcd) on a free loopback port, with RBAC authorization
@@ -35,6 +31,7 @@ type KubeEnv struct {
 	Client     kubernetes.Interface // admin clientset
 	EtcdURL    string
 
+	api *services.APIServer
 	dir string
 	log string
 }
@@ -46,130 +43,44 @@ func StartAPIServer(t testing.TB) *KubeEnv {
 	bin := Bin(t, "kube-apiserver")
 	etcdURL := StartEtcd(t)
 	dir := t.TempDir()
-
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	k := &KubeEnv{EtcdURL: etcdURL, dir: dir, log: filepath.Join(dir, "kube-apiserver.log")}
+	api, err := services.StartAPIServer(context.Background(), launcher{t}, services.APIServerOptions{Bin: bin,
+		Dir: filepath.Join(dir, "apiserver"), Log: k.log, EtcdURL: etcdURL, Host: "127.0.0.1", Port: freePort(t, "127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := "weft-test-admin-" + randomHex(t, 16)
-	files := map[string][]byte{
-		"sa.key":     pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
-		"sa.pub":     pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}),
-		"tokens.csv": []byte(token + ",admin,admin-uid,system:masters\n"),
-	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	port := freePort(t, "127.0.0.1")
-	k := &KubeEnv{URL: fmt.Sprintf("https://127.0.0.1:%d", port), Token: token, EtcdURL: etcdURL, dir: dir,
-		log: filepath.Join(dir, "kube-apiserver.log")}
-	logf, err := os.Create(k.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// --endpoint-reconciler-type=none: the default reconciler refuses a loopback advertise address.
-	cmd := exec.Command(bin,
-		"--etcd-servers="+etcdURL, "--cert-dir="+filepath.Join(dir, "certs"),
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port),
-		"--endpoint-reconciler-type=none",
-		"--service-account-key-file="+filepath.Join(dir, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--token-auth-file="+filepath.Join(dir, "tokens.csv"),
-		"--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16",
-		"--enable-priority-and-fairness=false")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kube-apiserver: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logf.Close()
-	})
-
-	k.Config = k.RESTConfigForToken(token)
-	if k.Client, err = kubernetes.NewForConfig(k.Config); err != nil {
-		t.Fatal(err)
-	}
-	k.Kubeconfig = k.KubeconfigForToken(t, token)
-
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		b, err := k.Client.CoreV1().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		cancel()
-		if err == nil && string(b) == "ok" {
-			return k
-		}
-		select {
-		case <-exited:
-			t.Fatalf("kube-apiserver exited before it was ready; log:\n%s", k.LogTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kube-apiserver at %s not ready after 90s (last: %v); log:\n%s", k.URL, err, k.LogTail())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	k.api, k.URL, k.Kubeconfig, k.Token, k.Config, k.Client = api, api.URL, api.Kubeconfig, api.Token, api.Config, api.Client
+	return k
 }
 
 // LogTail returns the end of the apiserver's log, for failure messages.
-func (k *KubeEnv) LogTail() string { return tailFile(k.log) }
+func (k *KubeEnv) LogTail() string { return services.Tail(k.log) }
 
 // ControllerManagerLogTail returns the end of kube-controller-manager's log.
 func (k *KubeEnv) ControllerManagerLogTail() string {
-	return tailFile(filepath.Join(k.dir, "kube-controller-manager.log"))
-}
-
-func tailFile(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
+	return services.Tail(filepath.Join(k.dir, "kube-controller-manager.log"))
 }
 
 // RESTConfigForToken is a client configuration authenticating with a bearer token.
 func (k *KubeEnv) RESTConfigForToken(token string) *rest.Config {
-	return &rest.Config{Host: k.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
-		Timeout: 15 * time.Second, QPS: 100, Burst: 200}
+	return k.api.RESTConfigForToken(token)
 }
 
 // KubeconfigForToken writes a kubeconfig file authenticating with token and returns its path.
 func (k *KubeEnv) KubeconfigForToken(t testing.TB, token string) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster: {server: %q, insecure-skip-tls-verify: true}
-users:
-- name: test
-  user: {token: %q}
-contexts:
-- name: test
-  context: {cluster: test, user: test}
-current-context: test
-`, k.URL, token)
-	f, err := os.CreateTemp(k.dir, "kubeconfig-*")
-	if err != nil {
+	return WriteKubeconfig(t, k.URL, token)
+}
+
+// WriteKubeconfig writes a kubeconfig for url authenticating with token into the test's temporary directory and
+// returns its path.
+func WriteKubeconfig(t testing.TB, url, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(p, []byte(services.Kubeconfig(url, token)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(cfg); err != nil {
-		t.Fatal(err)
-	}
-	return f.Name()
+	return p
 }
 
 // ServiceAccountToken creates namespace/name (and the namespace) if needed, binds it to a new ClusterRole with
@@ -226,11 +137,6 @@ func (k *KubeEnv) StartControllerManager(t testing.TB, o ControllerManagerOption
 	if o.MaskIPv6 == 0 {
 		o.MaskIPv6 = 64
 	}
-	logPath := filepath.Join(k.dir, "kube-controller-manager.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args := []string{"--kubeconfig=" + k.Kubeconfig, "--controllers=nodeipam", "--allocate-node-cidrs=true",
 		"--cluster-cidr=" + strings.Join(o.ClusterCIDRs, ","),
 		"--leader-elect=false", "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", freePort(t, "127.0.0.1")),
@@ -243,22 +149,7 @@ func (k *KubeEnv) StartControllerManager(t testing.TB, o ControllerManagerOption
 			args = append(args, fmt.Sprintf("--node-cidr-mask-size-ipv4=%d", o.MaskIPv4))
 		}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if _, err := (launcher{t}).Launch(filepath.Join(k.dir, "kube-controller-manager.log"), bin, args...); err != nil {
 		t.Fatalf("start kube-controller-manager: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-	})
-}
-
-func randomHex(t testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

@@ -106,18 +106,8 @@ func newVPCEnvWith(t *testing.T, nodes int, quota int, ipv6 bool, conf string) *
 	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() { _ = hs.Close() })
 	// etcd inside the VPC too.
-	p, err := e.lab.Start(fab.Router, filepath.Join(dir, "etcd.log"), nil, filepath.Join(tools, "etcd"), "--name", "vpc",
-		"--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", "http://"+gw+":2379", "--advertise-client-urls", "http://"+gw+":2379",
-		"--listen-peer-urls", "http://"+gw+":2380", "--initial-advertise-peer-urls", "http://"+gw+":2380", "--initial-cluster", "vpc=http://"+gw+":2380")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.lab.EtcdURL = "http://" + gw + ":2379"
-	e.lab.Underlay = fab.Router
-	if err := lab.WaitFor(30*time.Second, "etcd", func() (bool, error) {
-		code, _, err := lab.HTTPGet(fab.Router, e.lab.EtcdURL+"/health")
-		return code == 200 && !p.Exited(), err
-	}); err != nil {
+	e.lab.Underlay, e.lab.ServiceIP = fab.Router, gw
+	if err := e.lab.StartEtcd(); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.lab.PutNetConfig(conf); err != nil {
