@@ -366,7 +366,7 @@ func (u *upgrade) requireState(t *testing.T, s map[string]string) {
 	case u.c.kube:
 		want = append(want, a+"public-ip", a+"backend-type", a+"kube-subnet-manager", a+"backend-data")
 		if u.c.dual {
-			want = append(want, a+"public-ip-v6", a+"backend-v6-data")
+			want = append(want, a+"public-ipv6", a+"backend-v6-data")
 		}
 	default:
 		want = append(want, "lease key", "lease PublicIP", "lease BackendType")
