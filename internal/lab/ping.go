@@ -16,20 +16,25 @@ import (
 // timing.
 type PingRun struct {
 	Target string
+	start  time.Time
 	cmd    *exec.Cmd
 	out    syncBuffer
 	done   chan struct{}
 }
 
-// PingStats is ping's summary line.
+// PingStats is ping's summary line, and how long the run lasted by the test's clock.
 type PingStats struct {
 	Sent, Received int
+	Elapsed        time.Duration
 }
 
 // Lost is the number of echo requests without a reply.
 func (s PingStats) Lost() int { return s.Sent - s.Received }
 
 func (s PingStats) String() string {
+	if s.Elapsed > 0 {
+		return fmt.Sprintf("%d lost of %d sent in %.1fs", s.Lost(), s.Sent, s.Elapsed.Seconds())
+	}
 	return fmt.Sprintf("%d lost of %d sent", s.Lost(), s.Sent)
 }
 
@@ -44,6 +49,7 @@ func (p *Pod) StartPing(ip string, interval time.Duration) (*PingRun, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("ping %s from %s: %w", ip, p.Name, err)
 	}
+	r.start = time.Now()
 	go func() { _ = cmd.Wait(); close(r.done) }()
 	return r, nil
 }
@@ -57,7 +63,9 @@ func (r *PingRun) Stop() (PingStats, error) {
 		_ = r.cmd.Process.Kill()
 		<-r.done
 	}
-	return ParsePingSummary(r.out.String())
+	s, err := ParsePingSummary(r.out.String())
+	s.Elapsed = time.Since(r.start)
+	return s, err
 }
 
 var pingSummary = regexp.MustCompile(`(?m)^(\d+) packets transmitted, (\d+) (?:packets )?received`)
