@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/weftnet/weft/internal/readfile"
 )
 
 // Env is the content of subnet.env, the file the flannel CNI plugin reads.
@@ -78,9 +80,10 @@ func WriteEnvFile(path string, e Env) error {
 	return nil
 }
 
-// ReadEnvFile parses a subnet.env written by weftd or upstream flanneld.
+// ReadEnvFile parses a subnet.env written by weftd or upstream flanneld; a file larger than readfile.DefaultMax
+// (a device such as /dev/zero) is an error, not an endless read.
 func ReadEnvFile(path string) (Env, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Limited(path, readfile.DefaultMax)
 	if err != nil {
 		return Env{}, fmt.Errorf("subnet file: %w", err)
 	}
