@@ -16,6 +16,7 @@ import (
 	"github.com/weftnet/weft/cloud/instancetype"
 	"github.com/weftnet/weft/internal/flagutil"
 	"github.com/weftnet/weft/internal/plan"
+	"github.com/weftnet/weft/internal/readfile"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -129,7 +130,7 @@ func planRun(ctx context.Context, args []string, stdout io.Writer) error {
 
 // fromNetConf takes what flags did not set from a net-conf.json, as weftd would read it.
 func fromNetConf(path string, in *plan.Input, fs *flag.FlagSet) error {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Limited(path, readfile.DefaultMax)
 	if err != nil {
 		return fmt.Errorf("--net-conf: %w", err)
 	}
