@@ -71,7 +71,7 @@ type Options struct {
 	QuotaFrom string // the name of that fallback in the report ("--quota")
 	// Owner is this cluster's owner tag, routetable.OwnerTag(clusterID); empty: every weft entry is counted as
 	// another cluster's.
-	Owner             string
+	Owner string
 	// Warning and Critical are percent thresholds, 0 < Warning < Critical <= 100; both zero: 80 and 95.
 	Warning, Critical float64
 }
