@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -61,6 +62,12 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if n.DataDir == "" {
 		n.DataDir = DefaultDataDir
+	}
+	// The delegate type is a plugin name looked up in CNI_PATH: a path would run a binary from elsewhere.
+	if t, ok := n.Delegate["type"]; ok {
+		if s, isStr := t.(string); !isStr || s == "" || strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
+			return nil, fmt.Errorf("flannel CNI config: delegate.type %v: expected a plugin name such as bridge", t)
+		}
 	}
 	return n, nil
 }
