@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,9 +21,28 @@ type tokenAuth struct {
 	user, password string
 	cli            *clientv3.Client // set once the client exists, before any call
 
+	// fetching is held by the one call that authenticates; others wait for it or for their own context, so a
+	// watch blocked on an unreachable etcd never holds up a call with a deadline.
+	fetching chan struct{}
+
 	mu       sync.Mutex
 	token    string
 	disabled bool // the server said auth is not enabled
+}
+
+// authTimeout bounds one Authenticate call, whatever the context of the call that needs the token (a variable
+// for tests).
+var authTimeout = 10 * time.Second
+
+func newTokenAuth(user, password string) *tokenAuth {
+	return &tokenAuth{user: user, password: password, fetching: make(chan struct{}, 1)}
+}
+
+// current is the token to send and whether one is needed still.
+func (a *tokenAuth) current() (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.token, a.token == "" && !a.disabled
 }
 
 // authenticating marks the context of tokenAuth's own Authenticate call, which must not carry (or fetch) a token.
@@ -33,23 +53,36 @@ func (a *tokenAuth) GetRequestMetadata(ctx context.Context, _ ...string) (map[st
 	if ctx.Value(authenticating{}) != nil {
 		return nil, nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.token == "" && !a.disabled {
-		resp, err := a.cli.Auth.Authenticate(context.WithValue(ctx, authenticating{}, true), a.user, a.password)
-		switch {
-		case errors.Is(err, rpctypes.ErrAuthNotEnabled):
-			a.disabled = true
-		case err != nil:
-			return nil, err
-		default:
-			a.token = resp.Token
+	tok, need := a.current()
+	if need {
+		select {
+		case a.fetching <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-a.fetching }()
+		if tok, need = a.current(); need { // another call may have fetched it meanwhile
+			actx, cancel := context.WithTimeout(context.WithValue(ctx, authenticating{}, true), authTimeout)
+			resp, err := a.cli.Auth.Authenticate(actx, a.user, a.password)
+			cancel()
+			a.mu.Lock()
+			switch {
+			case errors.Is(err, rpctypes.ErrAuthNotEnabled):
+				a.disabled = true
+			case err == nil:
+				a.token = resp.Token
+			}
+			tok = a.token
+			a.mu.Unlock()
+			if err != nil && !errors.Is(err, rpctypes.ErrAuthNotEnabled) {
+				return nil, err
+			}
 		}
 	}
-	if a.token == "" {
+	if tok == "" {
 		return nil, nil
 	}
-	return map[string]string{rpctypes.TokenFieldNameGRPC: a.token}, nil
+	return map[string]string{rpctypes.TokenFieldNameGRPC: tok}, nil
 }
 
 // RequireTransportSecurity implements credentials.PerRPCCredentials: etcd takes tokens over plain HTTP too, as

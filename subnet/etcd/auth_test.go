@@ -205,3 +205,34 @@ func tokenOf(t *testing.T, m *Manager) *tokenAuth {
 	}
 	return m.auth
 }
+
+// A call stuck authenticating against an unreachable etcd (a watch, without a deadline) does not hold up a call
+// with a deadline: that one fails at its deadline, so the daemon's retried step can report the outage.
+func TestAuthWaitHonoursTheCallersDeadline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m, err := New(ctx, Options{Endpoints: []string{"http://" + closedPort(t)}, Username: "root", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tokenOf(t, m)
+	// The stuck fetch lasts until the end of the test, so waiting it out would hang the test.
+	defer func(d time.Duration) { authTimeout = d }(authTimeout)
+	authTimeout = time.Hour
+	stuck := make(chan error, 1)
+	go func() { _, err := a.GetRequestMetadata(ctx); stuck <- err }()
+	for len(a.fetching) == 0 { // until the first call is authenticating
+		time.Sleep(10 * time.Millisecond)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer dcancel()
+	// Its own deadline, not the stuck fetch's outcome (which it would only see after waiting it out).
+	if _, err := a.GetRequestMetadata(dctx); err != context.DeadlineExceeded {
+		t.Fatalf("second call: %v, want its own deadline", err)
+	}
+	cancel()
+	if err := <-stuck; err == nil {
+		t.Fatal("the stuck call got a token")
+	}
+	m.Close()
+}

@@ -96,7 +96,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	// As clientv3: authentication only with both a user name and a password, but deferred to the first call.
 	var auth *tokenAuth
 	if o.Username != "" && o.Password != "" {
-		auth = &tokenAuth{user: o.Username, password: o.Password}
+		auth = newTokenAuth(o.Username, o.Password)
 		cc.DialOptions = auth.dialOptions()
 	}
 	if o.KeyFile != "" || o.CertFile != "" || o.CAFile != "" {
