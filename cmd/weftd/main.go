@@ -38,7 +38,7 @@ func main() {
 		fmt.Println(version.Version)
 		return
 	}
-	if err := o.Validate(); err != nil {
+	if err := errors.Join(o.Validate(), o.CheckNetConf()); err != nil {
 		fmt.Fprintln(os.Stderr, "weftd:", err)
 		os.Exit(1)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,16 @@ func TestBadInputExits1(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), c.want) {
 			t.Errorf("%s: %v, want exit 1 naming %s\n%s", c.arg, err, c.want, out)
 		}
+	}
+	// Kubernetes mode: the net-conf.json is checked before the API server is contacted.
+	nc := filepath.Join(t.TempDir(), "net-conf.json")
+	if err := os.WriteFile(nc, []byte(`{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--kube-subnet-mgr", "--net-config-path="+nc, "--kube-api-url=http://127.0.0.1:1").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), `Backend.Type "udp"`) {
+		t.Errorf("unknown backend in kube mode: %v, want exit 1 naming Backend.Type\n%s", err, out)
 	}
 	if out, err := exec.Command(bin, "-h").CombinedOutput(); err != nil || !strings.Contains(string(out), "-etcd-endpoints") {
 		t.Errorf("-h: %v, want the usage and exit 0\n%s", err, out)

@@ -182,16 +182,20 @@ func (o *Options) Validate() error {
 				errs = append(errs, fmt.Errorf("--etcd-endpoints: %q is not an http:// or https:// URL", redact.URL(ep)))
 			}
 		}
-	} else if err := validateNetConf(o.NetConfigPath); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// validateNetConf checks, in Kubernetes mode, what the daemon would otherwise only find after connecting to the
-// API server: that net-conf.json parses and names a backend weftd has. (Each backend checks its own Backend
-// settings when it registers the network.)
-func validateNetConf(path string) error {
+// CheckNetConf checks, in Kubernetes mode, what the daemon would otherwise only find after reaching the API
+// server: that --net-config-path reads and parses and names a backend weftd has. It reads the file, so it is
+// apart from Validate (a pure check of the values); cmd/weftd runs both before starting. In etcd mode the
+// configuration lives in etcd and is checked when read. (Each backend checks its own Backend settings, VNI, Port
+// and the like, when it registers the network.)
+func (o *Options) CheckNetConf() error {
+	if !o.KubeSubnetMgr {
+		return nil
+	}
+	path := o.NetConfigPath
 	b, err := readfile.Limited(path, readfile.DefaultMax)
 	if err != nil {
 		return fmt.Errorf("--net-config-path: %w", err)

@@ -159,11 +159,7 @@ func TestValidate(t *testing.T) {
 		{[]string{"--iface-can-reach=example.com"}, "--iface-can-reach"},
 		{[]string{"--healthz-ip=localhost"}, "--healthz-ip"},
 		{[]string{"--public-ip=10.0.0.1", "--public-ipv6=fd00::1", "--iface-regex=^eth[0-9]$", "--iface-can-reach=8.8.8.8"}, ""},
-		{[]string{"--kube-subnet-mgr", "--etcd-endpoints=bogus", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`)}, ""},
-		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}`)}, `Backend.Type "udp"`},
-		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16",`)}, "--net-config-path"},
-		{[]string{"--kube-subnet-mgr", "--net-config-path=/dev/zero"}, "--net-config-path"},
-		{[]string{"--kube-subnet-mgr", "--net-config-path=" + filepath.Join(t.TempDir(), "none")}, "--net-config-path"},
+		{[]string{"--kube-subnet-mgr", "--etcd-endpoints=bogus"}, ""},
 	}
 	for _, c := range cases {
 		o, _, err := parse(t, c.args, nil)
@@ -171,6 +167,34 @@ func TestValidate(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = o.Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: unexpected error %v", c.args, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.want)
+		}
+	}
+}
+
+// In Kubernetes mode the net-conf.json is checked before the API server is contacted: it must read, parse and
+// name a backend weftd has. In etcd mode the file is not used.
+func TestCheckNetConf(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`)}, ""},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}`)}, `Backend.Type "udp"`},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16",`)}, "--net-config-path"},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=/dev/zero"}, "--net-config-path"},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + filepath.Join(t.TempDir(), "none")}, "--net-config-path"},
+		{[]string{"--net-config-path=/dev/zero"}, ""},
+	} {
+		o, _, err := parse(t, c.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.CheckNetConf()
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%v: unexpected error %v", c.args, err)
