@@ -3,12 +3,15 @@ package subnet
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/weftnet/weft/internal/readfile"
 )
 
 // Env is the content of subnet.env, the file the flannel CNI plugin reads.
@@ -78,9 +81,10 @@ func WriteEnvFile(path string, e Env) error {
 	return nil
 }
 
-// ReadEnvFile parses a subnet.env written by weftd or upstream flanneld.
+// ReadEnvFile parses a subnet.env written by weftd or upstream flanneld; a file larger than readfile.DefaultMax
+// (a device such as /dev/zero) is an error, not an endless read.
 func ReadEnvFile(path string) (Env, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Limited(path, readfile.DefaultMax)
 	if err != nil {
 		return Env{}, fmt.Errorf("subnet file: %w", err)
 	}
@@ -140,5 +144,44 @@ func ParseEnv(data []byte, name string) (Env, error) {
 	if !seen["FLANNEL_MTU"] {
 		return e, fmt.Errorf("%s: FLANNEL_MTU is missing", name)
 	}
+	if e.MTU < MinEnvMTU || e.MTU > MaxEnvMTU {
+		return e, fmt.Errorf("%s: FLANNEL_MTU=%d: expected %d to %d", name, e.MTU, MinEnvMTU, MaxEnvMTU)
+	}
+	if e.EnableIPv4 {
+		if err := checkEnvSubnet(e.Network, e.Subnet, true, 30); err != nil {
+			return e, fmt.Errorf("%s: FLANNEL_NETWORK=%s, FLANNEL_SUBNET=%s: %v", name, e.Network, e.Subnet, err)
+		}
+	}
+	if e.EnableIPv6 {
+		if err := checkEnvSubnet(e.IPv6Network, e.IPv6Subnet, false, 126); err != nil {
+			return e, fmt.Errorf("%s: FLANNEL_IPV6_NETWORK=%s, FLANNEL_IPV6_SUBNET=%s: %v", name, e.IPv6Network, e.IPv6Subnet, err)
+		}
+	}
 	return e, nil
+}
+
+// The MTU range subnet.env may carry: IPv4's minimum to the largest an interface takes.
+const (
+	MinEnvMTU = 68
+	MaxEnvMTU = 65535
+)
+
+// checkEnvSubnet refuses a node subnet of the wrong family, outside its network, or too small to hold a pod
+// (the CNI plugin hands it to host-local as is).
+func checkEnvSubnet(network, sn netip.Prefix, v4 bool, maxBits int) error {
+	family := "IPv6"
+	if v4 {
+		family = "IPv4"
+	}
+	switch {
+	case network.Addr().Is4() != v4 || sn.Addr().Is4() != v4 || network.Addr().Is4In6() || sn.Addr().Is4In6():
+		return fmt.Errorf("expected %s prefixes", family)
+	case network.Addr().Zone() != "" || sn.Addr().Zone() != "":
+		return errors.New("expected prefixes without a zone")
+	case sn.Bits() < network.Bits() || !network.Contains(sn.Addr()):
+		return errors.New("the subnet is not inside the network")
+	case sn.Bits() > maxBits:
+		return fmt.Errorf("a /%d subnet holds no pod address", sn.Bits())
+	}
+	return nil
 }

@@ -90,7 +90,7 @@ func (a *LeaseAttrs) UnmarshalJSON(b []byte) error {
 	}
 	if w.PublicIPv6 != nil && *w.PublicIPv6 != "" {
 		ip, err := netip.ParseAddr(*w.PublicIPv6)
-		if err != nil || !ip.Is6() {
+		if err != nil || !ip.Is6() || ip.Is4In6() || ip.Zone() != "" {
 			return fmt.Errorf("PublicIPv6: %q is not an IPv6 address", *w.PublicIPv6)
 		}
 		a.PublicIPv6 = ip

@@ -74,13 +74,30 @@ func translate(action string, err error) error {
 	}
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
-		return &APIError{Action: action, Status: se.HttpStatus(), Code: se.ErrorCode(), Message: se.Message(), RequestID: se.RequestId()}
+		return &APIError{Action: action, Status: se.HttpStatus(), Code: se.ErrorCode(), Message: serviceMessage(se.ErrorCode(), se.Message()),
+			RequestID: se.RequestId()}
 	}
 	var ce *sdkerrors.ClientError
 	if errors.As(err, &ce) {
 		return fmt.Errorf("%s: client error %s: %s", action, ce.ErrorCode(), redactURL(ce.Message()))
 	}
 	return fmt.Errorf("%s: %s", action, redactURL(err.Error()))
+}
+
+// quotesSecrets are the codes whose message on the real service quotes the request's string to sign, which
+// holds the STS security token and every parameter: such a message never leaves this package.
+var quotesSecrets = map[string]string{
+	"SignatureDoesNotMatch": "the request signature does not match: check the AccessKey secret (the service's message, which quotes the string to sign, is dropped)",
+	"IncompleteSignature":   "the request signature is incomplete (the service's message, which quotes the string to sign, is dropped)",
+}
+
+// serviceMessage is what an error keeps of the service's message: a fixed text for the codes that quote
+// secrets, else the message with any URL's query dropped.
+func serviceMessage(code, msg string) string {
+	if m, ok := quotesSecrets[code]; ok {
+		return m
+	}
+	return redactURL(msg)
 }
 
 // redactURL drops the query string of every URL in s (it ends at a space or a quote): request URLs carry the

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 )
 
 // Every query string is dropped, and a message with several URLs (or a redacted one) does not loop.
@@ -49,5 +51,19 @@ func TestOnlyEnvConfigReadsTheEnvironment(t *testing.T) {
 				t.Errorf("%s calls %s: read the environment through EnvConfig", f, call)
 			}
 		}
+	}
+}
+
+// The real service's SignatureDoesNotMatch message quotes the string to sign, STS token included: the error
+// keeps the code and drops the message.
+func TestSignatureMessageDropped(t *testing.T) {
+	body := `{"Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3DSTS.x%26SecurityToken%3DCAIS-secret-token","RequestId":"r1"}`
+	err := translate("DescribeVpcs", sdkerrors.NewServerError(400, body, ""))
+	if Code(err) != "SignatureDoesNotMatch" || strings.Contains(err.Error(), "secret-token") || strings.Contains(err.Error(), "string to sign is") {
+		t.Fatalf("translated: %v", err)
+	}
+	body = `{"Code":"Forbidden.RAM","Message":"User not authorized to operate on the specified resource.","RequestId":"r2"}`
+	if err := translate("DescribeVpcs", sdkerrors.NewServerError(403, body, "")); !strings.Contains(err.Error(), "User not authorized") {
+		t.Fatalf("other messages are kept: %v", err)
 	}
 }

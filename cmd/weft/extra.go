@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/weftnet/weft/internal/cni/install"
+	"github.com/weftnet/weft/internal/readfile"
 )
 
 func extraCommands() []command {
@@ -36,7 +37,7 @@ func installCNI(_ context.Context, args []string) error {
 		}
 	}
 	if *conf != "" {
-		b, err := os.ReadFile(*conf)
+		b, err := readfile.Limited(*conf, readfile.DefaultMax)
 		if err != nil {
 			return fmt.Errorf("--conflist: %w", err)
 		}

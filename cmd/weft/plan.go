@@ -16,6 +16,7 @@ import (
 	"github.com/weftnet/weft/cloud/instancetype"
 	"github.com/weftnet/weft/internal/flagutil"
 	"github.com/weftnet/weft/internal/plan"
+	"github.com/weftnet/weft/internal/readfile"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -44,7 +45,7 @@ func (l *prefixList) Set(v string) error {
 // planCmd: weft plan [flags]. Exit 0 when a backend is recommended and every one named fits, 1 when one named
 // does not fit but another does, 2 when none fits, 3 for bad input or figures that cannot be had.
 func planCmd(ctx context.Context, args []string) error {
-	err := planRun(ctx, args, os.Stdout)
+	err := planRun(ctx, args, os.Stdout, os.Stderr)
 	if _, ok := asExit(err); ok || err == nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func planCmd(ctx context.Context, args []string) error {
 	return exitError{3}
 }
 
-func planRun(ctx context.Context, args []string, stdout io.Writer) error {
+func planRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	var in plan.Input
 	var backends, types []string
@@ -76,7 +77,7 @@ func planRun(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&in.MaxPods, "max-pods", 0, "kubelet --max-pods, when it is set (0: not limited here)")
 	fs.BoolVar(&in.L2Adjacent, "l2-adjacent", false, "every node is on one L2 segment (host-gw needs it)")
 	out := fs.String("o", "text", "output: text or json")
-	fs.SetOutput(os.Stderr)
+	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -129,7 +130,7 @@ func planRun(ctx context.Context, args []string, stdout io.Writer) error {
 
 // fromNetConf takes what flags did not set from a net-conf.json, as weftd would read it.
 func fromNetConf(path string, in *plan.Input, fs *flag.FlagSet) error {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Limited(path, readfile.DefaultMax)
 	if err != nil {
 		return fmt.Errorf("--net-conf: %w", err)
 	}

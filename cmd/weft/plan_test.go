@@ -87,6 +87,10 @@ func TestPlanCommand(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"--pod-cidr", "10.0.0.0/33"},
+		{"--node-subnet-len", "33", "--pod-cidr", "10.0.0.0/8"},
+		{"--node-subnet-len", "-1", "--pod-cidr", "10.0.0.0/8"},
+		{"--nodes", "4611686018427387905", "--pod-cidr", "10.0.0.0/8"},
+		{"--net-conf", "/dev/zero"},
 		{"--route-table-quota", "1500"},
 		{"--instance-type", "ecs.nope.large"},
 		{"--backend", "udp"},

@@ -39,8 +39,8 @@ func quotaRun(ctx context.Context, args []string) error {
 	var tables []string
 	fs.Var(flagutil.Repeated(&tables), "route-table", "route table id; repeatable (default: every table of the VPC)")
 	q := fs.Int("quota", quota.DefaultQuota, "custom entries allowed per table when the Quota Center refuses or fails (the service default is 200, at most 1000)")
-	warn := fs.Float64("warning", 80, "warning threshold, percent used")
-	crit := fs.Float64("critical", 95, "critical threshold, percent used")
+	warn := fs.Float64("warning", quota.DefaultWarning, "warning threshold, percent used (above 0, below --critical)")
+	crit := fs.Float64("critical", quota.DefaultCritical, "critical threshold, percent used (at most 100)")
 	cluster := fs.String("cluster-id", "", `this cluster's id: its entries carry the Description "weft:<id>" (ali-vpc's Backend.ClusterID, `+
 		"else the net-conf Network); without it every weft entry is counted as another cluster's")
 	out := fs.String("o", "text", "output: text or json")
@@ -55,6 +55,9 @@ func quotaRun(ctx context.Context, args []string) error {
 	}
 	if *q < 1 || *q > 1000 {
 		return fmt.Errorf("--quota %d: expected 1..1000", *q)
+	}
+	if err := quota.CheckThresholds(*warn, *crit); err != nil {
+		return err
 	}
 	need := aliyun.Needs(0)
 	if len(tables) == 0 {

@@ -156,3 +156,30 @@ func TestQuotaCommand(t *testing.T) {
 		t.Fatalf("wrong secret: %v\n%s", err, b)
 	}
 }
+
+// Bad input exits 3 naming what is wrong: a VPC that does not exist (it would have a system table), and
+// thresholds outside 0 < warning < critical <= 100.
+func TestQuotaBadInput(t *testing.T) {
+	e := newQuotaEnv(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--vpc-id", "vpc-nope"}, "vpc-nope"},
+		{[]string{"--warning", "-5"}, "--warning"},
+		{[]string{"--warning", "NaN"}, "--warning"},
+		{[]string{"--warning", "0", "--critical", "0"}, "--warning"},
+		{[]string{"--critical", "101"}, "--critical"},
+	} {
+		cmd := exec.Command(e.bin, append([]string{"quota", "--region", "cn-hangzhou", "--vpc-id", "vpc-alisim0001"}, c.args...)...)
+		cmd.Env = append(os.Environ(), "VPC_ENDPOINT="+e.host, "QUOTAS_ENDPOINT="+e.host, "ALICLOUD_CLIENT_SCHEME=HTTP",
+			"ACCESS_KEY_ID="+sim.DefaultAccessKeyID, "ACCESS_KEY_SECRET="+sim.DefaultAccessKeySecret, "METADATA_ENDPOINT=127.0.0.1:1")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 || strings.Contains(string(out), "overall") || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: %v, stdout %q, stderr %q; want exit 3 naming %s", c.args, err, out, stderr.String(), c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -17,23 +18,29 @@ import (
 )
 
 func main() {
-	fs := flag.NewFlagSet("weftd", flag.ExitOnError)
+	// Unusable input exits 1, as the README says (flag.ExitOnError would exit 2 on a bad flag); -h exits 0.
+	fs := flag.NewFlagSet("weftd", flag.ContinueOnError)
 	var o daemon.Options
 	o.AddFlags(fs)
 	klog.InitFlags(fs) // -v, --vmodule and klog's other flags, as upstream
 	_ = fs.Set("logtostderr", "true")
-	_ = fs.Parse(os.Args[1:])
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		os.Exit(1) // the flag package has printed the error and the usage
+	}
 	if err := o.ApplyEnv(fs, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "weftd:", err)
-		os.Exit(2)
+		os.Exit(1)
 	}
 	if o.Version {
 		fmt.Println(version.Version)
 		return
 	}
-	if err := o.Validate(); err != nil {
+	if err := errors.Join(o.Validate(), o.CheckNetConf()); err != nil {
 		fmt.Fprintln(os.Stderr, "weftd:", err)
-		os.Exit(2)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

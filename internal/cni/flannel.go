@@ -15,14 +15,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/weftnet/weft/internal/readfile"
 	"github.com/weftnet/weft/subnet"
+)
+
+// The delegate calls and where DEL's warnings go; tests replace them.
+var (
+	delegateAdd             = invoke.DelegateAdd
+	delegateDel             = invoke.DelegateDel
+	delegateCheck           = invoke.DelegateCheck
+	warnings      io.Writer = os.Stderr
 )
 
 // Defaults as upstream.
@@ -51,6 +62,12 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if n.DataDir == "" {
 		n.DataDir = DefaultDataDir
+	}
+	// The delegate type is a plugin name looked up in CNI_PATH: a path would run a binary from elsewhere.
+	if t, ok := n.Delegate["type"]; ok {
+		if s, isStr := t.(string); !isStr || s == "" || strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
+			return nil, fmt.Errorf("flannel CNI config: delegate.type %v: expected a plugin name such as bridge", t)
+		}
 	}
 	return n, nil
 }
@@ -129,11 +146,11 @@ func Add(args *skel.CmdArgs) error {
 		return fmt.Errorf("dataDir %s: %w", n.DataDir, err)
 	}
 	path := savePath(n, args.ContainerID)
-	if err := os.WriteFile(path, conf, 0o600); err != nil {
+	if err := writeState(path, conf); err != nil {
 		return fmt.Errorf("save delegate config: %w", err)
 	}
-	typ := d["type"].(string)
-	res, err := invoke.DelegateAdd(context.TODO(), typ, conf, nil)
+	typ, _ := d["type"].(string)
+	res, err := delegateAdd(context.TODO(), typ, conf, nil)
 	if err != nil {
 		_ = os.Remove(path)
 		return err
@@ -141,28 +158,56 @@ func Add(args *skel.CmdArgs) error {
 	return types.PrintResult(res, n.CNIVersion)
 }
 
-// Del is the CNI DEL command; it is idempotent.
+// Del is the CNI DEL command. It is idempotent and succeeds whenever the container's network can be let go of:
+// DEL of an unknown container succeeds, and a saved configuration that cannot be read back (a crash mid-write by
+// an older weft, a corrupted disk) is reported on stderr and replaced by the configuration ADD would build now, so
+// the delegate still releases the address; the state file is removed either way, so the runtime is never stuck
+// retrying a DEL that cannot succeed.
 func Del(args *skel.CmdArgs) error {
 	n, err := loadConf(args.StdinData)
 	if err != nil {
 		return err
 	}
 	path := savePath(n, args.ContainerID)
-	conf, err := os.ReadFile(path)
+	conf, err := readfile.Limited(path, readfile.DefaultMax)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // ADD never happened or DEL already ran
 	}
-	if err != nil {
-		return err
-	}
 	var d struct{ Type string }
-	if err := json.Unmarshal(conf, &d); err != nil {
-		return fmt.Errorf("saved delegate config %s: %w", path, err)
+	if err == nil {
+		if err = json.Unmarshal(conf, &d); err == nil && d.Type == "" {
+			err = errors.New("no delegate type")
+		}
 	}
-	if err := invoke.DelegateDel(context.TODO(), d.Type, conf, nil); err != nil {
+	if err != nil {
+		fmt.Fprintf(warnings, "flannel CNI DEL %s: saved delegate config %s unusable (%v): releasing with the current configuration\n",
+			args.ContainerID, path, err)
+		env, eerr := subnet.ReadEnvFile(n.SubnetFile)
+		if eerr != nil {
+			// Without subnet.env the delegate gets no ranges; host-local still releases by container ID.
+			fmt.Fprintf(warnings, "flannel CNI DEL %s: %v\n", args.ContainerID, eerr)
+		}
+		dc := Delegate(n, env)
+		if conf, err = json.Marshal(dc); err != nil {
+			return err
+		}
+		d.Type, _ = dc["type"].(string)
+		if err := delegateDel(context.TODO(), d.Type, conf, nil); err != nil {
+			fmt.Fprintf(warnings, "flannel CNI DEL %s: %s DEL with the rebuilt configuration: %v\n", args.ContainerID, d.Type, err)
+		}
+		return removeState(path)
+	}
+	if err := delegateDel(context.TODO(), d.Type, conf, nil); err != nil {
 		return err
 	}
-	return os.Remove(path)
+	return removeState(path)
+}
+
+func removeState(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // Check is the CNI CHECK command: the delegate checks with the configuration ADD used.
@@ -171,7 +216,7 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	saved, err := os.ReadFile(savePath(n, args.ContainerID))
+	saved, err := readfile.Limited(savePath(n, args.ContainerID), readfile.DefaultMax)
 	if err != nil {
 		return fmt.Errorf("no saved delegate config for container %s: %w", args.ContainerID, err)
 	}
@@ -191,5 +236,5 @@ func Check(args *skel.CmdArgs) error {
 		return err
 	}
 	typ, _ := d["type"].(string)
-	return invoke.DelegateCheck(context.TODO(), typ, conf, nil)
+	return delegateCheck(context.TODO(), typ, conf, nil)
 }

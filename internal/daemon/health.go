@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/klog/v2"
+
+	"github.com/weftnet/weft/internal/redact"
 )
 
 // readiness is what /readyz reports: not ready, with a reason, until the network is set up.
@@ -22,7 +24,10 @@ type readiness struct {
 	onSet  func(bool)
 }
 
+// set records readiness. The reason is often an error from the store or the cloud, and /readyz serves it without
+// authentication, so credentials in it (a URL's userinfo) are redacted here, once for the log and /readyz.
 func (r *readiness) set(ok bool, reason string) {
+	reason = redact.Text(reason)
 	r.mu.Lock()
 	changed := r.ready != ok || r.reason != reason
 	r.ready, r.reason = ok, reason

@@ -37,6 +37,11 @@ func TestHealthEndpoints(t *testing.T) {
 	if !strings.Contains(metricsText, "weft_ready 0") || !strings.Contains(metricsText, `weft_build_info{`) {
 		t.Errorf("/metrics lacks weft_ready 0 or weft_build_info:\n%s", metricsText)
 	}
+	// /readyz is unauthenticated: credentials in an error (an endpoint URL's userinfo) never reach it.
+	r.set(false, `get network config from etcd: dial "http://bob:hunter2@10.0.0.1:2379": connection refused`)
+	if code, body := get(t, h, "/readyz"); code != 503 || strings.Contains(body, "hunter2") || !strings.Contains(body, "http://<redacted>@10.0.0.1:2379") {
+		t.Errorf("/readyz = %d %q, want 503 with the endpoint redacted", code, body)
+	}
 	r.set(true, "")
 	if code, _ := get(t, h, "/readyz"); code != 200 {
 		t.Errorf("/readyz when ready = %d, want 200", code)

@@ -4,11 +4,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/internal/flagutil"
+	"github.com/weftnet/weft/internal/readfile"
+	"github.com/weftnet/weft/internal/redact"
+	"github.com/weftnet/weft/subnet"
 )
 
 // Options are weftd's settings. Every field is a flanneld flag of the same name and default, and each flag can
@@ -144,14 +152,62 @@ func (o *Options) Validate() error {
 	if o.HealthzPort < 0 || o.HealthzPort > 65535 {
 		errs = append(errs, fmt.Errorf("--healthz-port=%d: expected 0 (off) or a port from 1 to 65535", o.HealthzPort))
 	}
+	if a, err := netip.ParseAddr(o.HealthzIP); err != nil || a.Zone() != "" {
+		errs = append(errs, fmt.Errorf("--healthz-ip=%q: expected an IP address", o.HealthzIP))
+	}
+	for _, e := range o.IfaceRegex {
+		if _, err := regexp.Compile(e); err != nil {
+			errs = append(errs, fmt.Errorf("--iface-regex=%q: %w", e, err))
+		}
+	}
+	if o.IfaceCanReach != "" {
+		if _, err := netip.ParseAddr(o.IfaceCanReach); err != nil {
+			errs = append(errs, fmt.Errorf("--iface-can-reach=%q: expected an IP address", o.IfaceCanReach))
+		}
+	}
+	if o.PublicIP != "" {
+		if a, err := netip.ParseAddr(o.PublicIP); err != nil || !a.Is4() {
+			errs = append(errs, fmt.Errorf("--public-ip=%q: expected an IPv4 address", o.PublicIP))
+		}
+	}
+	if o.PublicIPv6 != "" {
+		if a, err := netip.ParseAddr(o.PublicIPv6); err != nil || !a.Is6() || a.Is4In6() {
+			errs = append(errs, fmt.Errorf("--public-ipv6=%q: expected an IPv6 address", o.PublicIPv6))
+		}
+	}
 	if !o.KubeSubnetMgr {
 		for _, ep := range strings.Split(o.EtcdEndpoints, ",") {
-			if !strings.HasPrefix(ep, "http://") && !strings.HasPrefix(ep, "https://") {
-				errs = append(errs, fmt.Errorf("--etcd-endpoints: %q is not an http:// or https:// URL", ep))
+			u, err := url.Parse(ep)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("--etcd-endpoints: %q is not an http:// or https:// URL", redact.URL(ep)))
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckNetConf checks, in Kubernetes mode, what the daemon would otherwise only find after reaching the API
+// server: that --net-config-path reads and parses and names a backend weftd has. It reads the file, so it is
+// apart from Validate (a pure check of the values); cmd/weftd runs both before starting. In etcd mode the
+// configuration lives in etcd and is checked when read. (Each backend checks its own Backend settings, VNI, Port
+// and the like, when it registers the network.)
+func (o *Options) CheckNetConf() error {
+	if !o.KubeSubnetMgr {
+		return nil
+	}
+	path := o.NetConfigPath
+	b, err := readfile.Limited(path, readfile.DefaultMax)
+	if err != nil {
+		return fmt.Errorf("--net-config-path: %w", err)
+	}
+	c, err := subnet.ParseConfig(b)
+	if err != nil {
+		return fmt.Errorf("--net-config-path %s: %w", path, err)
+	}
+	if names := backend.Names(); !slices.Contains(names, c.BackendType) {
+		return fmt.Errorf("--net-config-path %s: Backend.Type %q: unknown backend, expected one of %s", path, c.BackendType, strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // RenewMarginDuration is --subnet-lease-renew-margin as a duration.
@@ -159,13 +215,14 @@ func (o *Options) RenewMarginDuration() time.Duration {
 	return time.Duration(o.RenewMargin) * time.Minute
 }
 
-// Redacted renders the effective configuration for the start-up log, with secrets replaced.
+// Redacted renders the effective configuration for the start-up log, with secrets replaced: the secret flags'
+// values and the userinfo of any URL (--etcd-endpoints=http://user:secret@host:2379).
 func (o *Options) Redacted(fs *flag.FlagSet) string {
 	var b strings.Builder
 	fs.VisitAll(func(f *flag.Flag) {
-		v := f.Value.String()
+		v := redact.Text(f.Value.String())
 		if isSecretFlag(f.Name) && v != "" {
-			v = "<redacted>"
+			v = redact.Marker
 		}
 		fmt.Fprintf(&b, " --%s=%s", f.Name, v)
 	})

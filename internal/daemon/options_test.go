@@ -3,6 +3,8 @@ package daemon
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -147,6 +149,16 @@ func TestValidate(t *testing.T) {
 		{[]string{"--iptables-resync=0"}, "--iptables-resync"},
 		{[]string{"--healthz-port=70000"}, "--healthz-port"},
 		{[]string{"--etcd-endpoints=127.0.0.1:2379"}, "--etcd-endpoints"},
+		{[]string{"--etcd-endpoints=http://"}, "--etcd-endpoints"},
+		{[]string{"--iface-regex=(["}, "--iface-regex"},
+		{[]string{"--iface-regex=eth.*", "--iface-regex=(["}, "--iface-regex"},
+		{[]string{"--public-ip=1.2.3"}, "--public-ip"},
+		{[]string{"--public-ip=fd00::1"}, "--public-ip"},
+		{[]string{"--public-ipv6=10.0.0.1"}, "--public-ipv6"},
+		{[]string{"--public-ipv6=::ffff:10.0.0.1"}, "--public-ipv6"},
+		{[]string{"--iface-can-reach=example.com"}, "--iface-can-reach"},
+		{[]string{"--healthz-ip=localhost"}, "--healthz-ip"},
+		{[]string{"--public-ip=10.0.0.1", "--public-ipv6=fd00::1", "--iface-regex=^eth[0-9]$", "--iface-can-reach=8.8.8.8"}, ""},
 		{[]string{"--kube-subnet-mgr", "--etcd-endpoints=bogus"}, ""},
 	}
 	for _, c := range cases {
@@ -164,14 +176,61 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// In Kubernetes mode the net-conf.json is checked before the API server is contacted: it must read, parse and
+// name a backend weftd has. In etcd mode the file is not used.
+func TestCheckNetConf(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`)}, ""},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}`)}, `Backend.Type "udp"`},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16",`)}, "--net-config-path"},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=/dev/zero"}, "--net-config-path"},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + filepath.Join(t.TempDir(), "none")}, "--net-config-path"},
+		{[]string{"--net-config-path=/dev/zero"}, ""},
+	} {
+		o, _, err := parse(t, c.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.CheckNetConf()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: unexpected error %v", c.args, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.want)
+		}
+	}
+}
+
+// netConf is a net-conf.json with the given content.
+func netConf(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "net-conf.json")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestRedactedHidesSecrets(t *testing.T) {
-	o, fs, err := parse(t, []string{"--etcd-password=hunter2", "--etcd-username=bob"}, nil)
+	o, fs, err := parse(t, []string{"--etcd-password=hunter2", "--etcd-username=bob",
+		"--etcd-endpoints=http://bob:urlsecret@10.0.0.1:2379,https://10.0.0.2:2379"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := o.Redacted(fs)
-	if strings.Contains(s, "hunter2") {
+	if strings.Contains(s, "hunter2") || strings.Contains(s, "urlsecret") {
 		t.Fatalf("secret leaked: %s", s)
+	}
+	if !strings.Contains(s, "--etcd-endpoints=http://<redacted>@10.0.0.1:2379,https://10.0.0.2:2379") {
+		t.Errorf("endpoints not shown redacted: %s", s)
+	}
+	// A malformed endpoint with credentials is named redacted in the validation error too.
+	o.EtcdEndpoints = "ftp://bob:urlsecret@h"
+	if err := o.Validate(); err == nil || strings.Contains(err.Error(), "urlsecret") {
+		t.Errorf("validation error %v", err)
 	}
 	if !strings.Contains(s, "--etcd-password=<redacted>") || !strings.Contains(s, "--etcd-username=bob") {
 		t.Errorf("effective config incomplete: %s", s)

@@ -60,8 +60,14 @@ func normalise(in *Input) error {
 	if in.EntriesUsed < 0 || in.EntriesUsed > in.Quota {
 		return &InputError{"--route-entries-used", fmt.Sprintf("%d: expected 0..%d (the quota)", in.EntriesUsed, in.Quota)}
 	}
-	if in.Nodes < 0 {
-		return &InputError{"--nodes", fmt.Sprintf("%d: expected a node count, 0 for none", in.Nodes)}
+	if in.Nodes < 0 || in.Nodes > MaxCount {
+		return &InputError{"--nodes", fmt.Sprintf("%d: expected a node count from 1 to 2^53-1, 0 for none", in.Nodes)}
+	}
+	if in.SubnetLen < 0 || in.SubnetLen > 32 {
+		return &InputError{"--node-subnet-len", fmt.Sprintf("%d: expected an IPv4 prefix length from 1 to 32, 0 for the default", in.SubnetLen)}
+	}
+	if in.IPv6SubnetLen < 0 || in.IPv6SubnetLen > 128 {
+		return &InputError{"--ipv6-node-subnet-len", fmt.Sprintf("%d: expected an IPv6 prefix length from 1 to 128, 0 for the default", in.IPv6SubnetLen)}
 	}
 	if in.MaxPods < 0 {
 		return &InputError{"--max-pods", fmt.Sprintf("%d: expected kubelet's --max-pods, 0 for none", in.MaxPods)}

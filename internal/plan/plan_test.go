@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -99,11 +100,21 @@ func TestPlanFailures(t *testing.T) {
 	}
 }
 
+// FuzzMake: any input either is refused as an InputError or gives a plan whose counts are in range and whose
+// messages carry no negative number (an overflow) and no /0 pod CIDR.
 func FuzzMake(f *testing.F) {
-	f.Add("10.244.0.0/16", 24, "192.168.0.0/16", 200, 100)
-	f.Add("fd00::/56", 64, "", 1000, 0)
-	f.Fuzz(func(t *testing.T, pod string, slen int, vpc string, quota, nodes int) {
-		in := Input{SubnetLen: slen, Quota: quota, Nodes: nodes}
+	f.Add("10.244.0.0/16", 24, "192.168.0.0/16", 200, 100, 0, 0, false)
+	f.Add("fd00::/56", 64, "", 1000, 0, 0, 0, true)
+	f.Add("10.0.0.0/8", 24, "192.168.0.0/16", 200, 4611686018427387905, 0, 0, false)
+	f.Add("10.0.0.0/8", 24, "192.168.0.0/16", 200, 1<<53-1, 10, 110, true)
+	f.Add("10.0.0.0/8", 33, "", 0, 0, 0, 0, false)
+	f.Add("10.0.0.0/8", -1, "", 0, 0, 0, 0, false)
+	negative := regexp.MustCompile(`(^|[^\w.])-\d`)
+	f.Fuzz(func(t *testing.T, pod string, slen int, vpc string, quota, nodes, used, maxPods int, etcd bool) {
+		in := Input{SubnetLen: slen, Quota: quota, Nodes: nodes, EntriesUsed: used, MaxPods: maxPods}
+		if etcd {
+			in.SubnetManager = SubnetManagerEtcd
+		}
 		p, err := netip.ParsePrefix(pod)
 		if err != nil {
 			return
@@ -126,6 +137,11 @@ func FuzzMake(f *testing.F) {
 		for _, r := range pl.Backends {
 			if r.PodsPerNode < 0 || r.NodesPerCluster < 0 || r.PodsPerCluster < 0 || r.PodsPerCluster > MaxCount || r.Fits != (len(r.Errors) == 0) {
 				t.Fatalf("%+v", r)
+			}
+			for _, f := range append(r.Errors, r.Warnings...) {
+				if negative.MatchString(f.Message) || strings.Contains(f.Message, "/0 pod CIDR") {
+					t.Fatalf("%s: %s: %s", r.Backend, f.Code, f.Message)
+				}
 			}
 		}
 	})

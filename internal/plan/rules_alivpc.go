@@ -32,14 +32,16 @@ func aliVPC(in Input, b *builder, fams []family) {
 		detail = fmt.Sprintf("%d custom entries per route table, %d taken by others: %d entries (IPv4 and IPv6) per node", in.Quota, in.EntriesUsed, perNode)
 	}
 	b.limit(LimitRouteTableQuota, "cluster", nodes, "%s", detail)
+	// Nodes is at most MaxCount (normalise), so the entries needed fit an int64 without saturating.
+	need := mul(int64(in.Nodes), int64(perNode)) + int64(in.EntriesUsed)
 	if in.Nodes > 0 && int64(in.Nodes) > nodes {
-		fix := fmt.Sprintf("ask for a quota of at least %d (at most %d), or use eni", in.Nodes*perNode+in.EntriesUsed, MaxQuota)
-		if in.Nodes*perNode+in.EntriesUsed > MaxQuota {
+		fix := fmt.Sprintf("ask for a quota of at least %d (at most %d), or use eni", need, MaxQuota)
+		if need > MaxQuota {
 			fix = fmt.Sprintf("even the largest quota (%d) is too small: use eni or vxlan", MaxQuota)
 		}
 		b.err("NodesOverQuota", "%d nodes expected but the route table has room for %d: %s", in.Nodes, nodes, fix)
-	} else if in.Nodes > 0 && float64(in.Nodes*perNode+in.EntriesUsed) >= 0.8*float64(in.Quota) {
+	} else if in.Nodes > 0 && float64(need) >= 0.8*float64(in.Quota) {
 		b.warn("QuotaNearlyFull", "%d nodes use %d of %d route entries (80 %% is weft quota's warning threshold)",
-			in.Nodes, in.Nodes*perNode+in.EntriesUsed, in.Quota)
+			in.Nodes, need, in.Quota)
 	}
 }

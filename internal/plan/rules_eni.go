@@ -70,7 +70,7 @@ func eni(in Input, b *builder, backend string) {
 	b.limit(LimitVSwitchAddresses, "cluster", nodes, "%d vSwitch addresses (%d reserved in each of %d): a full %s node takes %s",
 		addrs, VSwitchReserved, len(sws), largest.ID, what)
 	if in.Nodes > 0 && int64(in.Nodes) > nodes {
-		b.err("VSwitchAddressesExhausted", "%d full nodes need %d addresses but the vSwitches have %d: add pod vSwitches",
-			in.Nodes, int64(in.Nodes)*perNode, addrs)
+		b.err("VSwitchAddressesExhausted", "%d full nodes need %s addresses but the vSwitches have %d: add pod vSwitches",
+			in.Nodes, count(mul(int64(in.Nodes), perNode)), addrs)
 	}
 }

@@ -1,5 +1,10 @@
 package plan
 
+import (
+	"fmt"
+	"math/bits"
+)
+
 // vxlanOverhead is the bytes of outer IPv4, UDP and VXLAN headers on every pod packet.
 const vxlanOverhead = 50
 
@@ -28,8 +33,8 @@ func overlay(in Input, b *builder, backend string) {
 			f.slen, count(f.perNode), excluded)
 		b.limit(LimitSubnets, "cluster", f.subnets, "%s cut into /%d node subnets gives %s (%s)", f.prefix, f.slen, count(f.subnets), how)
 		if in.Nodes > 0 && int64(in.Nodes) > f.subnets {
-			b.err("PodCIDRTooSmall", "%d nodes expected but %s cut into /%d gives %s node subnets: use a /%d pod CIDR or a longer node subnet",
-				in.Nodes, f.prefix, f.slen, count(f.subnets), neededPrefix(in, f))
+			b.err("PodCIDRTooSmall", "%d nodes expected but %s cut into /%d gives %s node subnets: %s",
+				in.Nodes, f.prefix, f.slen, count(f.subnets), podCIDRFix(in, f))
 		}
 	}
 	if in.MaxPods > 0 {
@@ -51,15 +56,19 @@ func overlay(in Input, b *builder, backend string) {
 	}
 }
 
-// neededPrefix is the longest pod CIDR prefix whose node subnets cover the expected nodes.
-func neededPrefix(in Input, f family) int {
-	need := in.Nodes
+// podCIDRFix says which pod CIDR would hold the expected nodes, or why none can: the node subnets cannot be
+// shorter than the pod CIDR, and kube-controller-manager cuts at most 2^16 of them.
+func podCIDRFix(in Input, f family) string {
+	need := uint64(in.Nodes)
 	if in.SubnetManager == SubnetManagerEtcd {
 		need++ // the first subnet is skipped
 	}
-	bits := 0
-	for (1 << bits) < need {
-		bits++
+	nbits := bits.Len64(need - 1) // the subnet bits that number need subnets
+	switch {
+	case in.SubnetManager == SubnetManagerKube && nbits > nodeIPAMMaxDiff:
+		return fmt.Sprintf("kube-controller-manager cuts at most %s node subnets from one cluster CIDR: split the nodes over clusters", count(pow2(nodeIPAMMaxDiff)))
+	case nbits > f.slen:
+		return fmt.Sprintf("no pod CIDR cut into /%d holds that many: use a longer node subnet", f.slen)
 	}
-	return max(f.slen-bits, 0)
+	return fmt.Sprintf("use a /%d pod CIDR or a longer node subnet", f.slen-nbits)
 }

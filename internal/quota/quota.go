@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 
 	"github.com/weftnet/weft/cloud/routetable"
@@ -70,8 +71,9 @@ type Options struct {
 	QuotaFrom string // the name of that fallback in the report ("--quota")
 	// Owner is this cluster's owner tag, routetable.OwnerTag(clusterID); empty: every weft entry is counted as
 	// another cluster's.
-	Owner             string
-	Warning, Critical float64 // percent thresholds (80, 95)
+	Owner string
+	// Warning and Critical are percent thresholds, 0 < Warning < Critical <= 100; both zero: 80 and 95.
+	Warning, Critical float64
 }
 
 // API is what the evaluation reads (*aliyun.Client implements it).
@@ -94,14 +96,11 @@ func Evaluate(ctx context.Context, api API, vpc string, tables []string, o Optio
 	if o.QuotaFrom == "" {
 		o.QuotaFrom = "--quota"
 	}
-	if o.Warning <= 0 {
-		o.Warning = 80
+	if o.Warning == 0 && o.Critical == 0 {
+		o.Warning, o.Critical = DefaultWarning, DefaultCritical
 	}
-	if o.Critical <= 0 {
-		o.Critical = 95
-	}
-	if o.Warning > o.Critical {
-		return Report{}, fmt.Errorf("--warning %.0f%% is above --critical %.0f%%", o.Warning, o.Critical)
+	if err := CheckThresholds(o.Warning, o.Critical); err != nil {
+		return Report{}, err
 	}
 	if len(tables) == 0 {
 		if vpc == "" {
@@ -110,6 +109,10 @@ func Evaluate(ctx context.Context, api API, vpc string, tables []string, o Optio
 		ts, err := api.RouteTables(ctx, vpc)
 		if err != nil {
 			return Report{}, err
+		}
+		// A VPC always has its system route table: none means the VPC is not there (or not in this region).
+		if len(ts) == 0 {
+			return Report{}, fmt.Errorf("--vpc-id %s: no route tables found; is the VPC in this region (--region)?", vpc)
 		}
 		for _, t := range ts {
 			tables = append(tables, t.ID)
@@ -146,6 +149,28 @@ func Evaluate(ctx context.Context, api API, vpc string, tables []string, o Optio
 		r.Tables = append(r.Tables, t)
 	}
 	return r, nil
+}
+
+// Default thresholds, percent used.
+const (
+	DefaultWarning  = 80
+	DefaultCritical = 95
+)
+
+// CheckThresholds accepts 0 < warning < critical <= 100, both finite, naming the flag that is wrong.
+func CheckThresholds(warning, critical float64) error {
+	for _, t := range []struct {
+		flag string
+		v    float64
+	}{{"--warning", warning}, {"--critical", critical}} {
+		if math.IsNaN(t.v) || t.v <= 0 || t.v > 100 {
+			return fmt.Errorf("%s %v: expected a percentage above 0 and at most 100", t.flag, t.v)
+		}
+	}
+	if warning >= critical {
+		return fmt.Errorf("--warning %v: expected below --critical %v", warning, critical)
+	}
+	return nil
 }
 
 // WriteText prints the report for people.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -100,5 +101,32 @@ func TestEvaluateRefusesBadInput(t *testing.T) {
 	}
 	if _, err := Evaluate(context.Background(), fakeAPI{}, "vpc", nil, Options{Warning: 90, Critical: 80}); err == nil {
 		t.Error("warning above critical accepted")
+	}
+}
+
+// Thresholds outside 0 < warning < critical <= 100 (or not numbers) are refused, naming the flag.
+func TestThresholds(t *testing.T) {
+	for _, c := range []struct {
+		w, c float64
+		flag string
+	}{
+		{-5, 95, "--warning"}, {math.NaN(), 95, "--warning"}, {80, math.NaN(), "--critical"}, {80, math.Inf(1), "--critical"},
+		{0, 0.5, "--warning"}, {90, 90, "--warning"}, {96, 95, "--warning"}, {80, 101, "--critical"},
+	} {
+		_, err := Evaluate(context.Background(), fakeAPI{"vtb-1": entries()}, "vpc-1", nil, Options{Warning: c.w, Critical: c.c})
+		if err == nil || !strings.HasPrefix(err.Error(), c.flag) {
+			t.Errorf("warning %v critical %v: %v, want an error naming %s", c.w, c.c, err, c.flag)
+		}
+	}
+	if err := CheckThresholds(80, 100); err != nil {
+		t.Errorf("80/100: %v", err)
+	}
+}
+
+// A VPC always has a system route table, so none is a VPC that is not there: an error, never "ok".
+func TestUnknownVPC(t *testing.T) {
+	_, err := Evaluate(context.Background(), fakeAPI{}, "vpc-nope", nil, Options{})
+	if err == nil || !strings.Contains(err.Error(), "vpc-nope") {
+		t.Fatalf("no tables: %v, want an error naming the VPC", err)
 	}
 }

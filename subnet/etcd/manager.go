@@ -24,7 +24,9 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/klog/v2"
 
+	"github.com/weftnet/weft/internal/redact"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -50,6 +52,7 @@ type Options struct {
 // Manager implements subnet.Manager on etcd.
 type Manager struct {
 	cli    *clientv3.Client
+	auth   *tokenAuth // nil without --etcd-username and --etcd-password
 	prefix string
 	opts   Options
 
@@ -62,12 +65,22 @@ type Manager struct {
 
 var _ subnet.Manager = (*Manager)(nil)
 
-// New connects to etcd (lazily: an unreachable etcd shows up as errors from the first calls, which the daemon
-// retries).
+// New connects to etcd lazily: it never waits for etcd, so an unreachable one (with or without
+// --etcd-username) shows up as errors from the first calls, which the daemon retries while /readyz says why.
+// Credentials in an endpoint URL (http://user:secret@host:2379) are not used and never reach the client, whose
+// own logs would otherwise carry them; --etcd-username and --etcd-password are.
 func New(ctx context.Context, o Options) (*Manager, error) {
 	if len(o.Endpoints) == 0 {
 		return nil, errors.New("--etcd-endpoints: at least one endpoint is required")
 	}
+	eps := make([]string, len(o.Endpoints))
+	for i, ep := range o.Endpoints {
+		var had bool
+		if eps[i], had = redact.StripUserinfo(ep); had {
+			klog.Warningf("--etcd-endpoints %s: credentials in the URL are ignored; use --etcd-username and --etcd-password", redact.URL(ep))
+		}
+	}
+	o.Endpoints = eps
 	if o.Prefix == "" {
 		o.Prefix = "/coreos.com/network"
 	}
@@ -77,10 +90,14 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	cc := clientv3.Config{
 		Endpoints:   o.Endpoints,
 		DialTimeout: 5 * time.Second,
-		Username:    o.Username,
-		Password:    o.Password,
 		Context:     ctx,
 		Logger:      nil,
+	}
+	// As clientv3: authentication only with both a user name and a password, but deferred to the first call.
+	var auth *tokenAuth
+	if o.Username != "" && o.Password != "" {
+		auth = newTokenAuth(o.Username, o.Password)
+		cc.DialOptions = auth.dialOptions()
 	}
 	if o.KeyFile != "" || o.CertFile != "" || o.CAFile != "" {
 		ti := transport.TLSInfo{KeyFile: o.KeyFile, CertFile: o.CertFile, TrustedCAFile: o.CAFile}
@@ -97,8 +114,11 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %v: %w", o.Endpoints, err)
 	}
+	if auth != nil {
+		auth.cli = cli
+	}
 	go func() { <-ctx.Done(); cli.Close() }()
-	return &Manager{cli: cli, prefix: strings.TrimSuffix(o.Prefix, "/"), opts: o}, nil
+	return &Manager{cli: cli, auth: auth, prefix: strings.TrimSuffix(o.Prefix, "/"), opts: o}, nil
 }
 
 // Close disconnects from etcd (cancelling New's context does too).

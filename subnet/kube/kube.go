@@ -172,6 +172,14 @@ func (m *Manager) leaseFromNode(n *corev1.Node) (subnet.Lease, bool) {
 		klog.V(2).Infof("ignoring node %s: %v", n.Name, err)
 		return subnet.Lease{}, false
 	}
+	// Backend data that is not JSON cannot be decoded by the backend nor written back: the node is skipped, as a
+	// malformed etcd lease is.
+	for _, k := range []string{m.ann.BackendData, m.ann.BackendV6Data} {
+		if s := a[k]; s != "" && !json.Valid([]byte(s)) {
+			klog.V(2).Infof("ignoring node %s: annotation %s is not JSON", n.Name, k)
+			return subnet.Lease{}, false
+		}
+	}
 	l := subnet.Lease{NodeName: n.Name, Attrs: subnet.LeaseAttrs{BackendType: a[m.ann.BackendType]}}
 	// A family counts only with both its pod CIDR and a usable public address: routes to an unknown address
 	// cannot be programmed (upstream skips such a node too).
@@ -181,7 +189,7 @@ func (m *Manager) leaseFromNode(n *corev1.Node) (subnet.Lease, bool) {
 			l.Attrs.BackendData = json.RawMessage(s)
 		}
 	}
-	if ip, err := netip.ParseAddr(a[m.ann.PublicIPv6]); m.cfg.EnableIPv6 && v6.IsValid() && err == nil && ip.Is6() {
+	if ip, err := netip.ParseAddr(a[m.ann.PublicIPv6]); m.cfg.EnableIPv6 && v6.IsValid() && err == nil && ip.Is6() && !ip.Is4In6() && ip.Zone() == "" {
 		l.EnableIPv6, l.IPv6Subnet, l.Attrs.PublicIPv6 = true, v6, ip
 		if s := a[m.ann.BackendV6Data]; s != "" {
 			l.Attrs.BackendV6Data = json.RawMessage(s)

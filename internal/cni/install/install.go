@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // DefaultConflist is upstream kube-flannel.yml's 10-flannel.conflist.
@@ -43,12 +44,11 @@ func Run(o Options) error {
 	if o.Conflist == nil {
 		o.Conflist = DefaultConflist
 	}
-	var probe map[string]any
-	if err := json.Unmarshal(o.Conflist, &probe); err != nil {
-		return fmt.Errorf("conflist: not valid JSON: %w", err)
+	if err := checkConfName(o.ConfName); err != nil {
+		return err
 	}
-	if _, ok := probe["plugins"]; !ok {
-		return errors.New(`conflist: no "plugins" list`)
+	if err := CheckConflist(o.Conflist); err != nil {
+		return err
 	}
 	for _, p := range o.Plugins {
 		if err := copyAtomic(p, filepath.Join(o.BinDir, filepath.Base(p)), 0o755); err != nil {
@@ -61,6 +61,50 @@ func Run(o Options) error {
 	}
 	if err := writeAtomic(dst, bytes.NewReader(o.Conflist), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	return nil
+}
+
+// checkConfName refuses a configuration file name that would land outside the configuration directory.
+func checkConfName(name string) error {
+	if name == "." || name == ".." || strings.ContainsAny(name, `/\`) || filepath.Base(name) != name {
+		return fmt.Errorf("--conf-name %q: expected a file name in the CNI configuration directory, without / or ..", name)
+	}
+	return nil
+}
+
+// CheckConflist checks that b is a CNI network configuration list as libcni loads it: an object with a name,
+// a cniVersion and a non-empty "plugins" list of objects, each with a type.
+func CheckConflist(b []byte) error {
+	var c struct {
+		Name       any   `json:"name"`
+		CNIVersion any   `json:"cniVersion"`
+		Plugins    []any `json:"plugins"`
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return fmt.Errorf("conflist: not a JSON object: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return fmt.Errorf(`conflist: "plugins" must be a list of plugin objects: %w`, err)
+	}
+	if len(c.Plugins) == 0 {
+		return errors.New(`conflist: "plugins" must be a non-empty list`)
+	}
+	for i, p := range c.Plugins {
+		m, ok := p.(map[string]any)
+		if !ok {
+			return fmt.Errorf(`conflist: plugins[%d] must be an object`, i)
+		}
+		if t, ok := m["type"].(string); !ok || t == "" {
+			return fmt.Errorf(`conflist: plugins[%d] has no "type"`, i)
+		}
+	}
+	if s, ok := c.Name.(string); !ok || s == "" {
+		return errors.New(`conflist: "name" must be a non-empty string`)
+	}
+	if s, ok := c.CNIVersion.(string); !ok || s == "" {
+		return errors.New(`conflist: "cniVersion" must be a non-empty string such as "1.0.0"`)
 	}
 	return nil
 }

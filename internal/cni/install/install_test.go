@@ -49,3 +49,52 @@ func TestRun(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// A --conf-name with a path in it used to write outside the configuration directory.
+func TestConfNameStaysInConfDir(t *testing.T) {
+	dir := t.TempDir()
+	confDir := filepath.Join(dir, "a", "net.d")
+	for _, name := range []string{"../../x", "../x.conflist", "sub/x.conflist", "..", ".", `..\x`} {
+		err := Run(Options{ConfDir: confDir, ConfName: name})
+		if err == nil || !strings.Contains(err.Error(), "--conf-name") {
+			t.Errorf("--conf-name %q: %v, want an error naming --conf-name", name, err)
+		}
+	}
+	var written []string
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, _ error) error {
+		if fi != nil && !fi.IsDir() {
+			written = append(written, p)
+		}
+		return nil
+	})
+	if len(written) != 0 {
+		t.Errorf("files written: %v", written)
+	}
+}
+
+// Only a CNI conflist is installed: a name, a cniVersion and a non-empty list of plugin objects with a type.
+func TestConflistChecked(t *testing.T) {
+	for _, c := range []struct{ conf, want string }{
+		{`{"name":"cbr0","cniVersion":"1.0.0","plugins":{"type":"flannel"}}`, "plugins"},
+		{`{"name":"cbr0","cniVersion":"1.0.0","plugins":"flannel"}`, "plugins"},
+		{`{"name":"cbr0","cniVersion":"1.0.0","plugins":[]}`, "plugins"},
+		{`{"name":"cbr0","cniVersion":"1.0.0","plugins":["flannel"]}`, "plugins[0]"},
+		{`{"name":"cbr0","cniVersion":"1.0.0","plugins":[{"type":"flannel"},{"delegate":{}}]}`, "plugins[1]"},
+		{`{"cniVersion":"1.0.0","plugins":[{"type":"flannel"}]}`, `"name"`},
+		{`{"name":"cbr0","cniVersion":1,"plugins":[{"type":"flannel"}]}`, "cniVersion"},
+		{`[1]`, "object"},
+		{`{`, "JSON"},
+	} {
+		dir := t.TempDir()
+		err := Run(Options{ConfDir: dir, Conflist: []byte(c.conf)})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %s", c.conf, err, c.want)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("%s: installed", c.conf)
+		}
+	}
+	if err := CheckConflist(DefaultConflist); err != nil {
+		t.Errorf("upstream's conflist refused: %v", err)
+	}
+}
