@@ -38,7 +38,10 @@ import (
 // Name is the backend's net-conf Backend.Type.
 const Name = "ali-vpc"
 
-func init() { backend.Register(Name, New) }
+func init() {
+	backend.Register(Name, New)
+	backend.RegisterConfigCheck(Name, func(raw json.RawMessage) error { _, err := parseConfig(raw); return err })
+}
 
 // Config is the ali-vpc part of net-conf.json's Backend object.
 type Config struct {

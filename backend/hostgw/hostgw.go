@@ -66,7 +66,6 @@ func (b *hostgw) RegisterNetwork(ctx context.Context, sc *subnet.Config) (backen
 	return &network{b: b, lease: l, sc: sc, warned: map[string]bool{}}, nil
 }
 
-
 func (nw *network) Run(ctx context.Context) {
 	backend.RunLoop(ctx, Name, nw.b.deps, nw.lease, func(l subnet.Lease) bool {
 		return l.Attrs.BackendType == Name

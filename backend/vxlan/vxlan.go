@@ -42,7 +42,10 @@ const (
 	encapOverheadV6 = 70
 )
 
-func init() { backend.Register(Name, New) }
+func init() {
+	backend.Register(Name, New)
+	backend.RegisterConfigCheck(Name, func(raw json.RawMessage) error { _, err := parseConfig(raw); return err })
+}
 
 // Config is the vxlan part of net-conf.json's Backend object (keys case-insensitive).
 type Config struct {
@@ -279,7 +282,6 @@ func (b *vxlanBackend) configure(d *device, addr netip.Prefix) error {
 	}
 	return nil
 }
-
 
 func (nw *network) Run(ctx context.Context) {
 	backend.RunLoop(ctx, Name, nw.b.deps, nw.lease, func(l subnet.Lease) bool {

@@ -207,6 +207,9 @@ func (o *Options) CheckNetConf() error {
 	if names := backend.Names(); !slices.Contains(names, c.BackendType) {
 		return fmt.Errorf("--net-config-path %s: Backend.Type %q: unknown backend, expected one of %s", path, c.BackendType, strings.Join(names, ", "))
 	}
+	if err := backend.CheckConfig(c.BackendType, c.Backend); err != nil {
+		return fmt.Errorf("--net-config-path %s: %w", path, err)
+	}
 	return nil
 }
 

@@ -189,6 +189,10 @@ func TestCheckNetConf(t *testing.T) {
 		{[]string{"--kube-subnet-mgr", "--net-config-path=/dev/zero"}, "--net-config-path"},
 		{[]string{"--kube-subnet-mgr", "--net-config-path=" + filepath.Join(t.TempDir(), "none")}, "--net-config-path"},
 		{[]string{"--net-config-path=/dev/zero"}, ""},
+		// The backend's own fields are checked at start too, naming the field.
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":-1}}`)}, "Backend.VNI"},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":99999}}`)}, "Backend.Port"},
+		{[]string{"--kube-subnet-mgr", "--net-config-path=" + netConf(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"ali-vpc","RouteTableIDs":["rtb-1"]}}`)}, "Backend.RouteTableIDs"},
 	} {
 		o, _, err := parse(t, c.args, nil)
 		if err != nil {

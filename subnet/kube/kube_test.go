@@ -332,7 +332,6 @@ func TestCompleteLeaseCondition(t *testing.T) {
 	}
 }
 
-
 // TestCacheNotReady runs WatchLeases while listing nodes fails, as on a slow or overloaded API server. By default
 // the watch fails once CacheSyncTimeout has passed (upstream fails startup); with ContinueWhenCacheNotReady
 // (CONT_WHEN_CACHE_NOT_READY=true) it waits on and, once the list succeeds, sends the full snapshot.
