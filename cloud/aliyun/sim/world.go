@@ -141,6 +141,8 @@ type AccessKey struct {
 	// STS keys carry a token and an expiry.
 	SecurityToken string    `json:"securityToken,omitempty"`
 	Expires       time.Time `json:"expires,omitzero"`
+	// Instance is the instance a RAM-role key was issued to by the metadata server (the write audit names it).
+	Instance string `json:"instance,omitempty"`
 }
 
 // World is the emulator's state and the lock around it.
@@ -150,6 +152,9 @@ type World struct {
 	clock  Clock
 	path   string // state file; "" for none
 	nonces map[string]time.Time
+	// writes is the audit of applied writes (audit.go); dropped counts the oldest records let go.
+	writes  []Write
+	dropped int
 }
 
 // NewWorld wraps a state. path, when set, is rewritten after every change.
@@ -163,7 +168,7 @@ func NewWorld(st *State, clock Clock, path string) *World {
 	return &World{st: st, clock: clock, path: path, nonces: map[string]time.Time{}}
 }
 
-// LoadState reads a state file.
+// LoadState reads a state file (or a topology) and validates it.
 func LoadState(path string) (*State, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -171,6 +176,9 @@ func LoadState(path string) (*State, error) {
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	if err := st.Validate(); err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	return &st, nil
