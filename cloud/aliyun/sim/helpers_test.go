@@ -33,13 +33,32 @@ func newRig(t *testing.T) *rig {
 	w := NewWorld(st, nil, "")
 	r := &rig{t: t, world: w, srv: NewServer(w)}
 	r.http = httptest.NewServer(r.srv)
-	t.Cleanup(r.http.Close)
+	t.Cleanup(func() {
+		// Close waits for every handler; one stuck on a held world lock would hang the test binary instead of
+		// failing this test.
+		done := make(chan struct{})
+		go func() { r.http.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("the server did not shut down within 5 s: a handler is stuck (the world lock held?)")
+		}
+	})
 	return r
 }
 
 // call sends a signed POST of action with extra parameters and returns the status and the decoded body.
 func (r *rig) call(action string, extra map[string]string) (int, map[string]any) {
 	r.t.Helper()
+	code, body, err := r.try(action, extra)
+	if err != nil {
+		r.t.Fatalf("%s: %v", action, err)
+	}
+	return code, body
+}
+
+// try is call that returns a transport error (a dropped connection) instead of failing the test.
+func (r *rig) try(action string, extra map[string]string) (int, map[string]any, error) {
 	version := "2016-04-28"
 	if _, ok := ecsActions[action]; ok {
 		version = "2014-05-26"
@@ -58,12 +77,12 @@ func (r *rig) call(action string, extra map[string]string) (int, map[string]any)
 	cl := &http.Client{Timeout: 5 * time.Second}
 	resp, err := cl.Post(r.http.URL+"/?"+q.Encode(), "application/x-www-form-urlencoded", nil)
 	if err != nil {
-		r.t.Fatalf("%s: %v", action, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	var body map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&body)
-	return resp.StatusCode, body
+	return resp.StatusCode, body, nil
 }
 
 // adminGet fetches an admin path and fails the test when it does not answer within 5 s (a held world lock).
