@@ -39,7 +39,9 @@ func lostReplyCases() []lostReplyCase {
 			return len(got) == len(dsts)
 		}
 	}
-	noEntries := func(_ *testing.T, f *fixture, _ *aliyun.Client, _ string) bool { return len(f.world.CustomEntries(table)) == 0 }
+	noEntries := func(_ *testing.T, f *fixture, _ *aliyun.Client, _ string) bool {
+		return len(f.world.CustomEntries(table)) == 0
+	}
 	createEntries := func(dsts ...string) func(*testing.T, *fixture, *aliyun.Client) string {
 		return func(t *testing.T, f *fixture, cl *aliyun.Client) string {
 			var ne []aliyun.NewRouteEntry
@@ -76,7 +78,10 @@ func lostReplyCases() []lostReplyCase {
 	}
 	return []lostReplyCase{
 		{"CreateRouteEntry", noSetup,
-			func(cl *aliyun.Client, _ string) error { _, err := cl.CreateRouteEntry(ctx, entry("10.244.1.0/24", "i-alisim0001")); return err },
+			func(cl *aliyun.Client, _ string) error {
+				_, err := cl.CreateRouteEntry(ctx, entry("10.244.1.0/24", "i-alisim0001"))
+				return err
+			},
 			hasDst("10.244.1.0/24")},
 		{"DeleteRouteEntry", createEntries("10.244.1.0/24"),
 			func(cl *aliyun.Client, id string) error { return cl.DeleteRouteEntry(ctx, table, id) }, noEntries},
@@ -128,7 +133,9 @@ func lostReplyCases() []lostReplyCase {
 			}},
 		{"AssignPrivateIpAddresses", newENI(0, true),
 			func(cl *aliyun.Client, id string) error { _, err := cl.AssignIPs(ctx, id, 2); return err },
-			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool { return len(eni(t, cl, id).Secondary) == 2 }},
+			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool {
+				return len(eni(t, cl, id).Secondary) == 2
+			}},
 		{"UnassignPrivateIpAddresses", newENI(2, true),
 			func(cl *aliyun.Client, id string) error {
 				e, err := cl.ENIs(ctx, aliyun.ENIFilter{IDs: []string{id}})
@@ -137,10 +144,14 @@ func lostReplyCases() []lostReplyCase {
 				}
 				return cl.UnassignIPs(ctx, id, e[0].Secondary)
 			},
-			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool { return len(eni(t, cl, id).Secondary) == 0 }},
+			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool {
+				return len(eni(t, cl, id).Secondary) == 0
+			}},
 		{"AssignIpv6Addresses", newENI(0, true),
 			func(cl *aliyun.Client, id string) error { _, err := cl.AssignIPv6(ctx, id, 1); return err },
-			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool { return len(eni(t, cl, id).IPv6) == 1 }},
+			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool {
+				return len(eni(t, cl, id).IPv6) == 1
+			}},
 	}
 }
 
