@@ -71,11 +71,21 @@ func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(bin, "--listen", "0.0.0.0:0").CombinedOutput(); err == nil || !strings.Contains(string(out), "--allow-remote-admin") {
-		t.Fatalf("a non-loopback --listen was served: %v %s", err, out)
+	// Refusals exit at once; a binary that serves instead is killed after 10 s and fails the check.
+	refused := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		if err == nil || ctx.Err() != nil {
+			t.Fatalf("alisim %v was not refused: %v %s", args, err, out)
+		}
+		return string(out)
 	}
-	if out, err := exec.Command(bin, "--fault", "CreateRouteEntry=:0.5").CombinedOutput(); err == nil || !strings.Contains(string(out), "--fault") {
-		t.Fatalf("a fault with an empty code was accepted: %v %s", err, out)
+	if out := refused("--listen", "0.0.0.0:0"); !strings.Contains(out, "--allow-remote-admin") {
+		t.Fatalf("non-loopback --listen: %s", out)
+	}
+	if out := refused("--fault", "CreateRouteEntry=:0.5"); !strings.Contains(out, "--fault") {
+		t.Fatalf("a fault with an empty code: %s", out)
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
 	start := func() (map[string]any, func()) {
