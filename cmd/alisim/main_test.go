@@ -136,3 +136,18 @@ func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// FuzzParseFault: no --fault value panics, and every accepted one is a valid fault.
+func FuzzParseFault(f *testing.F) {
+	for _, s := range []string{"CreateRouteEntries=Throttling:0.2,InternalError:0.1@50ms", "*=after:reset:1", "A=before:T:0.5,after:X:NaN",
+		"A=@-1s", "=", "A=T:1e309", "A=after:", "A=:::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, flt, err := parseFault(s); err == nil {
+			if verr := flt.Validate(); verr != nil {
+				t.Fatalf("%q accepted but invalid: %v", s, verr)
+			}
+		}
+	})
+}
