@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -31,7 +32,9 @@ func main() {
 }
 
 func run() error {
-	listen := flag.String("listen", "127.0.0.1:8900", "address of the OpenAPI endpoint (and /admin/)")
+	listen := flag.String("listen", "127.0.0.1:8900", "address of the OpenAPI endpoint (and /admin/); loopback unless --allow-remote-admin")
+	allowRemote := flag.Bool("allow-remote-admin", false, "serve on a non-loopback --listen although the unauthenticated /admin/ API is then "+
+		"reachable from other hosts and /admin/state returns every secret")
 	mdListen := flag.String("metadata-listen", "", "address of the metadata server (e.g. 100.100.100.200:80 inside a namespace); off when empty")
 	mdInstance := flag.String("metadata-instance", "i-alisim0001", "instance whose metadata the metadata server answers with")
 	topology := flag.String("topology", "", "JSON topology (the state format, see README) to start from instead of the default world")
@@ -41,9 +44,17 @@ func run() error {
 	gap := flag.Duration("write-gap", sim.DefaultTiming.WriteGap, "minimum spacing of writes to one route table (closer: TaskConflict)")
 	var limits, faults []string
 	flag.Var(flagutil.Repeated(&limits), "limit", `throttling per action, ACTION=RATE:BURST (e.g. "*=20:40", "CreateRouteEntries=2:2"); repeatable`)
-	flag.Var(flagutil.Repeated(&faults), "fault", `fault per action, ACTION=CODE:RATE[,CODE:RATE][@LATENCY] (e.g. "CreateRouteEntries=Throttling:0.2@50ms"); repeatable`)
+	flag.Var(flagutil.Repeated(&faults), "fault", `fault per action, ACTION=[after:]CODE:RATE[,...][@LATENCY]: CODE refuses the call before it runs, `+
+		`after:CODE applies it and then loses the reply; CODE "reset" drops the connection unanswered `+
+		`(e.g. "CreateRouteEntries=Throttling:0.2,after:InternalError:0.1,after:reset:0.1@50ms"); repeatable`)
 	fabric := flag.String("fabric", "", "fabric mode (root): build namespaces <prefix>-vpc and <prefix>-<instance> that carry real traffic")
 	flag.Parse()
+	if err := checkListen(*listen, *allowRemote); err != nil {
+		return err
+	}
+	if *allowRemote {
+		fmt.Fprintf(os.Stderr, "alisim: warning: --allow-remote-admin: /admin/ on %s is unauthenticated and /admin/state returns every secret\n", *listen)
+	}
 
 	var st *sim.State
 	var err error
@@ -61,6 +72,11 @@ func run() error {
 	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, d := range map[string]time.Duration{"entry-pending": *pending, "entry-deleting": *deleting, "write-gap": *gap} {
+		if d < 0 {
+			return fmt.Errorf("--%s: %s is negative", name, d)
+		}
+	}
 	if set["entry-pending"] || st.Timing.EntryPending == 0 {
 		st.Timing.EntryPending = *pending
 	}
@@ -69,6 +85,9 @@ func run() error {
 	}
 	if set["write-gap"] || st.Timing.WriteGap == 0 {
 		st.Timing.WriteGap = *gap
+	}
+	if err := st.Validate(); err != nil {
+		return fmt.Errorf("world: %w", err)
 	}
 	w := sim.NewWorld(st, nil, *stateFile)
 	srv := sim.NewServer(w)
@@ -84,7 +103,9 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		srv.SetFault(action, flt)
+		if err := srv.SetFault(action, flt); err != nil {
+			return fmt.Errorf("--fault %q: %w", f, err)
+		}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -145,17 +166,19 @@ func parseLimit(s string) (string, sim.Limit, error) {
 	return action, sim.Limit{Rate: rate, Burst: burst}, nil
 }
 
+// parseFault reads ACTION=[before:|after:]CODE:RATE[,...][@LATENCY]. A code without a prefix strikes before the
+// call runs (the original syntax); "after:" lets the call change the state and then loses its reply.
 func parseFault(s string) (string, sim.Fault, error) {
-	bad := fmt.Errorf("--fault %q: expected ACTION=CODE:RATE[,CODE:RATE][@LATENCY] with RATE in 0..1", s)
+	const syntax = "expected ACTION=[after:]CODE:RATE[,[after:]CODE:RATE...][@LATENCY] with RATE in 0..1"
 	action, spec, ok := strings.Cut(s, "=")
 	if !ok || action == "" {
-		return "", sim.Fault{}, bad
+		return "", sim.Fault{}, fmt.Errorf("--fault %q: %s", s, syntax)
 	}
-	f := sim.Fault{Errors: map[string]float64{}}
+	f := sim.Fault{Errors: map[string]float64{}, After: map[string]float64{}}
 	if codes, lat, has := strings.Cut(spec, "@"); has {
 		d, err := time.ParseDuration(lat)
 		if err != nil {
-			return "", sim.Fault{}, bad
+			return "", sim.Fault{}, fmt.Errorf("--fault %q: latency %q: %v (%s)", s, lat, err, syntax)
 		}
 		f.Latency, spec = d, codes
 	}
@@ -163,12 +186,41 @@ func parseFault(s string) (string, sim.Fault, error) {
 		if part == "" {
 			continue
 		}
+		into := f.Errors
+		if rest, ok := strings.CutPrefix(part, "after:"); ok {
+			into, part = f.After, rest
+		} else if rest, ok := strings.CutPrefix(part, "before:"); ok {
+			part = rest
+		}
 		code, r, ok := strings.Cut(part, ":")
 		rate, err := strconv.ParseFloat(r, 64)
-		if !ok || code == "" || err != nil || rate < 0 || rate > 1 {
-			return "", sim.Fault{}, bad
+		if !ok || code == "" || err != nil || !(rate >= 0 && rate <= 1) {
+			return "", sim.Fault{}, fmt.Errorf("--fault %q: %q: %s", s, part, syntax)
 		}
-		f.Errors[code] = rate
+		into[code] = rate
+	}
+	if len(f.Errors) == 0 && len(f.After) == 0 && f.Latency == 0 {
+		return "", sim.Fault{}, fmt.Errorf("--fault %q: nothing to inject: %s", s, syntax)
+	}
+	if err := f.Validate(); err != nil {
+		return "", sim.Fault{}, fmt.Errorf("--fault %q: %w", s, err)
 	}
 	return action, f, nil
+}
+
+// checkListen refuses a --listen address other hosts can reach unless allowRemote: /admin/ answers whoever
+// connects, and /admin/state returns every access key secret and STS token of the world.
+func checkListen(addr string, allowRemote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %v (want HOST:PORT, e.g. 127.0.0.1:8900)", addr, err)
+	}
+	if allowRemote || host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %q is not a loopback address: the unauthenticated admin API (/admin/) would be reachable "+
+		"from other hosts and /admin/state returns every secret; listen on 127.0.0.1:PORT, or pass --allow-remote-admin to serve it anyway", addr)
 }

@@ -28,10 +28,39 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("limit %q accepted: %v", bad, err)
 		}
 	}
-	for _, bad := range []string{"x", "A=T:2", "A=T", "A=T:0.1@soon"} {
+	a, f, err := parseFault("*=Throttling:0.2,after:InternalError:0.1,after:reset:0.05,before:SystemBusy:0.01")
+	if err != nil || a != "*" || f.Errors["Throttling"] != 0.2 || f.Errors["SystemBusy"] != 0.01 || f.After["InternalError"] != 0.1 ||
+		f.After[sim.Reset] != 0.05 || len(f.Errors) != 2 || len(f.After) != 2 {
+		t.Errorf("fault with after-codes: %v %+v %v", a, f, err)
+	}
+	if _, f, err := parseFault("A=@20ms"); err != nil || f.Latency != 20*time.Millisecond {
+		t.Errorf("latency only: %+v %v", f, err)
+	}
+	for _, bad := range []string{"x", "A=T:2", "A=T", "A=T:0.1@soon", "A=", "=T:0.1", "A=:0.1", "A=after::0.5", "A=after:T:1.5",
+		"A=T:NaN", "A=T:-0.1", "A=T:0.1@-5ms", "A=during:T:0.1"} {
 		if _, _, err := parseFault(bad); err == nil || !strings.Contains(err.Error(), "--fault") {
 			t.Errorf("fault %q accepted: %v", bad, err)
 		}
+	}
+}
+
+// A --listen other hosts can reach is refused without --allow-remote-admin: /admin/state dumps every secret.
+func TestCheckListen(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1:8900", "127.0.0.1:0", "[::1]:0", "localhost:8900", "127.1.2.3:80"} {
+		if err := checkListen(ok, false); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, remote := range []string{"0.0.0.0:8900", ":8900", "10.0.0.1:8900", "[::]:8900", "example.com:8900"} {
+		if err := checkListen(remote, false); err == nil || !strings.Contains(err.Error(), "--allow-remote-admin") {
+			t.Errorf("%s accepted: %v", remote, err)
+		}
+		if err := checkListen(remote, true); err != nil {
+			t.Errorf("%s with --allow-remote-admin: %v", remote, err)
+		}
+	}
+	if err := checkListen("nope", true); err == nil {
+		t.Error("an address without a port accepted")
 	}
 }
 
@@ -41,6 +70,22 @@ func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "alisim")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// Refusals exit at once; a binary that serves instead is killed after 10 s and fails the check.
+	refused := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		if err == nil || ctx.Err() != nil {
+			t.Fatalf("alisim %v was not refused: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := refused("--listen", "0.0.0.0:0"); !strings.Contains(out, "--allow-remote-admin") {
+		t.Fatalf("non-loopback --listen: %s", out)
+	}
+	if out := refused("--fault", "CreateRouteEntry=:0.5"); !strings.Contains(out, "--fault") {
+		t.Fatalf("a fault with an empty code: %s", out)
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
 	start := func() (map[string]any, func()) {
@@ -91,3 +136,18 @@ func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// FuzzParseFault: no --fault value panics, and every accepted one is a valid fault.
+func FuzzParseFault(f *testing.F) {
+	for _, s := range []string{"CreateRouteEntries=Throttling:0.2,InternalError:0.1@50ms", "*=after:reset:1", "A=before:T:0.5,after:X:NaN",
+		"A=@-1s", "=", "A=T:1e309", "A=after:", "A=:::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, flt, err := parseFault(s); err == nil {
+			if verr := flt.Validate(); verr != nil {
+				t.Fatalf("%q accepted but invalid: %v", s, verr)
+			}
+		}
+	})
+}

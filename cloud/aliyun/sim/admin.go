@@ -3,15 +3,21 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 )
 
-// admin serves the unsigned operator API (bind alisim to loopback):
+// admin serves the unsigned operator API (bind alisim to loopback: the state holds every secret):
 //
-//	GET  /admin/state                          the whole state as JSON (entry life cycles settled)
-//	POST /admin/fault  {"action":"CreateRouteEntries","errors":{"Throttling":0.2},"latency":"50ms"}
-//	POST /admin/limit  {"action":"*","rate":10,"burst":20}
-//	POST /admin/quota  {"routeTableId":"vtb-...","quota":3}
+//	GET  /admin/state   the whole state as JSON (entry life cycles settled), plus "injectedFaults" (by action:
+//	                    {"before":{code:n},"after":{code:n}}) and "writes" (the write audit, audit.go)
+//	GET  /admin/writes  the write audit alone: {"writes":[...],"dropped":n}
+//	POST /admin/fault   {"action":"CreateRouteEntries","errors":{"Throttling":0.2},"after":{"InternalError":0.2,"reset":0.1},
+//	                     "latency":"50ms","count":0}
+//	POST /admin/limit   {"action":"*","rate":10,"burst":20}
+//	POST /admin/quota   {"routeTableId":"vtb-...","quota":3}
+//
+// Bodies with unknown fields are refused, so a misspelt "after" does not silently set nothing.
 func (s *Server) admin(rw http.ResponseWriter, r *http.Request) {
 	reply := func(code int, v any) {
 		rw.Header().Set("Content-Type", "application/json")
@@ -19,32 +25,39 @@ func (s *Server) admin(rw http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(rw).Encode(v)
 	}
 	bad := func(err error) { reply(400, map[string]string{"error": err.Error()}) }
+	decode := func(v any) error {
+		d := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		d.DisallowUnknownFields()
+		return d.Decode(v)
+	}
 	switch {
 	case r.URL.Path == "/admin/state" && r.Method == http.MethodGet:
-		b, err := s.w.Dump()
+		b, err := s.dump()
 		if err != nil {
 			bad(err)
 			return
 		}
 		rw.Header().Set("Content-Type", "application/json")
 		_, _ = rw.Write(b)
+	case r.URL.Path == "/admin/writes" && r.Method == http.MethodGet:
+		writes, dropped := s.w.Writes()
+		reply(200, map[string]any{"writes": nonNil(writes), "dropped": dropped})
 	case r.URL.Path == "/admin/fault" && r.Method == http.MethodPost:
 		var req struct {
 			Action  string             `json:"action"`
 			Errors  map[string]float64 `json:"errors"`
+			After   map[string]float64 `json:"after"`
 			Latency duration           `json:"latency"`
+			Count   int                `json:"count"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Action == "" {
-			bad(fmt.Errorf("body: want {\"action\":...,\"errors\":{code:rate},\"latency\":\"50ms\"}: %v", err))
+		if err := decode(&req); err != nil || req.Action == "" {
+			bad(fmt.Errorf("body: want {\"action\":...,\"errors\":{code:rate},\"after\":{code:rate},\"latency\":\"50ms\",\"count\":n}: %v", err))
 			return
 		}
-		for c, p := range req.Errors {
-			if p < 0 || p > 1 {
-				bad(fmt.Errorf("errors.%s: rate %v is not within 0..1", c, p))
-				return
-			}
+		if err := s.SetFault(req.Action, Fault{Errors: req.Errors, After: req.After, Latency: req.Latency.D(), Count: req.Count}); err != nil {
+			bad(err)
+			return
 		}
-		s.SetFault(req.Action, Fault{Errors: req.Errors, Latency: req.Latency.D()})
 		reply(200, map[string]string{"ok": req.Action})
 	case r.URL.Path == "/admin/limit" && r.Method == http.MethodPost:
 		var req struct {
@@ -52,7 +65,7 @@ func (s *Server) admin(rw http.ResponseWriter, r *http.Request) {
 			Rate   float64 `json:"rate"`
 			Burst  int     `json:"burst"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Action == "" || req.Rate < 0 {
+		if err := decode(&req); err != nil || req.Action == "" || !(req.Rate >= 0) || req.Burst < 0 {
 			bad(fmt.Errorf("body: want {\"action\":...,\"rate\":N,\"burst\":N}: %v", err))
 			return
 		}
@@ -63,7 +76,7 @@ func (s *Server) admin(rw http.ResponseWriter, r *http.Request) {
 			RouteTableID string `json:"routeTableId"`
 			Quota        int    `json:"quota"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Quota < 0 || req.Quota > 1000 {
+		if err := decode(&req); err != nil || req.Quota < 0 || req.Quota > 1000 {
 			bad(fmt.Errorf("body: want {\"routeTableId\":...,\"quota\":0..1000}: %v", err))
 			return
 		}
@@ -75,6 +88,21 @@ func (s *Server) admin(rw http.ResponseWriter, r *http.Request) {
 	default:
 		reply(404, map[string]string{"error": "unknown admin path " + r.Method + " " + r.URL.Path})
 	}
+}
+
+// dump is /admin/state: the state, the injected fault counters and the write audit.
+func (s *Server) dump() ([]byte, error) {
+	faults := s.Injected() // Server.mu before World.mu is never held together: taken and released first
+	w := s.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.settle()
+	return json.MarshalIndent(struct {
+		*State
+		InjectedFaults map[string]FaultCounts `json:"injectedFaults"`
+		Writes         []Write                `json:"writes"`
+		WritesDropped  int                    `json:"writesDropped"`
+	}{w.st, faults, nonNil(w.writes), w.dropped}, "", " ")
 }
 
 // SetQuota changes a route table's quota of custom entries.

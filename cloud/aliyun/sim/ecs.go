@@ -128,21 +128,12 @@ func (w *World) macFor() string {
 
 // tokenPage is the MaxResults/NextToken paging of ECS actions.
 func tokenPage(p params, n int) (lo, hi int, next string, err *APIError) {
-	max := 10
-	if v := p.get("MaxResults"); v != "" {
-		x, e := strconv.Atoi(v)
-		if e != nil || x < 1 || x > 500 {
-			return 0, 0, "", apiErr(400, "InvalidParameter", "MaxResults %q is invalid.", v)
-		}
-		max = x
+	max, err := p.intIn("MaxResults", 10, 1, 500)
+	if err != nil {
+		return 0, 0, "", err
 	}
-	if tok := p.get("NextToken"); tok != "" {
-		b, e := base64.RawURLEncoding.DecodeString(tok)
-		x, e2 := strconv.Atoi(string(b))
-		if e != nil || e2 != nil {
-			return 0, 0, "", apiErr(400, "InvalidNextToken", "The NextToken %q is invalid.", tok)
-		}
-		lo = x
+	if lo, err = nextToken(p); err != nil {
+		return 0, 0, "", err
 	}
 	lo = min(lo, n)
 	hi = min(lo+max, n)
@@ -163,7 +154,11 @@ func (w *World) typeOf(id string) *InstanceType {
 
 func (w *World) describeInstanceTypes(p params) (any, *APIError) {
 	want := map[string]bool{}
-	for _, t := range p.list("InstanceTypes") {
+	ids, err := p.list("InstanceTypes")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ids {
 		want[t] = true
 	}
 	var list []map[string]any
@@ -245,17 +240,23 @@ func (w *World) eniJSON(e *ENI) map[string]any {
 	return out
 }
 
-func intParam(p params, k string, def int) (int, *APIError) {
-	v := p.get(k)
-	if v == "" {
-		return def, nil
+// tags reads Tag.N.Key / Tag.N.Value; tags with an empty key are ignored, as the SDK sends them when unset.
+func tags(p params) (map[string]string, *APIError) {
+	pairs, err := p.pairs("Tag")
+	if err != nil {
+		return nil, err
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, apiErr(400, "InvalidParameter", "%s %q is not a non-negative integer.", k, v)
+	out := map[string]string{}
+	for _, kv := range pairs {
+		if kv[0] != "" {
+			out[kv[0]] = kv[1]
+		}
 	}
-	return n, nil
+	return out, nil
 }
+
+// maxIPv6PerENI bounds Ipv6AddressCount before the per-type figure is consulted (the largest documented one is 30).
+const maxIPv6PerENI = 100
 
 func (w *World) createNetworkInterface(p params) (any, *APIError) {
 	if tok := p.get("ClientToken"); tok != "" {
@@ -269,14 +270,23 @@ func (w *World) createNetworkInterface(p params) (any, *APIError) {
 	if sw == nil {
 		return nil, apiErr(404, "InvalidVSwitchId.NotFound", "The specified VSwitchId %q does not exist.", p.get("VSwitchId"))
 	}
-	if p.get("SecurityGroupId") == "" && len(p.list("SecurityGroupIds")) == 0 {
-		return nil, apiErr(400, "MissingParameter", "SecurityGroupId or SecurityGroupIds is mandatory for this action.")
-	}
-	nsec, err := intParam(p, "SecondaryPrivateIpAddressCount", 0)
+	sgs, err := p.list("SecurityGroupIds")
 	if err != nil {
 		return nil, err
 	}
-	n6, err := intParam(p, "Ipv6AddressCount", 0)
+	if p.get("SecurityGroupId") == "" && len(sgs) == 0 {
+		return nil, apiErr(400, "MissingParameter", "SecurityGroupId or SecurityGroupIds is mandatory for this action.")
+	}
+	// The service allows 1..49 secondary addresses at creation (fewer on small types).
+	nsec, err := p.intIn("SecondaryPrivateIpAddressCount", 0, 0, 49)
+	if err != nil {
+		return nil, err
+	}
+	n6, err := p.intIn("Ipv6AddressCount", 0, 0, maxIPv6PerENI)
+	if err != nil {
+		return nil, err
+	}
+	tagged, err := tags(p)
 	if err != nil {
 		return nil, err
 	}
@@ -295,14 +305,7 @@ func (w *World) createNetworkInterface(p params) (any, *APIError) {
 		typ = "Secondary"
 	}
 	e := &ENI{ID: newID("eni"), VSwitchID: sw.ID, Type: typ, MAC: w.macFor(), PrimaryIP: ips[0], Secondary: ips[1:], IPv6: v6,
-		Description: p.get("Description"), ClientToken: p.get("ClientToken"), Status: "Available", Tags: map[string]string{}}
-	for i := 1; ; i++ {
-		k := fmt.Sprintf("Tag.%d.", i)
-		if !p.has(k + "Key") {
-			break
-		}
-		e.Tags[p.get(k+"Key")] = p.get(k + "Value")
-	}
+		Description: p.get("Description"), ClientToken: p.get("ClientToken"), Status: "Available", Tags: tagged}
 	w.st.ENIs = append(w.st.ENIs, e)
 	return w.eniJSON(e), nil
 }
@@ -378,38 +381,38 @@ func (w *World) deleteNetworkInterface(p params) (any, *APIError) {
 
 func (w *World) describeNetworkInterfaces(p params) (any, *APIError) {
 	ids := map[string]bool{}
-	for _, id := range p.list("NetworkInterfaceId") {
+	list, err := p.list("NetworkInterfaceId")
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range list {
 		ids[id] = true
 	}
-	tags := map[string]string{}
-	for i := 1; ; i++ {
-		k := fmt.Sprintf("Tag.%d.", i)
-		if !p.has(k + "Key") {
-			break
-		}
-		tags[p.get(k+"Key")] = p.get(k + "Value")
+	want, err := tags(p)
+	if err != nil {
+		return nil, err
 	}
-	var list []map[string]any
+	var found []map[string]any
 	for _, e := range w.st.ENIs {
 		sw := w.vswitch(e.VSwitchID)
 		match := (len(ids) == 0 || ids[e.ID]) && (p.get("InstanceId") == "" || p.get("InstanceId") == e.InstanceID) &&
 			(p.get("VSwitchId") == "" || p.get("VSwitchId") == e.VSwitchID) && (p.get("VpcId") == "" || p.get("VpcId") == sw.VPCID) &&
 			(p.get("Type") == "" || p.get("Type") == e.Type) && (p.get("Status") == "" || p.get("Status") == e.status())
-		for k, v := range tags {
+		for k, v := range want {
 			if e.Tags[k] != v {
 				match = false
 			}
 		}
 		if match {
-			list = append(list, w.eniJSON(e))
+			found = append(found, w.eniJSON(e))
 		}
 	}
-	lo, hi, next, err := tokenPage(p, len(list))
+	lo, hi, next, err := tokenPage(p, len(found))
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"NetworkInterfaceSets": map[string]any{"NetworkInterfaceSet": nonNil(list[lo:hi])}, "NextToken": next,
-		"TotalCount": len(list)}, nil
+	return map[string]any{"NetworkInterfaceSets": map[string]any{"NetworkInterfaceSet": nonNil(found[lo:hi])}, "NextToken": next,
+		"TotalCount": len(found)}, nil
 }
 
 // addrLimit is the most IPv4 addresses (primary included) or IPv6 addresses the ENI's instance type allows.
@@ -434,13 +437,16 @@ func (w *World) assignPrivateIpAddresses(p params) (any, *APIError) {
 	if s := e.status(); s != "InUse" && s != "Available" {
 		return nil, stateErr(e, "InUse")
 	}
-	want := p.list("PrivateIpAddress")
-	n, err := intParam(p, "SecondaryPrivateIpAddressCount", len(want))
+	want, err := p.list("PrivateIpAddress")
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 || n > 10 {
-		return nil, apiErr(400, "InvalidParameter", "SecondaryPrivateIpAddressCount must be 1..10 per call.")
+	n, err := p.intIn("SecondaryPrivateIpAddressCount", len(want), 0, 10)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || n > 10 || (len(want) > 0 && n != len(want)) {
+		return nil, apiErr(400, "InvalidParameter", "SecondaryPrivateIpAddressCount must be 1..10 per call (or the number of PrivateIpAddress.N given).")
 	}
 	if 1+len(e.Secondary)+n > w.addrLimit(e, false) {
 		return nil, apiErr(403, "InvalidOperation.Ipv4CountExceeded", "The IPv4 address count of %s would exceed %d.", e.ID, w.addrLimit(e, false))
@@ -449,7 +455,10 @@ func (w *World) assignPrivateIpAddresses(p params) (any, *APIError) {
 	var got []string
 	if len(want) > 0 {
 		used := w.usedAddrs(sw)
-		for _, a := range want {
+		for i, a := range want {
+			if e := inBlock(sw.CIDR, a, fmt.Sprintf("PrivateIpAddress.%d", i+1)); e != nil {
+				return nil, e
+			}
 			if used[a] {
 				return nil, apiErr(403, "InvalidIp.IpAssigned", "The IP address %s is already assigned.", a)
 			}
@@ -487,7 +496,11 @@ func (w *World) unassignPrivateIpAddresses(p params) (any, *APIError) {
 	if err != nil {
 		return nil, err
 	}
-	rest, ok := removeAll(e.Secondary, p.list("PrivateIpAddress"))
+	drop, err := p.list("PrivateIpAddress")
+	if err != nil {
+		return nil, err
+	}
+	rest, ok := removeAll(e.Secondary, drop)
 	if !ok {
 		return nil, apiErr(403, "InvalidIp.IpUnassigned", "Some of the specified IP addresses are not assigned to %s.", e.ID)
 	}
@@ -500,20 +513,33 @@ func (w *World) assignIpv6Addresses(p params) (any, *APIError) {
 	if err != nil {
 		return nil, err
 	}
-	want := p.list("Ipv6Address")
-	n, err := intParam(p, "Ipv6AddressCount", len(want))
+	want, err := p.list("Ipv6Address")
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		return nil, apiErr(400, "InvalidParameter", "Ipv6AddressCount or Ipv6Address is mandatory.")
+	n, err := p.intIn("Ipv6AddressCount", len(want), 0, maxIPv6PerENI)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || (len(want) > 0 && n != len(want)) {
+		return nil, apiErr(400, "InvalidParameter", "Ipv6AddressCount or Ipv6Address is mandatory (and they must agree).")
+	}
+	sw := w.vswitch(e.VSwitchID)
+	used := w.usedAddrs(sw)
+	for i, a := range want {
+		if e := inBlock(sw.IPv6CIDR, a, fmt.Sprintf("Ipv6Address.%d", i+1)); e != nil {
+			return nil, e
+		}
+		if used[a] {
+			return nil, apiErr(403, "InvalidIp.IpAssigned", "The IP address %s is already assigned.", a)
+		}
 	}
 	if len(e.IPv6)+n > w.addrLimit(e, true) {
 		return nil, apiErr(403, "InvalidOperation.Ipv6CountExceeded", "The IPv6 address count of %s would exceed %d.", e.ID, w.addrLimit(e, true))
 	}
 	got := want
 	if len(got) == 0 {
-		if got, err = w.allocIPs(w.vswitch(e.VSwitchID), n, true); err != nil {
+		if got, err = w.allocIPs(sw, n, true); err != nil {
 			return nil, err
 		}
 	}
@@ -529,7 +555,11 @@ func (w *World) unassignIpv6Addresses(p params) (any, *APIError) {
 	if err != nil {
 		return nil, err
 	}
-	rest, ok := removeAll(e.IPv6, p.list("Ipv6Address"))
+	drop, err := p.list("Ipv6Address")
+	if err != nil {
+		return nil, err
+	}
+	rest, ok := removeAll(e.IPv6, drop)
 	if !ok {
 		return nil, apiErr(403, "InvalidIp.IpUnassigned", "Some of the specified IPv6 addresses are not assigned to %s.", e.ID)
 	}
@@ -549,4 +579,14 @@ func (e *ENI) mark(what string, at time.Time) {
 func (e *ENI) visible(what string, now time.Time, lag time.Duration) bool {
 	at, ok := e.Since[what]
 	return !ok || !now.Before(at.Add(lag))
+}
+
+// inBlock checks that an address given by the caller (parameter name) is a host of the vSwitch block cidr.
+func inBlock(cidr, addr, name string) *APIError {
+	pfx, err := netip.ParsePrefix(cidr)
+	a, err2 := netip.ParseAddr(addr)
+	if err != nil || err2 != nil || !pfx.Contains(a) || a == pfx.Masked().Addr() {
+		return errParam(name, addr, "an address of the vSwitch block "+cidr)
+	}
+	return nil
 }

@@ -222,7 +222,10 @@ func (f *Fabric) Sync() error {
 	for id, e := range want {
 		link, ok := f.enis[id]
 		if !ok {
-			link = "ve" + strings.TrimPrefix(id, "eni-")[:10]
+			link = "ve" + strings.TrimPrefix(id, "eni-")
+			if len(link) > 12 { // interface names are at most 15 bytes
+				link = link[:12]
+			}
 			ns := f.NS[e.InstanceID]
 			if ns == "" {
 				continue

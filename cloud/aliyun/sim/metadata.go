@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +39,15 @@ func NewMetadata(w *World, instanceID string) *Metadata {
 }
 
 func (m *Metadata) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.Printf("alisim: metadata: panic serving %s: %v\n%s", r.URL.Path, v, debug.Stack())
+			http.Error(rw, "internal error", http.StatusInternalServerError)
+		}
+	}()
 	now := m.w.clock.Now()
 	if r.URL.Path == "/latest/api/token" {
 		if r.Method != http.MethodPut {
@@ -146,7 +157,7 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 		b := make([]byte, 12)
 		_, _ = rand.Read(b)
 		key := AccessKey{ID: "STS.alisim" + hex.EncodeToString(b[:6]), Secret: hex.EncodeToString(b),
-			SecurityToken: "alisim-sts-" + hex.EncodeToString(b[6:]), Expires: now.Add(m.CredentialTTL)}
+			SecurityToken: "alisim-sts-" + hex.EncodeToString(b[6:]), Expires: now.Add(m.CredentialTTL), Instance: in.ID}
 		// Expired STS keys are dropped as new ones are issued.
 		kept := w.st.AccessKeys[:0]
 		for _, k := range w.st.AccessKeys {

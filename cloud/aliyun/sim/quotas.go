@@ -41,10 +41,14 @@ func (w *World) routeEntryQuota() map[string]any {
 // product vpc, and it is required.
 func (w *World) quotaDimensions(p params, required bool) *APIError {
 	region := ""
-	for i := 1; ; i++ {
-		k, v := p.get(fmt.Sprintf("Dimensions.%d.Key", i)), p.get(fmt.Sprintf("Dimensions.%d.Value", i))
+	dims, err := p.pairs("Dimensions")
+	if err != nil {
+		return err
+	}
+	for _, kv := range dims {
+		k, v := kv[0], kv[1]
 		if k == "" && v == "" {
-			break
+			continue
 		}
 		if k != "regionId" {
 			return apiErr(400, "InvalidParameter", "The dimension %q is not supported by product vpc (supported: regionId).", k)

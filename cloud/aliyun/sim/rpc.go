@@ -4,31 +4,14 @@ import (
 	"crypto/hmac"
 	"encoding/json"
 	"fmt"
+	"log"
 	"math/rand/v2"
 	"net/http"
-	"sort"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 )
-
-// params are an RPC call's merged query and form parameters.
-type params map[string]string
-
-func (p params) get(k string) string { return p[k] }
-func (p params) has(k string) bool   { _, ok := p[k]; return ok }
-
-// list reads Name.1, Name.2, ...
-func (p params) list(name string) []string {
-	var out []string
-	for i := 1; ; i++ {
-		v, ok := p[fmt.Sprintf("%s.%d", name, i)]
-		if !ok {
-			return out
-		}
-		out = append(out, v)
-	}
-}
 
 type handler func(*World, params) (any, *APIError)
 
@@ -66,12 +49,6 @@ var writeActions = map[string]bool{"CreateRouteEntry": true, "DeleteRouteEntry":
 	"DeleteNetworkInterface": true, "AssignPrivateIpAddresses": true, "UnassignPrivateIpAddresses": true,
 	"AssignIpv6Addresses": true, "UnassignIpv6Addresses": true}
 
-// Fault is the injected behaviour of one action: errors by code (probability 0..1) and added latency.
-type Fault struct {
-	Errors  map[string]float64 `json:"errors,omitempty"`
-	Latency time.Duration      `json:"latency,omitempty"`
-}
-
 // Limit is a token bucket: Rate calls per second, Burst at most.
 type Limit struct {
 	Rate  float64 `json:"rate"`
@@ -87,28 +64,20 @@ type bucket struct {
 type Server struct {
 	w *World
 
-	mu      sync.Mutex
-	faults  map[string]Fault // by action; "*" applies to all
-	limits  map[string]Limit // by action; "*" applies to all
-	buckets map[string]*bucket
-	reqs    uint64
-	calls   map[string]int // authenticated calls by action
+	// mu guards the fields below. It may be taken while World.mu is held, never the other way round.
+	mu       sync.Mutex
+	faults   map[string]Fault // by action; "*" applies to all
+	limits   map[string]Limit // by action; "*" applies to all
+	buckets  map[string]*bucket
+	reqs     uint64
+	calls    map[string]int          // authenticated calls by action
+	injected map[string]*FaultCounts // injected faults by action
 }
 
 // NewServer serves w.
 func NewServer(w *World) *Server {
-	return &Server{w: w, faults: map[string]Fault{}, limits: map[string]Limit{}, buckets: map[string]*bucket{}, calls: map[string]int{}}
-}
-
-// SetFault sets (or, with a zero Fault, clears) the fault of an action ("*" for all).
-func (s *Server) SetFault(action string, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(f.Errors) == 0 && f.Latency == 0 {
-		delete(s.faults, action)
-		return
-	}
-	s.faults[action] = f
+	return &Server{w: w, faults: map[string]Fault{}, limits: map[string]Limit{}, buckets: map[string]*bucket{}, calls: map[string]int{},
+		injected: map[string]*FaultCounts{}}
 }
 
 // SetLimit sets (or, with Rate 0, clears) the throttling of an action ("*" for all).
@@ -134,13 +103,23 @@ func (s *Server) requestID() string {
 	return fmt.Sprintf("ALISIM-%08X-%04X", n, rand.IntN(1<<16))
 }
 
-// ServeHTTP answers RPC calls on "/" and the admin API under /admin/.
+// ServeHTTP answers RPC calls on "/" and the admin API under /admin/. A panic in a handler is answered with
+// 500 InternalError (and logged with its stack); every lock is released by defer, so it cannot wedge the world.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	rid := s.requestID()
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.Printf("alisim: panic serving %s %s (request %s): %v\n%s", r.Method, r.URL.Path, rid, v, debug.Stack())
+			writeErr(rw, rid, apiErr(500, "InternalError", "The request processing has failed due to some unknown error."))
+		}
+	}()
 	if strings.HasPrefix(r.URL.Path, "/admin/") {
 		s.admin(rw, r)
 		return
 	}
-	rid := s.requestID()
 	if err := r.ParseForm(); err != nil {
 		writeErr(rw, rid, apiErr(400, "InvalidParameter", "cannot parse the request: %v", err))
 		return
@@ -152,7 +131,8 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	action := p.get("Action")
-	if e := s.authenticate(r.Method, p); e != nil {
+	key, e := s.authenticate(r.Method, p)
+	if e != nil {
 		writeErr(rw, rid, e)
 		return
 	}
@@ -178,19 +158,20 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeErr(rw, rid, e)
 		return
 	}
-	if e := s.inject(action); e != nil {
+	if d := s.latency(action); d > 0 {
+		time.Sleep(d)
+	}
+	if code := s.draw(action, Before); code != "" {
+		strike(rw, rid, code)
+		return
+	}
+	out, lost, e := s.apply(action, h, p, key, rid)
+	if e != nil {
 		writeErr(rw, rid, e)
 		return
 	}
-	s.w.mu.Lock()
-	s.w.settle()
-	out, e := h(s.w, p)
-	if e == nil && writeActions[action] {
-		_ = s.w.save()
-	}
-	s.w.mu.Unlock()
-	if e != nil {
-		writeErr(rw, rid, e)
+	if lost != "" {
+		strike(rw, rid, lost)
 		return
 	}
 	body := map[string]any{"RequestId": rid}
@@ -203,6 +184,25 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(rw).Encode(body)
 }
 
+// apply runs a handler under the world lock. When it succeeds, the after-fault (if any strikes) is drawn, and a
+// write is recorded in the audit and saved, all before the lock is released: the change has happened whatever
+// the client hears.
+func (s *Server) apply(action string, h handler, p params, key AccessKey, rid string) (out any, lost string, e *APIError) {
+	w := s.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.settle()
+	if out, e = h(w, p); e != nil {
+		return nil, "", e
+	}
+	lost = s.draw(action, After)
+	if writeActions[action] {
+		w.record(Write{At: w.clock.Now(), Action: action, AccessKeyID: key.ID, Instance: key.Instance, RequestID: rid, Lost: lost})
+		_ = w.save()
+	}
+	return out, lost, nil
+}
+
 func writeErr(rw http.ResponseWriter, rid string, e *APIError) {
 	rw.Header().Set("Content-Type", "application/json;charset=utf-8")
 	rw.WriteHeader(e.Status)
@@ -210,11 +210,12 @@ func writeErr(rw http.ResponseWriter, rid string, e *APIError) {
 		"Message": e.Message, "Recommend": "https://api.aliyun.com/troubleshoot?q=" + e.Code})
 }
 
-// authenticate verifies signature v1, the key, the timestamp window, nonce reuse and STS tokens.
-func (s *Server) authenticate(method string, p params) *APIError {
+// authenticate verifies signature v1, the key, the timestamp window, nonce reuse and STS tokens, and returns
+// the key that signed.
+func (s *Server) authenticate(method string, p params) (AccessKey, *APIError) {
 	for _, k := range []string{"AccessKeyId", "Signature", "SignatureNonce", "Timestamp", "SignatureMethod", "SignatureVersion"} {
 		if p.get(k) == "" {
-			return apiErr(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: %s is missing.", k)
+			return AccessKey{}, apiErr(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: %s is missing.", k)
 		}
 	}
 	s.w.mu.Lock()
@@ -226,26 +227,26 @@ func (s *Server) authenticate(method string, p params) *APIError {
 		}
 	}
 	if key == nil {
-		return apiErr(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+		return AccessKey{}, apiErr(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
 	}
 	want := Sign(method, p, key.Secret)
 	if !hmac.Equal([]byte(want), []byte(p.get("Signature"))) {
-		return apiErr(400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+		return AccessKey{}, apiErr(400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
 	}
 	now := s.w.clock.Now()
 	ts, err := time.Parse(gmt, p.get("Timestamp"))
 	if err != nil {
-		return apiErr(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
+		return AccessKey{}, apiErr(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
 	}
 	if d := now.Sub(ts); d > 15*time.Minute || d < -15*time.Minute {
-		return apiErr(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+		return AccessKey{}, apiErr(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
 	}
 	if key.SecurityToken != "" {
 		if p.get("SecurityToken") != key.SecurityToken {
-			return apiErr(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey.")
+			return AccessKey{}, apiErr(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey.")
 		}
 		if !key.Expires.IsZero() && !now.Before(key.Expires) {
-			return apiErr(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+			return AccessKey{}, apiErr(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
 		}
 	}
 	nonce := key.ID + "/" + p.get("SignatureNonce")
@@ -255,10 +256,10 @@ func (s *Server) authenticate(method string, p params) *APIError {
 		}
 	}
 	if _, used := s.w.nonces[nonce]; used {
-		return apiErr(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+		return AccessKey{}, apiErr(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
 	}
 	s.w.nonces[nonce] = now
-	return nil
+	return *key, nil
 }
 
 func (s *Server) throttle(action string) *APIError {
@@ -281,33 +282,6 @@ func (s *Server) throttle(action string) *APIError {
 			return errThrottlingUser()
 		}
 		b.tokens--
-	}
-	return nil
-}
-
-func (s *Server) inject(action string) *APIError {
-	s.mu.Lock()
-	var fs []Fault
-	for _, k := range []string{action, "*"} {
-		if f, ok := s.faults[k]; ok {
-			fs = append(fs, f)
-		}
-	}
-	s.mu.Unlock()
-	for _, f := range fs {
-		if f.Latency > 0 {
-			time.Sleep(f.Latency)
-		}
-		codes := make([]string, 0, len(f.Errors))
-		for c := range f.Errors {
-			codes = append(codes, c)
-		}
-		sort.Strings(codes)
-		for _, c := range codes {
-			if rand.Float64() < f.Errors[c] {
-				return apiErr(statusFor(c), c, "Injected by alisim.")
-			}
-		}
 	}
 	return nil
 }

@@ -11,26 +11,32 @@ import (
 
 const gmt = "2006-01-02T15:04:05Z"
 
-// page applies PageNumber/PageSize (default 10, at most 50) and returns the window and the echo fields.
+// page applies PageNumber (1..2^31-1, an Integer of the API) and PageSize (default 10, at most 50) and returns
+// the window and the echo fields. With both bounded, (num-1)*size cannot overflow.
 func page(p params, n int) (lo, hi, num, size int, err *APIError) {
-	num, size = 1, 10
-	if v := p.get("PageNumber"); v != "" {
-		x, e := strconv.Atoi(v)
-		if e != nil || x < 1 {
-			return 0, 0, 0, 0, apiErr(400, "InvalidParameter", "PageNumber %q is invalid.", v)
-		}
-		num = x
+	if num, err = p.intIn("PageNumber", 1, 1, maxInt32); err != nil {
+		return 0, 0, 0, 0, err
 	}
-	if v := p.get("PageSize"); v != "" {
-		x, e := strconv.Atoi(v)
-		if e != nil || x < 1 || x > 50 {
-			return 0, 0, 0, 0, apiErr(400, "InvalidParameter", "PageSize %q is invalid (1-50).", v)
-		}
-		size = x
+	if size, err = p.intIn("PageSize", 10, 1, 50); err != nil {
+		return 0, 0, 0, 0, err
 	}
 	lo = min((num-1)*size, n)
 	hi = min(lo+size, n)
 	return lo, hi, num, size, nil
+}
+
+// nextToken decodes the NextToken of MaxResult(s) paging: the offset of the next page, 0 when absent.
+func nextToken(p params) (int, *APIError) {
+	tok := p.get("NextToken")
+	if tok == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	n, err2 := strconv.Atoi(string(b))
+	if err != nil || err2 != nil || n < 0 || n > maxInt32 {
+		return 0, apiErr(400, "InvalidNextToken", "The specified parameter NextToken %q is not valid.", tok)
+	}
+	return n, nil
 }
 
 func (w *World) describeVpcs(p params) (any, *APIError) {
@@ -190,25 +196,20 @@ func (w *World) describeRouteEntryList(p params) (any, *APIError) {
 	if t == nil {
 		return nil, apiErr(404, "InvalidRouteTableId.NotFound", "The specified route table %q does not exist.", p.get("RouteTableId"))
 	}
-	max := 10
-	if v := p.get("MaxResult"); v != "" {
-		x, err := strconv.Atoi(v)
-		if err != nil || x < 1 || x > 500 {
-			return nil, apiErr(400, "InvalidParameter", "MaxResult %q is invalid.", v)
-		}
-		max = x
+	max, e := p.intIn("MaxResult", 10, 1, 500)
+	if e != nil {
+		return nil, e
 	}
-	start := 0
-	if tok := p.get("NextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		n, err2 := strconv.Atoi(string(b))
-		if err != nil || err2 != nil || n < 0 {
-			return nil, apiErr(400, "InvalidNextToken", "The NextToken %q is invalid.", tok)
-		}
-		start = n
+	start, e := nextToken(p)
+	if e != nil {
+		return nil, e
+	}
+	list, e := p.list("DestCidrBlockList")
+	if e != nil {
+		return nil, e
 	}
 	dsts := map[string]bool{}
-	for _, d := range p.list("DestCidrBlockList") {
+	for _, d := range list {
 		dsts[d] = true
 	}
 	now := w.clock.Now()
@@ -296,6 +297,20 @@ func dsts(t *RouteTable) map[string]bool {
 	return t.index
 }
 
+// nextHopTypes are the documented NextHopType values of CreateRouteEntry (Instance is the default).
+var nextHopTypes = map[string]bool{"Instance": true, "HaVip": true, "RouterInterface": true, "NetworkInterface": true,
+	"VpnGateway": true, "IPv6Gateway": true, "NatGateway": true, "Attachment": true, "VpcPeer": true, "Ipv4Gateway": true,
+	"GatewayEndpoint": true, "Ecr": true, "GatewayLoadBalancerEndpoint": true}
+
+// checkHopType refuses a NextHopType (parameter name) outside the documented values.
+func checkHopType(name, typ string) *APIError {
+	if typ != "" && !nextHopTypes[typ] {
+		return errParam(name, typ, "one of Instance, HaVip, RouterInterface, NetworkInterface, VpnGateway, IPv6Gateway, "+
+			"NatGateway, Attachment, VpcPeer, Ipv4Gateway, GatewayEndpoint, Ecr, GatewayLoadBalancerEndpoint")
+	}
+	return nil
+}
+
 func (w *World) checkNextHop(t *RouteTable, typ, id string) *APIError {
 	if typ == "" {
 		typ = "Instance"
@@ -328,6 +343,9 @@ func (w *World) createRouteEntry(p params) (any, *APIError) {
 		}
 	}
 	hopType, hopID := p.get("NextHopType"), p.get("NextHopId")
+	if err := checkHopType("NextHopType", hopType); err != nil {
+		return nil, err
+	}
 	if hopType == "" {
 		hopType = "Instance"
 	}
@@ -395,21 +413,28 @@ type batchEntry struct {
 	table, dst, hop, hopType, id, name, desc string
 }
 
+// batch reads RouteEntries.N.*. The SDK numbers entries 1..N in order; a request with gaps (entries 1 and 3) is
+// refused as a whole, naming the missing index, rather than processed in part (see params.count).
 func batch(p params) ([]batchEntry, *APIError) {
-	var out []batchEntry
-	for i := 1; ; i++ {
-		k := fmt.Sprintf("RouteEntries.%d.", i)
-		if !p.has(k+"RouteTableId") && !p.has(k+"DstCidrBlock") && !p.has(k+"RouteEntryId") {
-			break
-		}
-		out = append(out, batchEntry{table: p.get(k + "RouteTableId"), dst: p.get(k + "DstCidrBlock"), hop: p.get(k + "NextHop"),
-			hopType: p.get(k + "NextHopType"), id: p.get(k + "RouteEntryId"), name: p.get(k + "Name"), desc: p.get(k + "Description")})
+	n, err := p.count("RouteEntries")
+	if err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
+	if n == 0 {
 		return nil, apiErr(400, "MissingParameter", "RouteEntries is mandatory for this action.")
 	}
-	if len(out) > 50 {
-		return nil, apiErr(400, "InvalidParameter", "RouteEntries accepts at most 50 entries, got %d.", len(out))
+	if n > 50 {
+		return nil, apiErr(400, "InvalidParameter", "RouteEntries accepts at most 50 entries, got %d.", n)
+	}
+	out := make([]batchEntry, 0, n)
+	for i := 1; i <= n; i++ {
+		k := fmt.Sprintf("RouteEntries.%d.", i)
+		b := batchEntry{table: p.get(k + "RouteTableId"), dst: p.get(k + "DstCidrBlock"), hop: p.get(k + "NextHop"),
+			hopType: p.get(k + "NextHopType"), id: p.get(k + "RouteEntryId"), name: p.get(k + "Name"), desc: p.get(k + "Description")}
+		if err := checkHopType(k+"NextHopType", b.hopType); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }

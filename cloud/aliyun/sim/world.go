@@ -2,8 +2,10 @@
 // the VPC 2016-04-28 RPC actions weft uses (route tables and their entries, VPCs, vSwitches), the ECS ENI actions,
 // the Quota Center's route-entry quota (quotas 2020-05-10, from the per-table quotas), with signature v1
 // verification, the documented error bodies and statuses, per-table route quotas and the asynchronous entry life
-// cycle (Pending -> Available, Deleting -> gone), throttling and fault injection per action, an admin endpoint,
-// a state file that survives restarts, and the instance metadata server.
+// cycle (Pending -> Available, Deleting -> gone), throttling and fault injection per action (refusals before a
+// call runs, lost replies after it changed the state: faults.go), a write audit naming the credentials of each
+// write (audit.go), an admin endpoint, a state file that survives restarts, and the instance metadata server.
+// Everything read from a request is range-checked (params.go) and every topology validated (validate.go).
 //
 // Time is injected (Clock) and entry states are derived from timestamps when read, so the emulator needs no
 // background goroutines and tests can move time explicitly. All state lives in one World guarded by one mutex;
@@ -141,6 +143,8 @@ type AccessKey struct {
 	// STS keys carry a token and an expiry.
 	SecurityToken string    `json:"securityToken,omitempty"`
 	Expires       time.Time `json:"expires,omitzero"`
+	// Instance is the instance a RAM-role key was issued to by the metadata server (the write audit names it).
+	Instance string `json:"instance,omitempty"`
 }
 
 // World is the emulator's state and the lock around it.
@@ -150,6 +154,9 @@ type World struct {
 	clock  Clock
 	path   string // state file; "" for none
 	nonces map[string]time.Time
+	// writes is the audit of applied writes (audit.go); dropped counts the oldest records let go.
+	writes  []Write
+	dropped int
 }
 
 // NewWorld wraps a state. path, when set, is rewritten after every change.
@@ -163,7 +170,7 @@ func NewWorld(st *State, clock Clock, path string) *World {
 	return &World{st: st, clock: clock, path: path, nonces: map[string]time.Time{}}
 }
 
-// LoadState reads a state file.
+// LoadState reads a state file (or a topology) and validates it.
 func LoadState(path string) (*State, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -171,6 +178,9 @@ func LoadState(path string) (*State, error) {
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	if err := st.Validate(); err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	return &st, nil
