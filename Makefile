@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/weftnet/weft/internal/version.Version=$(VERSION)
 export WEFT_CACHE ?= $(HOME)/.cache/weft
 BINS := weftd weft flannel
 
-.PHONY: all build deps tools test test-unit bench bench-alisim bench-alivpc demo demo-down clean fmt vet
+.PHONY: all build deps tools test test-unit fuzz bench bench-alisim bench-alivpc demo demo-down clean fmt vet
 
 all: build
 
@@ -30,6 +30,12 @@ TOOLS_BIN = $(shell tools/build.sh 2>/dev/null | tail -1)
 
 test: deps build tools
 	WEFT_TOOLS_BIN=$(TOOLS_BIN) $(GO) test -race -count=1 -timeout 40m ./...
+	tools/fuzz.sh 5
+
+# Every fuzz target for FUZZTIME seconds each (make test runs them 5 s each).
+FUZZTIME ?= 30
+fuzz:
+	tools/fuzz.sh $(FUZZTIME)
 
 # A 3-node weft cluster in network namespaces (needs only etcd and the CNI plugins, not kube-apiserver).
 demo: deps build
