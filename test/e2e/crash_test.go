@@ -146,28 +146,35 @@ func wantState(t *testing.T, peers []*lab.Node, fam, dev, key string) []string {
 	return out
 }
 
-// converged waits until every node holds exactly the entries the others require, in both families.
-func converged(t *testing.T, nodes []*lab.Node, timeout time.Duration) {
+// converged waits until every node holds exactly the entries the others require, in both families, and reports
+// each mismatch left at the deadline (one deadline for all, so a broken run ends in bounded time).
+func converged(t *testing.T, nodes []*lab.Node, timeout time.Duration) bool {
 	t.Helper()
-	for _, n := range nodes {
-		var peers []*lab.Node
-		for _, p := range nodes {
-			if p != n {
-				peers = append(peers, p)
+	var bad []string
+	_ = lab.WaitFor(timeout, "converged", func() (bool, error) {
+		bad = nil
+		for _, n := range nodes {
+			var peers []*lab.Node
+			for _, p := range nodes {
+				if p != n {
+					peers = append(peers, p)
+				}
+			}
+			for _, d := range devices {
+				want := wantState(t, peers, d.fam, d.dev, d.subnetKey)
+				got, err := vxlanState(n, d.fam, d.dev)
+				if err != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
+					bad = append(bad, fmt.Sprintf("%s %s: got\n    %s\n  want\n    %s (%v)", n.Name, d.dev,
+						strings.Join(got, "\n    "), strings.Join(want, "\n    "), err))
+				}
 			}
 		}
-		for _, d := range devices {
-			want := wantState(t, peers, d.fam, d.dev, d.subnetKey)
-			var got []string
-			if err := lab.WaitFor(timeout, n.Name+" "+d.dev+" entries", func() (bool, error) {
-				var err error
-				got, err = vxlanState(n, d.fam, d.dev)
-				return err == nil && strings.Join(got, "\n") == strings.Join(want, "\n"), err
-			}); err != nil {
-				t.Errorf("%v\ngot:\n  %s\nwant:\n  %s", err, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-			}
-		}
+		return len(bad) == 0, nil
+	})
+	if len(bad) > 0 {
+		t.Errorf("not converged within %s:\n  %s", timeout, strings.Join(bad, "\n  "))
 	}
+	return len(bad) == 0
 }
 
 var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) (packets )?received`)
@@ -204,7 +211,9 @@ const resyncWait = 75 * time.Second
 func TestCrashSIGKILLUnderTraffic(t *testing.T) {
 	t.Parallel()
 	e, pods := dualVxlan(t, 2)
-	converged(t, e.lab.Nodes, 20*time.Second)
+	if !converged(t, e.lab.Nodes, 20*time.Second) {
+		t.FailNow()
+	}
 	reachable(t, pods[1], pods[0], 20*time.Second)
 	n := e.lab.Nodes[0]
 	subnets := [2]string{n.EnvValue("FLANNEL_SUBNET"), n.EnvValue("FLANNEL_IPV6_SUBNET")}
@@ -247,14 +256,17 @@ func TestCrashSIGKILLUnderTraffic(t *testing.T) {
 	if got := [2]string{mac(n, "flannel.1"), mac(n, "flannel-v6.1")}; got != macs {
 		t.Errorf("VtepMACs changed across SIGKILL: %v -> %v", macs, got)
 	}
-	converged(t, e.lab.Nodes, 20*time.Second)
-	allPairs(t, pods)
+	if converged(t, e.lab.Nodes, 20*time.Second) {
+		allPairs(t, pods)
+	}
 }
 
 func TestTamper(t *testing.T) {
 	t.Parallel()
 	e, pods := dualVxlan(t, 2)
-	converged(t, e.lab.Nodes, 20*time.Second)
+	if !converged(t, e.lab.Nodes, 20*time.Second) {
+		t.FailNow()
+	}
 	n, peer := e.lab.Nodes[0], e.lab.Nodes[1]
 
 	t.Run("vxlan devices deleted while weftd runs are recreated with their MACs", func(t *testing.T) {
@@ -278,7 +290,9 @@ func TestTamper(t *testing.T) {
 				t.Errorf("%s recreated with MAC %s, want %s (the lease's VtepMAC, in the peers' FDB)", d.dev, got, before[d.dev])
 			}
 		}
-		converged(t, e.lab.Nodes, resyncWait)
+		if !converged(t, e.lab.Nodes, resyncWait) {
+			t.FailNow()
+		}
 		reachable(t, pods[1], pods[0], 20*time.Second)
 		reachable(t, pods[0], pods[1], 20*time.Second)
 	})
@@ -303,7 +317,9 @@ func TestTamper(t *testing.T) {
 				t.Fatalf("%s still holds %q after deleting by hand", d.dev, got)
 			}
 		}
-		converged(t, e.lab.Nodes, resyncWait)
+		if !converged(t, e.lab.Nodes, resyncWait) {
+			t.FailNow()
+		}
 		reachable(t, pods[0], pods[1], 20*time.Second)
 	})
 
@@ -346,6 +362,6 @@ func TestTamper(t *testing.T) {
 				t.Errorf("%v\n%s:\n%s\n%s:\n%s", err, c.chain, list(c, c.chain), c.jumpFrom, list(c, c.jumpFrom))
 			}
 		}
-		allPairs(t, pods)
+		reachable(t, pods[0], pods[1], 20*time.Second)
 	})
 }
