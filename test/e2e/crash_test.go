@@ -261,107 +261,114 @@ func TestCrashSIGKILLUnderTraffic(t *testing.T) {
 	}
 }
 
-func TestTamper(t *testing.T) {
-	t.Parallel()
-	e, pods := dualVxlan(t, 2)
+// tamperEnv is a converged two-node dual-stack vxlan cluster whose first node is tampered with.
+func tamperEnv(t *testing.T) (e *env, pods []*lab.Pod, n, peer *lab.Node) {
+	t.Helper()
+	e, pods = dualVxlan(t, 2)
 	if !converged(t, e.lab.Nodes, 20*time.Second) {
 		t.FailNow()
 	}
-	n, peer := e.lab.Nodes[0], e.lab.Nodes[1]
+	return e, pods, e.lab.Nodes[0], e.lab.Nodes[1]
+}
 
-	t.Run("vxlan devices deleted while weftd runs are recreated with their MACs", func(t *testing.T) {
-		before := map[string]string{}
-		for _, d := range devices {
-			before[d.dev] = mac(n, d.dev)
-			if _, err := lab.NSRun(n.Name, "ip", "link", "del", d.dev); err != nil {
+func TestTamperDeviceDeleted(t *testing.T) {
+	t.Parallel()
+	e, pods, n, _ := tamperEnv(t)
+	before := map[string]string{}
+	for _, d := range devices {
+		before[d.dev] = mac(n, d.dev)
+		if _, err := lab.NSRun(n.Name, "ip", "link", "del", d.dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if mac(n, "flannel.1") != "" {
+		t.Fatal("flannel.1 still there after ip link del")
+	}
+	for _, d := range devices {
+		if err := lab.WaitFor(resyncWait, d.dev+" recreated", func() (bool, error) {
+			return mac(n, d.dev) != "", nil
+		}); err != nil {
+			t.Fatalf("%v\n%s", err, tailN(n.Daemon.Logs(), 10))
+		}
+		if got := mac(n, d.dev); got != before[d.dev] {
+			t.Errorf("%s recreated with MAC %s, want %s (the lease's VtepMAC, in the peers' FDB)", d.dev, got, before[d.dev])
+		}
+	}
+	if !converged(t, e.lab.Nodes, resyncWait) {
+		t.FailNow()
+	}
+	reachable(t, pods[1], pods[0], 20*time.Second)
+	reachable(t, pods[0], pods[1], 20*time.Second)
+}
+
+func TestTamperEntriesDeleted(t *testing.T) {
+	t.Parallel()
+	e, pods, n, peer := tamperEnv(t)
+	for _, d := range devices {
+		sn, m := subnetOf(t, peer, d.subnetKey), mac(peer, d.dev)
+		addr := peer.Addr
+		if d.fam == "-6" {
+			addr = peer.Addr6
+		}
+		for _, cmd := range [][]string{
+			{"ip", d.fam, "route", "del", sn.String(), "dev", d.dev},
+			{"bridge", "fdb", "del", m, "dev", d.dev, "dst", addr, "self"},
+			{"ip", d.fam, "neigh", "del", sn.Addr().String(), "dev", d.dev},
+		} {
+			if _, err := lab.NSRun(n.Name, cmd...); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if mac(n, "flannel.1") != "" {
-			t.Fatal("flannel.1 still there after ip link del")
+		if got, _ := vxlanState(n, d.fam, d.dev); len(got) != 0 {
+			t.Fatalf("%s still holds %q after deleting by hand", d.dev, got)
 		}
-		for _, d := range devices {
-			if err := lab.WaitFor(resyncWait, d.dev+" recreated", func() (bool, error) {
-				return mac(n, d.dev) != "", nil
-			}); err != nil {
-				t.Fatalf("%v\n%s", err, tailN(n.Daemon.Logs(), 10))
-			}
-			if got := mac(n, d.dev); got != before[d.dev] {
-				t.Errorf("%s recreated with MAC %s, want %s (the lease's VtepMAC, in the peers' FDB)", d.dev, got, before[d.dev])
-			}
-		}
-		if !converged(t, e.lab.Nodes, resyncWait) {
-			t.FailNow()
-		}
-		reachable(t, pods[1], pods[0], 20*time.Second)
-		reachable(t, pods[0], pods[1], 20*time.Second)
-	})
+	}
+	if !converged(t, e.lab.Nodes, resyncWait) {
+		t.FailNow()
+	}
+	reachable(t, pods[0], pods[1], 20*time.Second)
+}
 
-	t.Run("a route, an FDB entry and a neighbour deleted by hand are restored", func(t *testing.T) {
-		for _, d := range devices {
-			sn, m := subnetOf(t, peer, d.subnetKey), mac(peer, d.dev)
-			addr := peer.Addr
-			if d.fam == "-6" {
-				addr = peer.Addr6
-			}
-			for _, cmd := range [][]string{
-				{"ip", d.fam, "route", "del", sn.String(), "dev", d.dev},
-				{"bridge", "fdb", "del", m, "dev", d.dev, "dst", addr, "self"},
-				{"ip", d.fam, "neigh", "del", sn.Addr().String(), "dev", d.dev},
-			} {
-				if _, err := lab.NSRun(n.Name, cmd...); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got, _ := vxlanState(n, d.fam, d.dev); len(got) != 0 {
-				t.Fatalf("%s still holds %q after deleting by hand", d.dev, got)
-			}
+func TestTamperFirewallFlushed(t *testing.T) {
+	t.Parallel()
+	_, pods, n, _ := tamperEnv(t)
+	type chain struct{ tool, table, chain, jumpFrom string }
+	var chains []chain
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		chains = append(chains, chain{tool, "filter", "FLANNEL-FWD", "FORWARD"}, chain{tool, "nat", "FLANNEL-POSTRTG", "POSTROUTING"})
+	}
+	list := func(c chain, name string) string {
+		out, err := lab.NSRun(n.Name, c.tool, "-t", c.table, "-S", name)
+		if err != nil {
+			return err.Error()
 		}
-		if !converged(t, e.lab.Nodes, resyncWait) {
-			t.FailNow()
+		return out
+	}
+	before := map[chain]string{}
+	for _, c := range chains {
+		before[c] = list(c, c.chain)
+		if strings.Count(before[c], "\n-A ") < 2 || !strings.Contains(list(c, c.jumpFrom), "-j "+c.chain) {
+			t.Fatalf("%s -t %s: %s or the jump from %s missing before the flush:\n%s", c.tool, c.table, c.chain, c.jumpFrom, before[c])
 		}
-		reachable(t, pods[0], pods[1], 20*time.Second)
-	})
-
-	t.Run("flushed firewall rules are restored", func(t *testing.T) {
-		type chain struct{ tool, table, chain, jumpFrom string }
-		var chains []chain
-		for _, tool := range []string{"iptables", "ip6tables"} {
-			chains = append(chains, chain{tool, "filter", "FLANNEL-FWD", "FORWARD"}, chain{tool, "nat", "FLANNEL-POSTRTG", "POSTROUTING"})
-		}
-		list := func(c chain, name string) string {
-			out, err := lab.NSRun(n.Name, c.tool, "-t", c.table, "-S", name)
-			if err != nil {
-				return err.Error()
-			}
-			return out
-		}
-		before := map[chain]string{}
-		for _, c := range chains {
-			before[c] = list(c, c.chain)
-			if strings.Count(before[c], "\n-A ") < 2 || !strings.Contains(list(c, c.jumpFrom), "-j "+c.chain) {
-				t.Fatalf("%s -t %s: %s or the jump from %s missing before the flush:\n%s", c.tool, c.table, c.chain, c.jumpFrom, before[c])
+	}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat"} {
+			if _, err := lab.NSRun(n.Name, tool, "-t", table, "-F"); err != nil {
+				t.Fatal(err)
 			}
 		}
-		for _, tool := range []string{"iptables", "ip6tables"} {
-			for _, table := range []string{"filter", "nat"} {
-				if _, err := lab.NSRun(n.Name, tool, "-t", table, "-F"); err != nil {
-					t.Fatal(err)
-				}
-			}
+	}
+	for _, c := range chains {
+		if strings.Contains(list(c, c.chain), "-A ") {
+			t.Fatalf("%s %s not flushed", c.tool, c.chain)
 		}
-		for _, c := range chains {
-			if strings.Contains(list(c, c.chain), "-A ") {
-				t.Fatalf("%s %s not flushed", c.tool, c.chain)
-			}
+	}
+	for _, c := range chains {
+		if err := lab.WaitFor(30*time.Second, c.tool+" "+c.chain+" restored", func() (bool, error) {
+			return list(c, c.chain) == before[c] && strings.Contains(list(c, c.jumpFrom), "-j "+c.chain), nil
+		}); err != nil {
+			t.Errorf("%v\n%s:\n%s\n%s:\n%s", err, c.chain, list(c, c.chain), c.jumpFrom, list(c, c.jumpFrom))
 		}
-		for _, c := range chains {
-			if err := lab.WaitFor(30*time.Second, c.tool+" "+c.chain+" restored", func() (bool, error) {
-				return list(c, c.chain) == before[c] && strings.Contains(list(c, c.jumpFrom), "-j "+c.chain), nil
-			}); err != nil {
-				t.Errorf("%v\n%s:\n%s\n%s:\n%s", err, c.chain, list(c, c.chain), c.jumpFrom, list(c, c.jumpFrom))
-			}
-		}
-		reachable(t, pods[0], pods[1], 20*time.Second)
-	})
+	}
+	reachable(t, pods[0], pods[1], 20*time.Second)
 }
