@@ -5,6 +5,7 @@ package e2e
 // require.
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -14,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/weftnet/weft/internal/lab"
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 const healthPort = 10250
@@ -48,10 +53,14 @@ func dualVxlan(t *testing.T, nodes int) (*env, []*lab.Pod) {
 
 // startReady starts weftd on node i with /readyz on healthPort and waits until that new process answers 200:
 // after a crash subnet.env is still there, so it proves nothing about the new process.
-func (e *env) startReady(i int) {
+func (e *env) startReady(i int) { e.startReadyWith(i, lab.DaemonOptions{}) }
+
+// startReadyWith is startReady with more daemon options (Kubernetes mode).
+func (e *env) startReadyWith(i int, o lab.DaemonOptions) {
 	e.t.Helper()
 	n := e.lab.Nodes[i]
-	p, err := n.StartDaemon(lab.DaemonOptions{Binary: e.weftd, HealthPort: healthPort})
+	o.Binary, o.HealthPort = e.weftd, healthPort
+	p, err := n.StartDaemon(o)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -375,4 +384,51 @@ func TestTamperFirewallFlushed(t *testing.T) {
 		}
 	}
 	reachable(t, pods[0], pods[1], 20*time.Second)
+}
+
+// In Kubernetes mode the previous VtepMACs come from the node's annotations: devices lost while weftd is down
+// come back with them.
+func TestRestartKubeKeepsVtepMAC(t *testing.T) {
+	t.Parallel()
+	testenv.Bin(t, "kube-apiserver")
+	e := newEnv(t, 2)
+	k, err := e.lab.StartKube()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, n := range e.lab.Nodes {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name},
+			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.244.%d.0/24", i+1),
+				PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i+1), fmt.Sprintf("fd00:244:0:%d::/64", i+1)}}}
+		if _, err := k.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := lab.DaemonOptions{Kube: k, NetConf: fmt.Sprintf(netDual, "vxlan")}
+	var pods []*lab.Pod
+	for i := range e.lab.Nodes {
+		e.startReadyWith(i, o)
+		pods = append(pods, e.pod(i, "p", e.plugin))
+	}
+	if !converged(t, e.lab.Nodes, 20*time.Second) {
+		t.FailNow()
+	}
+	n := e.lab.Nodes[0]
+	before := [2]string{mac(n, "flannel.1"), mac(n, "flannel-v6.1")}
+	if err := n.Daemon.Stop(); err != nil {
+		t.Fatalf("weftd did not exit cleanly on SIGTERM: %v", err)
+	}
+	for _, d := range devices {
+		if _, err := lab.NSRun(n.Name, "ip", "link", "del", d.dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startReadyWith(0, o)
+	if got := [2]string{mac(n, "flannel.1"), mac(n, "flannel-v6.1")}; got != before {
+		t.Errorf("VtepMACs changed across restart with the devices deleted: %v -> %v", before, got)
+	}
+	if converged(t, e.lab.Nodes, 20*time.Second) {
+		reachable(t, pods[1], pods[0], 20*time.Second)
+	}
 }
