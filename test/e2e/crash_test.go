@@ -432,3 +432,91 @@ func TestRestartKubeKeepsVtepMAC(t *testing.T) {
 		reachable(t, pods[1], pods[0], 20*time.Second)
 	}
 }
+
+// hostGWRoutes are node n's gateway routes on eth0 into the cluster networks, normalised "<dst> via <gw>".
+func hostGWRoutes(n *lab.Node) ([]string, error) {
+	var out []string
+	for _, fam := range []string{"-4", "-6"} {
+		r, err := lab.NSRun(n.Name, "ip", "-o", fam, "route", "show", "dev", "eth0")
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(r, "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 3 && f[1] == "via" && (strings.HasPrefix(f[0], "10.244.") || strings.HasPrefix(f[0], "fd00:244:")) {
+				out = append(out, f[0]+" via "+f[2])
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// hostGWConverged waits until every node routes exactly each other node's subnets via that node's address.
+func hostGWConverged(t *testing.T, nodes []*lab.Node, timeout time.Duration) bool {
+	t.Helper()
+	var bad []string
+	_ = lab.WaitFor(timeout, "host-gw routes", func() (bool, error) {
+		bad = nil
+		for _, n := range nodes {
+			var want []string
+			for _, p := range nodes {
+				if p != n {
+					want = append(want, subnetOf(t, p, "FLANNEL_SUBNET").String()+" via "+p.Addr,
+						subnetOf(t, p, "FLANNEL_IPV6_SUBNET").String()+" via "+p.Addr6)
+				}
+			}
+			sort.Strings(want)
+			got, err := hostGWRoutes(n)
+			if err != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
+				bad = append(bad, fmt.Sprintf("%s: got %q want %q (%v)", n.Name, got, want, err))
+			}
+		}
+		return len(bad) == 0, nil
+	})
+	if len(bad) > 0 {
+		t.Errorf("host-gw routes not converged within %s:\n  %s", timeout, strings.Join(bad, "\n  "))
+	}
+	return len(bad) == 0
+}
+
+// host-gw: routes deleted by hand come back, and a removed node's routes go, in both families.
+func TestTamperHostGW(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 3)
+	if err := e.lab.PutNetConfig(fmt.Sprintf(netDual, "host-gw")); err != nil {
+		t.Fatal(err)
+	}
+	var pods []*lab.Pod
+	for i := range e.lab.Nodes {
+		e.startReady(i)
+		pods = append(pods, e.pod(i, "p", e.plugin))
+	}
+	if !hostGWConverged(t, e.lab.Nodes, 20*time.Second) {
+		t.FailNow()
+	}
+	n, peer, gone := e.lab.Nodes[0], e.lab.Nodes[1], e.lab.Nodes[2]
+	for _, key := range []string{"FLANNEL_SUBNET", "FLANNEL_IPV6_SUBNET"} {
+		if _, err := lab.NSRun(n.Name, "ip", "route", "del", subnetOf(t, peer, key).String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !hostGWConverged(t, e.lab.Nodes, resyncWait) {
+		t.FailNow()
+	}
+	reachable(t, pods[0], pods[1], 20*time.Second)
+
+	sn4 := subnetOf(t, gone, "FLANNEL_SUBNET")
+	if err := gone.Daemon.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.lab.Etcdctl("get", "--prefix", "--keys-only", "/coreos.com/network/subnets/"+strings.Replace(sn4.String(), "/", "-", 1))
+	key := strings.TrimSpace(out)
+	if err != nil || !strings.Contains(key, "&") {
+		t.Fatalf("dual-stack lease of %s (%s) not found: %q %v", gone.Name, sn4, key, err)
+	}
+	if _, err := e.lab.Etcdctl("del", key); err != nil {
+		t.Fatal(err)
+	}
+	hostGWConverged(t, e.lab.Nodes[:2], 15*time.Second)
+}
