@@ -14,7 +14,7 @@
 // (<peer subnet> via <peer PublicIP>) and needs no encapsulation. Desired (desired.go) computes these entries
 // purely from the peer set; the reconcile makes the kernel match them exactly through backend.SyncNeigh, SyncFDB
 // and SyncRoutes, deleting entries of vanished peers, on every event and every resync, so a restart or a
-// hand-deleted entry is repaired.
+// hand-deleted entry is repaired; a device deleted by hand is recreated with its MAC (ensurePresent).
 package vxlan
 
 import (
@@ -96,11 +96,15 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	return c, nil
 }
 
-// device is one family's vxlan device.
+// device is one family's vxlan device, with what it takes to make it again: a device deleted by hand while weftd
+// runs is recreated by the next reconcile with the same settings, MAC and address.
 type device struct {
 	link   *netlink.Vxlan
 	family int
 	mac    net.HardwareAddr
+	local  netip.Addr   // source address on the external interface
+	mtu    int          // device MTU
+	addr   netip.Prefix // the subnet's network address as /32 or /128, set once the lease is known
 }
 
 type network struct {
@@ -218,7 +222,7 @@ func (b *vxlanBackend) ensureDevice(name string, cfg Config, local netip.Addr, m
 				}
 			}
 			klog.Infof("vxlan: reusing existing device %s (VtepMAC %s)", name, vx.HardwareAddr)
-			return &device{link: vx, family: fam, mac: vx.HardwareAddr}, nil
+			return &device{link: vx, family: fam, mac: vx.HardwareAddr, local: local, mtu: mtu}, nil
 		}
 		klog.Warningf("vxlan: device %s exists with incompatible settings; recreating it", name)
 		if err := b.h.LinkDel(existing); err != nil {
@@ -238,7 +242,7 @@ func (b *vxlanBackend) ensureDevice(name string, cfg Config, local netip.Addr, m
 	}
 	vx := l.(*netlink.Vxlan)
 	klog.Infof("vxlan: created %s (VNI %d, port %d, VtepMAC %s, MTU %d)", name, cfg.VNI, want.Port, vx.HardwareAddr, vx.MTU)
-	return &device{link: vx, family: fam, mac: vx.HardwareAddr}, nil
+	return &device{link: vx, family: fam, mac: vx.HardwareAddr, local: local, mtu: mtu}, nil
 }
 
 func compatible(have, want *netlink.Vxlan) bool {
@@ -255,6 +259,7 @@ func randomMAC() net.HardwareAddr {
 
 // configure puts exactly addr on the device and brings it up.
 func (b *vxlanBackend) configure(d *device, addr netip.Prefix) error {
+	d.addr = addr
 	addrs, err := b.h.AddrList(d.link, d.family)
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", d.link.Name, err)
@@ -305,6 +310,9 @@ func (nw *network) reconcile(peers backend.Peers) error {
 // them), then the forwarding database, then the routes.
 func (nw *network) reconcileFamily(d *device, peers backend.Peers) error {
 	h := nw.b.h
+	if err := nw.ensurePresent(d); err != nil {
+		return err
+	}
 	self := Self{Family: d.family, Device: d.link.Index, Ext: nw.b.deps.ExtIface.Iface.Index, Cluster: nw.network,
 		DirectRouting: nw.cfg.DirectRouting}
 	if d.family == netlink.FAMILY_V6 {
@@ -322,4 +330,29 @@ func (nw *network) reconcileFamily(d *device, peers backend.Peers) error {
 		backend.SyncFDB(h, d.link, st.FDB),
 		backend.SyncRoutes(h, d.family, st.Routes, self.Owns),
 	)
+}
+
+// ensurePresent recreates d's device when it is gone (deleted by hand, or by another tool), with the MAC the lease
+// publishes, so the peers' FDB and neighbour entries for this node stay right, and puts its address back. The
+// kernel removed the device's routes, neighbours and FDB entries with it; the reconcile that follows adds them.
+func (nw *network) ensurePresent(d *device) error {
+	name := d.link.Name
+	l, err := nw.b.h.LinkByName(name)
+	if err == nil && l.Attrs().Index == d.link.Index {
+		return nil
+	}
+	var notFound netlink.LinkNotFoundError
+	if err != nil && !errors.As(err, &notFound) {
+		return fmt.Errorf("look up %s: %w", name, err)
+	}
+	klog.Warningf("vxlan: device %s is gone or was replaced; recreating it with VtepMAC %s", name, d.mac)
+	nd, err := nw.b.ensureDevice(name, nw.cfg, d.local, d.mtu, d.mac, d.family)
+	if err != nil {
+		return err
+	}
+	if err := nw.b.configure(nd, d.addr); err != nil {
+		return err
+	}
+	*d = *nd
+	return nil
 }

@@ -158,7 +158,8 @@ func TestEtcdVxlanDualStack(t *testing.T) {
 
 	t.Run("restart keeps subnet, VtepMAC and traffic", func(t *testing.T) {
 		n := e.lab.Nodes[0]
-		subnetBefore, macBefore := n.EnvValue("FLANNEL_SUBNET"), n.VtepMAC()
+		subnetBefore := n.EnvValue("FLANNEL_SUBNET")
+		macsBefore := [2]string{mac(n, "flannel.1"), mac(n, "flannel-v6.1")}
 		if err := n.Daemon.Stop(); err != nil {
 			t.Fatalf("weftd did not exit cleanly on SIGTERM: %v", err)
 		}
@@ -169,42 +170,82 @@ func TestEtcdVxlanDualStack(t *testing.T) {
 		if !strings.Contains(n.IP("-d", "link", "show", "flannel.1"), "vxlan id 1") {
 			t.Error("flannel.1 removed on SIGTERM")
 		}
-		e.start(0, e.weftd, lab.DaemonOptions{})
+		// The devices are lost while weftd is down (a reboot, an operator): the new ones must get the MACs the
+		// lease published, which the peers' FDB and neighbour entries hold, or no peer reaches this node.
+		for _, d := range devices {
+			if _, err := lab.NSRun(n.Name, "ip", "link", "del", d.dev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.startReady(0)
 		if got := n.EnvValue("FLANNEL_SUBNET"); got != subnetBefore {
 			t.Errorf("subnet changed across restart: %s -> %s", subnetBefore, got)
 		}
-		if got := n.VtepMAC(); got != macBefore {
-			t.Errorf("VtepMAC changed across restart: %s -> %s", macBefore, got)
+		if got := [2]string{mac(n, "flannel.1"), mac(n, "flannel-v6.1")}; got != macsBefore {
+			t.Errorf("VtepMACs changed across restart with the devices deleted: %v -> %v", macsBefore, got)
 		}
-		allPairs(t, pods[:2])
+		if converged(t, e.lab.Nodes, 20*time.Second) {
+			allPairs(t, pods[:2])
+		}
 	})
 
-	t.Run("removing a node removes its routes and FDB entries", func(t *testing.T) {
+	t.Run("removing a node removes its routes, neighbours and FDB entries in both families", func(t *testing.T) {
 		gone := e.lab.Nodes[2]
-		sn := strings.Replace(gone.EnvValue("FLANNEL_SUBNET"), ".1/", ".0/", 1)
+		sn4, sn6 := subnetOf(t, gone, "FLANNEL_SUBNET"), subnetOf(t, gone, "FLANNEL_IPV6_SUBNET")
+		mac4, mac6 := mac(gone, "flannel.1"), mac(gone, "flannel-v6.1")
+		// Before: the others do hold its entries, so the check below is not vacuous.
+		if !converged(t, e.lab.Nodes, 20*time.Second) {
+			t.FailNow()
+		}
 		if err := gone.Daemon.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		// Dual stack: the key is "<v4>-24&<v6>-64"; find it by its IPv4 part.
-		out, err := e.lab.Etcdctl("get", "--prefix", "--keys-only", "/coreos.com/network/subnets/"+strings.Replace(sn, "/", "-", 1))
+		out, err := e.lab.Etcdctl("get", "--prefix", "--keys-only", "/coreos.com/network/subnets/"+strings.Replace(sn4.String(), "/", "-", 1))
 		key := strings.TrimSpace(out)
-		if err != nil || key == "" {
-			t.Fatalf("lease of %s (%s) not found: %v", gone.Name, sn, err)
+		if err != nil || key == "" || !strings.Contains(key, "&") {
+			t.Fatalf("dual-stack lease of %s (%s) not found: %q %v", gone.Name, sn4, key, err)
 		}
 		if _, err := e.lab.Etcdctl("del", key); err != nil {
 			t.Fatal(err)
 		}
-		mac := gone.VtepMAC()
+		// An entry is the gone node's when one of its fields is one of its subnets, their addresses, its MACs or
+		// its node addresses.
+		marks := map[string]bool{sn4.String(): true, sn6.String(): true, sn4.Addr().String(): true, sn6.Addr().String(): true,
+			mac4: true, mac6: true, gone.Addr: true, gone.Addr6: true}
 		for _, n := range e.lab.Nodes[:2] {
 			n := n
-			if err := lab.WaitFor(15*time.Second, n.Name+" forgets "+sn, func() (bool, error) {
-				routes := n.IP("route")
-				fdbOut, _ := lab.NSRun(n.Name, "bridge", "fdb", "show", "dev", "flannel.1")
-				return !strings.Contains(routes, sn) && !strings.Contains(fdbOut, mac), fmt.Errorf("routes:\n%sfdb:\n%s", routes, fdbOut)
+			if err := lab.WaitFor(15*time.Second, n.Name+" forgets "+gone.Name, func() (bool, error) {
+				var all []string
+				for _, d := range devices {
+					st, err := vxlanState(n, d.fam, d.dev)
+					if err != nil {
+						return false, err
+					}
+					all = append(all, st...)
+				}
+				for _, fam := range []string{"-4", "-6"} {
+					r, err := lab.NSRun(n.Name, "ip", "-o", fam, "route", "show", "table", "all")
+					if err != nil {
+						return false, err
+					}
+					all = append(all, strings.Split(r, "\n")...)
+				}
+				var left []string
+				for _, line := range all {
+					for _, f := range strings.Fields(line) {
+						if marks[f] {
+							left = append(left, line)
+							break
+						}
+					}
+				}
+				return len(left) == 0, fmt.Errorf("entries for %s left:\n  %s", gone.Name, strings.Join(left, "\n  "))
 			}); err != nil {
 				t.Error(err)
 			}
 		}
+		converged(t, e.lab.Nodes[:2], 15*time.Second)
 	})
 }
 
