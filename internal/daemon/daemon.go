@@ -170,7 +170,10 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		go func() { defer wg.Done(); followReady(ctx, ready, r) }()
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); followStore(ctx, ready, sm.Name(), probeStore, storeProbeEvery, storeProbeTimeout) }()
+	go func() {
+		defer wg.Done()
+		followStore(ctx, ready, sm.Name(), probeStore, storeProbeEvery, storeProbeTimeout)
+	}()
 	if out.Lease != nil {
 		wg.Add(1)
 		go func() {
