@@ -65,7 +65,8 @@ func RunLoop(ctx context.Context, name string, deps Deps, own *subnet.Lease, kee
 
 // Apply folds one lease event into peers, skipping this node's own lease (own may be nil) and leases keep
 // rejects; name is the backend, for logs. A removal deletes the node's peer only if it is still the removed
-// lease: a node that took a new subnet before its old lease expired keeps its new one.
+// lease: a node that took a new subnet before its old lease expired keeps its new one. In etcd mode a lease
+// that names another node than the one holding its key before ends the earlier holder's peer.
 func (peers Peers) Apply(name string, ev subnet.Event, own *subnet.Lease, keep func(subnet.Lease) bool) {
 	l := ev.Lease
 	id := l.Node()
@@ -80,6 +81,16 @@ func (peers Peers) Apply(name string, ev subnet.Event, own *subnet.Lease, keep f
 			klog.Infof("%s: peer %s moved from %s to %s", name, id, old.Key(), l.Key())
 		}
 		peers[id] = l
+		if l.NodeName == "" && (l.Subnet.IsValid() || l.IPv6Subnet.IsValid()) {
+			// etcd mode: a key has one value, so the subnet is no longer held by the node that had it before
+			// (whose expiry or deletion went unseen, e.g. across a re-listing): that node must not keep its routes.
+			for other, ol := range peers {
+				if other != id && ol.Key() == l.Key() {
+					klog.Infof("%s: peer %s (%s) replaced by %s", name, other, ol.Key(), id)
+					delete(peers, other)
+				}
+			}
+		}
 	case subnet.EventRemoved:
 		if old, known := peers[id]; known && old.Key() == l.Key() {
 			klog.Infof("%s: peer %s (%s) removed", name, id, l.Key())

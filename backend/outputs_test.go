@@ -83,3 +83,27 @@ func TestPeersApplyByNode(t *testing.T) {
 		t.Fatal("a lease keep rejects became a peer")
 	}
 }
+
+// etcd mode: a lease key has one value, so when a subnet's key now names another node (its old holder's expiry
+// or deletion was missed, e.g. by a watch that broke and re-listed), the old holder no longer holds it and must
+// not keep the subnet's route, neighbour and FDB entry.
+func TestPeersApplySubnetTakenOver(t *testing.T) {
+	own := lease("", "10.244.0.0/24", "192.0.2.1")
+	all := func(subnet.Lease) bool { return true }
+	p := Peers{}
+	old := lease("", "10.244.7.0/24", "192.0.2.70")
+	taker := lease("", "10.244.7.0/24", "192.0.2.9")
+	p.Apply("test", subnet.Event{Type: subnet.EventAdded, Lease: old}, &own, all)
+	p.Apply("test", subnet.Event{Type: subnet.EventAdded, Lease: taker}, &own, all)
+	if len(p) != 1 || p["192.0.2.9"].Subnet != taker.Subnet {
+		t.Fatalf("peers %v, want only 192.0.2.9 on 10.244.7.0/24", p)
+	}
+	// Kubernetes mode: two Nodes with one podCIDR are both real (a misconfiguration Desired arbitrates); neither
+	// event removes the other node.
+	p = Peers{}
+	p.Apply("test", subnet.Event{Type: subnet.EventAdded, Lease: lease("a", "10.244.7.0/24", "192.0.2.70")}, &own, all)
+	p.Apply("test", subnet.Event{Type: subnet.EventAdded, Lease: lease("b", "10.244.7.0/24", "192.0.2.9")}, &own, all)
+	if len(p) != 2 {
+		t.Fatalf("kube mode: peers %v, want both nodes", p)
+	}
+}

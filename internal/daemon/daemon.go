@@ -4,7 +4,8 @@
 //
 // Start-up is a sequence of steps, each retried with jittered backoff while /readyz answers 503 with the reason
 // (an unreachable store, a missing podCIDR, ...). Only once the backend has set the node up, the rules are in place
-// and subnet.env is written does /readyz turn 200. Stopping (SIGTERM) cancels the context: devices, routes, rules
+// and subnet.env is written does /readyz turn 200; after that it answers 503 naming the store while the store
+// does not answer a probe (routes stay, traffic flows, and it turns 200 again on its own). Stopping (SIGTERM) cancels the context: devices, routes, rules
 // and the lease stay where they are, so pods keep their traffic while weftd restarts; stale state is cleaned up by
 // the next start's reconcile instead.
 package daemon
@@ -67,7 +68,7 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		}
 	}
 
-	store, coord, err := newStore(ctx, o)
+	store, coord, probeStore, err := newStore(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -168,6 +169,11 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); followReady(ctx, ready, r) }()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		followStore(ctx, ready, sm.Name(), probeStore, storeProbeEvery, storeProbeTimeout)
+	}()
 	if out.Lease != nil {
 		wg.Add(1)
 		go func() {

@@ -16,23 +16,38 @@ import (
 	"github.com/weftnet/weft/internal/redact"
 )
 
-// readiness is what /readyz reports: not ready, with a reason, until the network is set up.
+// readiness is what /readyz reports: not ready, with a reason, until the network is set up; after that, not
+// ready while the store does not answer (the node keeps its routes, but it can neither see peers join or leave
+// nor keep its lease, and an operator must hear of it).
 type readiness struct {
 	mu     sync.Mutex
 	ready  bool
 	reason string
-	onSet  func(bool)
+	// storeDown is why the store failed its last probe after start-up; "" while it answers.
+	storeDown string
+	onSet     func(bool)
 }
 
 // set records readiness. The reason is often an error from the store or the cloud, and /readyz serves it without
 // authentication, so credentials in it (a URL's userinfo) are redacted here, once for the log and /readyz.
 func (r *readiness) set(ok bool, reason string) {
 	reason = redact.Text(reason)
+	r.update(func() { r.ready, r.reason = ok, reason })
+}
+
+// setStore records the outcome of a store probe: "" when the store answered, else the reason.
+func (r *readiness) setStore(down string) {
+	down = redact.Text(down)
+	r.update(func() { r.storeDown = down })
+}
+
+func (r *readiness) update(change func()) {
 	r.mu.Lock()
-	changed := r.ready != ok || r.reason != reason
-	r.ready, r.reason = ok, reason
+	ok0, why0 := r.effective()
+	change()
+	ok, reason := r.effective()
 	r.mu.Unlock()
-	if changed {
+	if ok != ok0 || reason != why0 {
 		if ok {
 			klog.Info("ready")
 		} else {
@@ -44,10 +59,18 @@ func (r *readiness) set(ok bool, reason string) {
 	}
 }
 
+// effective combines the start-up (or backend) state with the store's; r.mu is held.
+func (r *readiness) effective() (bool, string) {
+	if r.ready && r.storeDown != "" {
+		return false, r.storeDown
+	}
+	return r.ready, r.reason
+}
+
 func (r *readiness) get() (bool, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.ready, r.reason
+	return r.effective()
 }
 
 // healthHandler serves /healthz (upstream's text), /readyz and /metrics.
