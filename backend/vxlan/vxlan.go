@@ -25,12 +25,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/internal/logonce"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -115,6 +117,7 @@ type network struct {
 	mtu      int
 	network  netip.Prefix // cluster networks, for owned routes
 	network6 netip.Prefix
+	warned   logonce.Set // peers skipped for bad data, logged once each
 }
 
 func (b *vxlanBackend) RegisterNetwork(ctx context.Context, sc *subnet.Config) (backend.Network, error) {
@@ -322,9 +325,15 @@ func (nw *network) reconcileFamily(d *device, peers backend.Peers) error {
 		self.OnLink = backend.OnLink(h, self.Ext, backend.PublicAddrs(peers, d.family))
 	}
 	st := Desired(peers, self)
+	skipped := map[string]bool{}
 	for _, s := range st.Skipped {
-		klog.V(2).Infof("vxlan: peer %s skipped on %s: %s", s.Peer, d.link.Name, s.Reason)
+		key := d.link.Name + "/" + s.Peer
+		skipped[key] = true
+		if nw.warned.First(key, s.Reason) {
+			klog.Warningf("vxlan: peer %s skipped on %s: %s", s.Peer, d.link.Name, s.Reason)
+		}
 	}
+	nw.warned.Keep(func(k string) bool { return !strings.HasPrefix(k, d.link.Name+"/") || skipped[k] })
 	return errors.Join(
 		backend.SyncNeigh(h, d.link, d.family, st.Neigh),
 		backend.SyncFDB(h, d.link, st.FDB),

@@ -26,6 +26,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/klog/v2"
 
+	"github.com/weftnet/weft/internal/logonce"
 	"github.com/weftnet/weft/internal/redact"
 	"github.com/weftnet/weft/subnet"
 )
@@ -58,6 +59,8 @@ type Manager struct {
 
 	mu  sync.Mutex
 	cfg *subnet.Config
+
+	skipped logonce.Set // leases ignored for a bad value or shape, logged once per revision
 
 	// startRev, when set, chooses the revision a watch starts at after a listing (tests force a compacted one).
 	startRev func(listRev int64) int64

@@ -21,6 +21,10 @@ type entry struct {
 	modRev    int64
 	createRev int64
 	invalid   bool // unparsable value: its subnet counts as taken, but it is never reported or reused
+	// hidden: readable but not a subnet the allocator hands out (outside the Network, another length); never
+	// reported to the backends as a peer, while acquiring still sees it (a node's own incompatible lease is
+	// replaced there, as upstream does).
+	hidden bool
 }
 
 // parseKV reads one key under <prefix>/subnets/; ok is false for a key that is not a lease key at all.
@@ -38,10 +42,40 @@ func (m *Manager) parseKV(kv *mvccpb.KeyValue) (entry, bool) {
 		return e, true // a deletion event carries no value
 	}
 	if err := json.Unmarshal(kv.Value, &e.lease.Attrs); err != nil {
-		klog.V(2).Infof("ignoring lease %s with an unreadable value: %v", key, err)
+		m.skip(key, kv.ModRevision, fmt.Sprintf("unreadable value: %v", err))
 		e.invalid = true
+	} else if why := m.misshapen(e.lease); why != "" {
+		m.skip(key, kv.ModRevision, why)
+		e.hidden = true
 	}
 	return e, true
+}
+
+// skip logs a lease that is never reported to the backends, once per revision of its key: a hostile or broken
+// value must neither crash weftd nor flood its log on every re-list.
+func (m *Manager) skip(key string, rev int64, why string) {
+	if m.skipped.First(key, fmt.Sprintf("%d %s", rev, why)) {
+		klog.Warningf("ignoring lease %s: %s", key, why)
+	}
+}
+
+// misshapen tells why a lease cannot be one the allocator hands out: a subnet outside the Network or of another
+// length than SubnetLen (such a lease could overlap, and steal traffic from, valid ones). "" when it is fine or
+// the configuration is not read yet.
+func (m *Manager) misshapen(l subnet.Lease) string {
+	m.mu.Lock()
+	c := m.cfg
+	m.mu.Unlock()
+	if c == nil {
+		return ""
+	}
+	if p := l.Subnet; p.IsValid() && c.Network.IsValid() && (!c.Network.Contains(p.Addr()) || p.Bits() != c.SubnetLen) {
+		return fmt.Sprintf("subnet %s is not a /%d of Network %s", p, c.SubnetLen, c.Network)
+	}
+	if p := l.IPv6Subnet; p.IsValid() && c.IPv6Network.IsValid() && (!c.IPv6Network.Contains(p.Addr()) || p.Bits() != c.IPv6SubnetLen) {
+		return fmt.Sprintf("IPv6 subnet %s is not a /%d of IPv6Network %s", p, c.IPv6SubnetLen, c.IPv6Network)
+	}
+	return ""
 }
 
 // list reads every lease with the revision of the read, from which a watch can continue without a gap.

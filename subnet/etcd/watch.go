@@ -58,7 +58,7 @@ func resync(known map[string]subnet.Lease, entries []entry) ([]subnet.Event, map
 	var batch []subnet.Event
 	now := map[string]subnet.Lease{}
 	for _, e := range entries {
-		if e.invalid {
+		if e.invalid || e.hidden {
 			continue
 		}
 		now[e.key] = e.lease
@@ -98,13 +98,15 @@ func (m *Manager) watchFrom(ctx context.Context, rev int64, known map[string]sub
 				continue
 			}
 			switch {
-			case ev.Type == clientv3.EventTypePut && !e.invalid:
+			case ev.Type == clientv3.EventTypePut && !e.invalid && !e.hidden:
 				known[e.key] = e.lease
 				batch = append(batch, subnet.Event{Type: subnet.EventAdded, Lease: e.lease})
-			case ev.Type == clientv3.EventTypeDelete || e.invalid:
-				if l, ok := known[e.key]; ok {
-					e.lease = l // with its attributes
+			case ev.Type == clientv3.EventTypeDelete || e.invalid || e.hidden:
+				l, ok := known[e.key]
+				if !ok {
+					continue // never reported (skipped when written): nothing to take back
 				}
+				e.lease = l // with its attributes
 				delete(known, e.key)
 				batch = append(batch, subnet.Event{Type: subnet.EventRemoved, Lease: e.lease})
 			}
