@@ -50,6 +50,13 @@ func newVPCEnv(t *testing.T, nodes int, quota int) *vpcEnv {
 // newVPCEnvWith optionally gives the vSwitches and instances IPv6 and stores conf as net-conf.json.
 func newVPCEnvWith(t *testing.T, nodes int, quota int, ipv6 bool, conf string) *vpcEnv {
 	t.Helper()
+	return newVPCEnvState(t, nodes, quota, ipv6, conf, nil)
+}
+
+// newVPCEnvState is newVPCEnvWith with mod, when set, changing the emulator's state before it starts (more
+// instances, entries already in the table).
+func newVPCEnvState(t *testing.T, nodes int, quota int, ipv6 bool, conf string, mod func(*sim.State)) *vpcEnv {
+	t.Helper()
 	testenv.RequireRoot(t)
 	tools := testenv.ToolsDir(t)
 	e := &vpcEnv{t: t, weftd: testenv.WeftBin(t, "weftd"), plugin: testenv.WeftBin(t, "flannel")}
@@ -70,6 +77,9 @@ func newVPCEnvWith(t *testing.T, nodes int, quota int, ipv6 bool, conf string) *
 			a := netip.MustParseAddr(in.PrimaryIP).As4()
 			in.PrimaryIPv6 = fmt.Sprintf("fd00:192:168:%d::%d", a[2], a[3])
 		}
+	}
+	if mod != nil {
+		mod(st)
 	}
 	e.world = sim.NewWorld(st, nil, "")
 	e.world.SetTiming(sim.Timing{EntryPending: 300 * time.Millisecond, EntryDeleting: 300 * time.Millisecond, ENITransition: time.Second})
