@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftnet/weft/cloud/aliyun/sim"
@@ -247,15 +246,7 @@ func TestAliVPCHandoverEtcd(t *testing.T) {
 func TestAliVPCHandoverKube(t *testing.T) {
 	e := newVPCEnv(t, 3, 200)
 	k, saConfig := e.startAPIServer()
-	ctx := context.Background()
-	for i, n := range e.nodes {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name},
-			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.244.%d.0/24", i+1), PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i+1)}}}
-		if _, err := k.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		e.startKube(n, saConfig, fmt.Sprintf(vpcConf, 200), 10380+i)
-	}
+	e.startKubeNodes(k, saConfig, fmt.Sprintf(vpcConf, 200), 10380)
 	for i, n := range e.nodes {
 		if err := lab.WaitFor(60*time.Second, n.Name+" ready", func() (bool, error) {
 			code, _ := readyz(n, 10380+i)

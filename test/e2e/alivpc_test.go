@@ -169,6 +169,20 @@ func (e *vpcEnv) startAPIServer() (*lab.Kube, string) {
 	return k, saConfig
 }
 
+// startKubeNodes creates every node's Node with the pod CIDR 10.244.<i+1>.0/24 and starts weftd on it in
+// Kubernetes mode with /readyz on basePort+i.
+func (e *vpcEnv) startKubeNodes(k *lab.Kube, saConfig, netConf string, basePort int) {
+	e.t.Helper()
+	for i, n := range e.nodes {
+		cidr := fmt.Sprintf("10.244.%d.0/24", i+1)
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name}, Spec: corev1.NodeSpec{PodCIDR: cidr, PodCIDRs: []string{cidr}}}
+		if _, err := k.Client.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+		e.startKube(n, saConfig, netConf, basePort+i)
+	}
+}
+
 // startKube starts weftd (ali-vpc, Kubernetes mode) on n under the ServiceAccount kubeconfig saConfig.
 func (e *vpcEnv) startKube(n *lab.Node, saConfig, netConf string, port int) {
 	e.t.Helper()
@@ -395,14 +409,7 @@ func TestAliVPCKube(t *testing.T) {
 	e := newVPCEnv(t, 2, 1)
 	k, saConfig := e.startAPIServer()
 	ctx := context.Background()
-	for i, n := range e.nodes {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name},
-			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.244.%d.0/24", i+1), PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i+1)}}}
-		if _, err := k.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		e.startKube(n, saConfig, fmt.Sprintf(vpcConf, 1), 10340+i)
-	}
+	e.startKubeNodes(k, saConfig, fmt.Sprintf(vpcConf, 1), 10340)
 	cond := func(name string) (string, string) {
 		node, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {

@@ -28,10 +28,10 @@ func TestHostileLeases(t *testing.T) {
 		return fmt.Sprintf(`{"PublicIP":%q,"PublicIPv6":%q,"BackendType":"vxlan","BackendData":%s,"BackendV6Data":%s}`, ip4, ip6, d, d)
 	}
 	hostile := map[string]string{
-		"10.244.200.0-24&fd00:244:0:c8::-64": `{not json`,
-		"10.244.201.0-24&fd00:244:0:c9::-64": `{"PublicIP":"999.1.1.1","BackendType":"vxlan"}`,
+		"10.244.200.0-24&fd00:244:0:c8::-64":                                `{not json`,
+		"10.244.201.0-24&fd00:244:0:c9::-64":                                `{"PublicIP":"999.1.1.1","BackendType":"vxlan"}`,
 		strings.Replace(over.String(), "/", "-", 1) + "&fd00:244:0:ca::-64": good("10.250.0.97", "fd00:250::97", "0e:00:00:00:00:97"),
-		"10.244.203.0-24&fd00:244:0:cb::-64": good("10.250.0.98", "fd00:250::98", "zz:zz:zz:zz:zz:zz"),
+		"10.244.203.0-24&fd00:244:0:cb::-64":                                good("10.250.0.98", "fd00:250::98", "zz:zz:zz:zz:zz:zz"),
 	}
 	for k, v := range hostile {
 		if _, err := e.lab.Etcdctl("put", "/coreos.com/network/subnets/"+k, v); err != nil {
