@@ -20,6 +20,9 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("%s: HTTP %d: %s", e.Action, e.Status, e.Message)
+	}
 	return fmt.Sprintf("%s: %s (HTTP %d): %s [request %s]", e.Action, e.Code, e.Status, e.Message, e.RequestID)
 }
 
@@ -74,10 +77,22 @@ func translate(action string, err error) error {
 	}
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
+		if se.ErrorCode() == "" {
+			// Not the API's error body (a proxy's or load balancer's page, garbage): say so, briefly.
+			return &APIError{Action: action, Status: se.HttpStatus(), Code: "", RequestID: se.RequestId(),
+				Message: "the answer is not the API's error JSON " + describeBody("", []byte(se.Message()))}
+		}
 		return &APIError{Action: action, Status: se.HttpStatus(), Code: se.ErrorCode(), Message: serviceMessage(se.ErrorCode(), se.Message()),
 			RequestID: se.RequestId()}
 	}
 	var ce *sdkerrors.ClientError
+	if errors.As(err, &ce) && ce.ErrorCode() == sdkerrors.JsonUnmarshalErrorCode {
+		detail := "?"
+		if o := ce.OriginError(); o != nil {
+			detail = excerpt(o.Error(), 200)
+		}
+		return fmt.Errorf("%s: the answer is not the API's: its JSON does not have the shape of a %s answer (%s)", action, action, detail)
+	}
 	if errors.As(err, &ce) {
 		return fmt.Errorf("%s: client error %s: %s", action, ce.ErrorCode(), redactURL(ce.Message()))
 	}
