@@ -49,7 +49,7 @@ func Retryable(err error) bool {
 	if errors.As(err, &ae) {
 		return retryable[ae.Code] || ae.Status >= 500
 	}
-	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrNotAPIAnswer)
 }
 
 // outcome is the bounded metrics label of a call's result.
@@ -91,7 +91,7 @@ func translate(action string, err error) error {
 		if o := ce.OriginError(); o != nil {
 			detail = excerpt(o.Error(), 200)
 		}
-		return fmt.Errorf("%s: the answer is not the API's: its JSON does not have the shape of a %s answer (%s)", action, action, detail)
+		return fmt.Errorf("%s: %w: its JSON does not have the shape of a %s answer (%s)", action, ErrNotAPIAnswer, action, detail)
 	}
 	if errors.As(err, &ce) {
 		return fmt.Errorf("%s: client error %s: %s", action, ce.ErrorCode(), redactURL(ce.Message()))

@@ -63,6 +63,21 @@ func (h *hangServer) waitAbandoned(t *testing.T, n int32) {
 	}
 }
 
+// within runs call and fails the test when it has not returned in 10 s (a hung call would hold the test for
+// the SDK's timeout, an hour).
+func within(t *testing.T, what string, call func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: still waiting on the hung API 10 s after its context ended", what)
+		return nil
+	}
+}
+
 // A call to an API that never answers ends when its context does, with an error naming the action and the
 // cause, and its HTTP request is abandoned at once (the server sees the connection go), though the SDK's own
 // timeout is an hour away: nothing is left running after the call returns.
@@ -72,7 +87,7 @@ func TestCallToAHungAPIEndsWithItsContext(t *testing.T) {
 
 	ctx, cancel := context.WithTimeoutCause(context.Background(), 200*time.Millisecond, errors.New("--timeout 200ms passed"))
 	defer cancel()
-	_, err := cl.RouteTables(ctx, "vpc-alisim0001")
+	err := within(t, "deadline", func() error { _, err := cl.RouteTables(ctx, "vpc-alisim0001"); return err })
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "DescribeRouteTableList: stopped waiting for the cloud API (--timeout 200ms passed)") ||
 		!strings.Contains(err.Error(), "the attempt in flight had no answer") {
 		t.Fatalf("hung API, deadline: %v", err)
@@ -87,7 +102,7 @@ func TestCallToAHungAPIEndsWithItsContext(t *testing.T) {
 	} {
 		ctx, cancel := context.WithCancelCause(context.Background())
 		go func() { time.Sleep(100 * time.Millisecond); cancel(errors.New("interrupt signal received")) }()
-		err := call(ctx)
+		err := within(t, fmt.Sprintf("call %d", i), func() error { return call(ctx) })
 		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped waiting for the cloud API (interrupt signal received)") {
 			t.Fatalf("call %d, cancelled: %v", i, err)
 		}
@@ -169,6 +184,9 @@ func TestMalformedAnswers(t *testing.T) {
 				msg := err.Error()
 				if !strings.Contains(msg, call.action) || (call.action == "DescribeRouteTableList" && !strings.Contains(msg, c.want)) {
 					t.Fatalf("%s on %s: %v, want the action and %q", call.action, c.name, err, c.want)
+				}
+				if aliyun.Retryable(err) != (c.status >= 500) {
+					t.Fatalf("%s on %s: retryable %v: only a server error status is worth retrying (%v)", call.action, c.name, aliyun.Retryable(err), err)
 				}
 				if strings.Contains(msg, "Signature") || strings.Contains(msg, sim.DefaultAccessKeyID) || len(msg) > 1000 {
 					t.Fatalf("%s on %s: the error quotes the request or the whole body: %.300s", call.action, c.name, msg)

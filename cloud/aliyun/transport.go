@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,10 @@ import (
 	"time"
 	"unicode"
 )
+
+// ErrNotAPIAnswer is wrapped by the errors of answers that are not the API's (a success body that is not its
+// JSON, an endless body). They are not retried: an endpoint answering HTML or garbage keeps doing so.
+var ErrNotAPIAnswer = errors.New("the answer is not the API's")
 
 // maxBody bounds an API answer: the largest weft asks for (100 route entries, 100 instance types) is well under
 // a megabyte.
@@ -63,12 +68,16 @@ func (t *attemptTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("reading the answer (HTTP %d): %w", resp.StatusCode, err)
 	}
 	if len(body) > maxBody {
-		return nil, fmt.Errorf("the answer (HTTP %d) is over %d bytes: not the API's", resp.StatusCode, maxBody)
+		err := fmt.Errorf("%w: HTTP %d with a body over %d bytes", ErrNotAPIAnswer, resp.StatusCode, maxBody)
+		t.mu.Lock()
+		t.bad = err
+		t.mu.Unlock()
+		return nil, err
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if err := checkAnswer(body); err != nil {
 			t.mu.Lock()
-			t.bad = fmt.Errorf("the answer is not the API's: HTTP %d %s: %w", resp.StatusCode, describeBody(resp.Header.Get("Content-Type"), body), err)
+			t.bad = fmt.Errorf("%w: HTTP %d %s: %v", ErrNotAPIAnswer, resp.StatusCode, describeBody(resp.Header.Get("Content-Type"), body), err)
 			t.mu.Unlock()
 		}
 	}
