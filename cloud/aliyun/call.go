@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
@@ -78,10 +79,19 @@ func gaveUp(ctx context.Context, action string, detail error, failed int, last e
 		msg += ": " + detail.Error()
 	}
 	if last != nil {
-		msg += fmt.Sprintf("; %d attempt(s) failed before, the last: %v", failed, last)
+		msg += fmt.Sprintf("; %d attempt(s) failed before, the last: %s", failed, strings.TrimPrefix(last.Error(), action+": "))
 	}
-	return fmt.Errorf("%s: %w", msg, why)
+	return &gaveUpError{msg: msg, why: why}
 }
+
+// gaveUpError reads as its message and unwraps to the context's error.
+type gaveUpError struct {
+	msg string
+	why error
+}
+
+func (e *gaveUpError) Error() string { return e.msg }
+func (e *gaveUpError) Unwrap() error { return e.why }
 
 func (c *Client) attempt(ctx context.Context, action string, do func(sdkClients) error) error {
 	s, at, err := c.clients(ctx)
@@ -93,7 +103,7 @@ func (c *Client) attempt(ctx context.Context, action string, do func(sdkClients)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
 			// Not wrapped: the caller's context is live, so this is a retryable failure, not a cancellation.
-			return fmt.Errorf("%s: no answer within the %s timeout of an attempt (%s)", action, c.c.Timeout, redactURL(err.Error()))
+			return fmt.Errorf("%s: no answer within the %s timeout of an attempt (%s)", action, c.c.Timeout, translate(action, err).Error()[len(action)+2:])
 		}
 	}
 	return translate(action, err)

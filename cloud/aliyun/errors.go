@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
@@ -95,6 +96,15 @@ func translate(action string, err error) error {
 	}
 	if errors.As(err, &ce) {
 		return fmt.Errorf("%s: client error %s: %s", action, ce.ErrorCode(), redactURL(ce.Message()))
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.URL != "" {
+		// "Post \"http://host/?<signed query>\": dial tcp ...": the host is worth naming, the query is a secret.
+		host := "the endpoint"
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			host = u.Host
+		}
+		return fmt.Errorf("%s: %s %s: %s", action, strings.ToUpper(ue.Op), host, redactURL(ue.Err.Error()))
 	}
 	return fmt.Errorf("%s: %s", action, redactURL(err.Error()))
 }
