@@ -97,6 +97,8 @@ type Network struct {
 	mu     sync.Mutex
 	status coordination.Status
 	known  bool
+	// cloudErr, on the leader, is why its last pass could not read the route tables ("" when it could).
+	cloudErr string
 
 	m *routeMetrics
 }
@@ -260,6 +262,9 @@ var _ backend.Readiness = (*Network)(nil)
 func (n *Network) Ready() (bool, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.cloudErr != "" {
+		return false, ReasonAPI + ": this node leads route control and cannot read the VPC route tables (the routes in place are kept): " + n.cloudErr
+	}
 	if !n.known {
 		return false, "waiting for the route controller to report this node's route"
 	}
@@ -313,6 +318,7 @@ func (n *Network) lead(ctx context.Context) {
 		klog.Infof("ali-vpc: leading route control for %s", n.vpc)
 		n.m.leader.Set(1)
 		n.control(lctx)
+		n.setCloudErr(nil)
 		n.m.clear()
 		klog.Infof("ali-vpc: no longer leading route control")
 	}
@@ -354,7 +360,13 @@ func (n *Network) control(ctx context.Context) {
 		if n.deps.Hooks != nil {
 			n.deps.Hooks.Reconciled(Name, time.Since(start).Seconds(), err)
 		}
-		if err != nil && ctx.Err() == nil {
+		if ctx.Err() != nil {
+			return // leadership or the daemon ended mid-pass: what it saw says nothing about the cloud
+		}
+		n.setCloudErr(res.ReadErr)
+		if res.ReadErr != nil {
+			klog.Errorf("ali-vpc: reconcile: %s: the route tables cannot be read, the routes in place are kept and the next pass retries: %v", ReasonAPI, err)
+		} else if err != nil {
 			klog.Errorf("ali-vpc: reconcile: %v", err)
 		}
 		quota, _ := quotas.get(ctx, time.Now())
@@ -365,6 +377,16 @@ func (n *Network) control(ctx context.Context) {
 				continue
 			}
 			rs := coordination.Status{Routed: st.Routed, Reason: st.Reason}
+			if st.Unknown {
+				// The table was not read: the last word on the node stands (this leader's, or its predecessor's).
+				if _, ok := published[k]; ok {
+					continue
+				}
+				if prev, ok, err := store.Status(ctx, &l); err == nil && ok {
+					published[k] = prev
+					continue
+				}
+			}
 			if published[k] == rs {
 				continue
 			}
@@ -405,6 +427,16 @@ func (n *Network) control(ctx context.Context) {
 		case <-tick.C:
 			pass()
 		}
+	}
+}
+
+// setCloudErr records why the leader's last pass could not read the route tables (nil: it could).
+func (n *Network) setCloudErr(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cloudErr = ""
+	if err != nil {
+		n.cloudErr = err.Error()
 	}
 }
 

@@ -32,6 +32,10 @@ type Want struct {
 type NodeState struct {
 	Routed bool
 	Reason string // when not routed: Pending, RouteTableQuotaExceeded, Throttled, RouteConflict, APIError
+	// Unknown: a table the node's route belongs in could not be read (Reason is CloudAPIError). Its entries may
+	// well be in place and carrying traffic, so a status published before stands; only a node without one is
+	// told CloudAPIError.
+	Unknown bool
 }
 
 // Reasons a node is not routed.
@@ -66,7 +70,10 @@ type Controller struct {
 
 // Result is one pass's outcome.
 type Result struct {
-	Nodes   map[string]NodeState // by Want.Node
+	Nodes map[string]NodeState // by Want.Node
+	// ReadErr is why the tables (the list of them, or one table's entries) could not be read; nil when every
+	// table was. The leader reports it (CloudAPIError) until a pass reads them all again.
+	ReadErr error
 	Tables  []TableUsage
 	Created int
 	Deleted int
@@ -81,18 +88,20 @@ func (c *Controller) Reconcile(ctx context.Context, wants []Want) (Result, error
 	}
 	tables, err := c.tables(ctx)
 	if err != nil {
-		return res, err
+		res.ReadErr = fmt.Errorf("list the route tables of %s: %w", c.VPC, err)
+		unknown(res.Nodes, wants)
+		return res, res.ReadErr
 	}
 	if len(tables) == 0 {
 		return res, fmt.Errorf("VPC %s has no route table", c.VPC)
 	}
-	var errs []error
+	var errs, readErrs []error
 	exec := &Executor{API: c.API, Poll: c.Poll, Timeout: c.Timeout}
 	// Every table gets every route: nodes in any vSwitch must be reachable whichever table serves the sender.
 	for _, tid := range tables {
 		entries, err := c.API.RouteEntries(ctx, tid)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("list route table %s: %w", tid, err))
+			readErrs = append(readErrs, fmt.Errorf("list route table %s: %w", tid, err))
 			continue
 		}
 		p := PlanTable(c.input(tid, entries, wants, nil))
@@ -138,12 +147,21 @@ func (c *Controller) Reconcile(ctx context.Context, wants []Want) (Result, error
 			res.Tables = append(res.Tables, final.Usage)
 		}
 	}
+	if len(readErrs) > 0 {
+		res.ReadErr = errors.Join(readErrs...)
+		unknown(res.Nodes, wants)
+	}
+	return res, errors.Join(append(readErrs, errs...)...)
+}
+
+// unknown marks the wanted nodes that no table showed unrouted as Unknown: a table went unread, so a route seen
+// Available elsewhere (or not seen at all) may be missing from it, or may be there.
+func unknown(nodes map[string]NodeState, wants []Want) {
 	for _, w := range wants {
-		if _, ok := res.Nodes[w.Node]; !ok {
-			res.Nodes[w.Node] = NodeState{Reason: ReasonPending} // no table could be read
+		if st, ok := nodes[w.Node]; !ok || st.Routed {
+			nodes[w.Node] = NodeState{Reason: ReasonAPI, Unknown: true}
 		}
 	}
-	return res, errors.Join(errs...)
 }
 
 func (c *Controller) input(tid string, entries []aliyun.RouteEntry, wants []Want, failed map[netip.Prefix]string) TableInput {

@@ -3,6 +3,7 @@ package aliyun
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +34,8 @@ type Config struct {
 	// Registerer receives the client metrics. Clients sharing a Registerer share one set of collectors, so a
 	// second client (a retried start, another command) counts into the same series instead of failing.
 	Registerer prometheus.Registerer
-	Timeout    time.Duration // per HTTP call (default 10 s)
+	// Timeout bounds each HTTP attempt (default 10 s); a call also ends as soon as its context does.
+	Timeout time.Duration
 	// Getenv reads the environment for the fields left empty (nil: the process environment).
 	Getenv func(string) string
 }
@@ -43,14 +45,14 @@ type Client struct {
 	c       Config
 	metrics *clientMetrics
 
+	transport *http.Transport // the connections every attempt's SDK clients share
+
 	mu     sync.Mutex
-	sdk    sdkClients
 	limits map[string]*rate.Limiter
 }
 
-// sdkClients are the SDK clients for one set of credentials.
+// sdkClients are the SDK clients of one attempt.
 type sdkClients struct {
-	key    string // access key id and token they were built for
 	vpc    *vpc.Client
 	ecs    *ecs.Client
 	quotas *quotas.Client
@@ -102,7 +104,7 @@ func NewClient(c Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{c: c, metrics: m, limits: map[string]*rate.Limiter{}}, nil
+	return &Client{c: c, metrics: m, transport: newBaseTransport(c.Timeout), limits: map[string]*rate.Limiter{}}, nil
 }
 
 // Region is the region the client works in.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
@@ -20,6 +21,9 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("%s: HTTP %d: %s", e.Action, e.Status, e.Message)
+	}
 	return fmt.Sprintf("%s: %s (HTTP %d): %s [request %s]", e.Action, e.Code, e.Status, e.Message, e.RequestID)
 }
 
@@ -46,7 +50,7 @@ func Retryable(err error) bool {
 	if errors.As(err, &ae) {
 		return retryable[ae.Code] || ae.Status >= 500
 	}
-	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrNotAPIAnswer)
 }
 
 // outcome is the bounded metrics label of a call's result.
@@ -74,12 +78,33 @@ func translate(action string, err error) error {
 	}
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
+		if se.ErrorCode() == "" {
+			// Not the API's error body (a proxy's or load balancer's page, garbage): say so, briefly.
+			return &APIError{Action: action, Status: se.HttpStatus(), Code: "", RequestID: se.RequestId(),
+				Message: "the answer is not the API's error JSON " + describeBody("", []byte(se.Message()))}
+		}
 		return &APIError{Action: action, Status: se.HttpStatus(), Code: se.ErrorCode(), Message: serviceMessage(se.ErrorCode(), se.Message()),
 			RequestID: se.RequestId()}
 	}
 	var ce *sdkerrors.ClientError
+	if errors.As(err, &ce) && ce.ErrorCode() == sdkerrors.JsonUnmarshalErrorCode {
+		detail := "?"
+		if o := ce.OriginError(); o != nil {
+			detail = excerpt(o.Error(), 200)
+		}
+		return fmt.Errorf("%s: %w: its JSON does not have the shape of a %s answer (%s)", action, ErrNotAPIAnswer, action, detail)
+	}
 	if errors.As(err, &ce) {
 		return fmt.Errorf("%s: client error %s: %s", action, ce.ErrorCode(), redactURL(ce.Message()))
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.URL != "" {
+		// "Post \"http://host/?<signed query>\": dial tcp ...": the host is worth naming, the query is a secret.
+		host := "the endpoint"
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			host = u.Host
+		}
+		return fmt.Errorf("%s: %s %s: %s", action, strings.ToUpper(ue.Op), host, redactURL(ue.Err.Error()))
 	}
 	return fmt.Errorf("%s: %s", action, redactURL(err.Error()))
 }

@@ -13,36 +13,32 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
 )
 
-// clients returns the SDK clients for the current credentials, rebuilt when the provider hands out new ones (a
-// RAM role's keys rotate before they expire).
-func (c *Client) clients(ctx context.Context) (sdkClients, error) {
+// clients returns SDK clients for one attempt: the current credentials (a RAM role's keys rotate before they
+// expire), over a transport bound to ctx (transport.go says why). Building them is cheap (no I/O); the
+// connections are the Client's, shared.
+func (c *Client) clients(ctx context.Context) (sdkClients, *attemptTransport, error) {
 	cr, err := c.c.Credentials.Credentials(ctx)
 	if err != nil {
-		return sdkClients{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	key := cr.AccessKeyID + "/" + cr.SecurityToken
-	if c.sdk.vpc != nil && c.sdk.key == key {
-		return c.sdk, nil
+		return sdkClients{}, nil, err
 	}
 	var cred auth.Credential = credentials.NewAccessKeyCredential(cr.AccessKeyID, cr.AccessKeySecret)
 	if cr.SecurityToken != "" {
 		cred = credentials.NewStsTokenCredential(cr.AccessKeyID, cr.AccessKeySecret, cr.SecurityToken)
 	}
+	at := &attemptTransport{ctx: ctx, base: c.transport}
 	cfg := sdk.NewConfig().WithScheme(c.c.Scheme).WithAutoRetry(false).WithTimeout(c.c.Timeout)
-	next := sdkClients{key: key}
+	cfg.Transport = at
+	var next sdkClients
 	if next.vpc, err = vpc.NewClientWithOptions(c.c.Region, cfg, cred); err != nil {
-		return sdkClients{}, fmt.Errorf("aliyun: SDK client: %w", err)
+		return sdkClients{}, nil, fmt.Errorf("aliyun: SDK client: %w", err)
 	}
 	if next.ecs, err = ecs.NewClientWithOptions(c.c.Region, cfg, cred); err != nil {
-		return sdkClients{}, fmt.Errorf("aliyun: SDK client: %w", err)
+		return sdkClients{}, nil, fmt.Errorf("aliyun: SDK client: %w", err)
 	}
 	if next.quotas, err = quotas.NewClientWithOptions(c.c.Region, cfg, cred); err != nil {
-		return sdkClients{}, fmt.Errorf("aliyun: SDK client: %w", err)
+		return sdkClients{}, nil, fmt.Errorf("aliyun: SDK client: %w", err)
 	}
-	c.sdk = next
-	return next, nil
+	return next, at, nil
 }
 
 // prepare points an SDK request at the configured VPC endpoint and scheme.

@@ -77,6 +77,7 @@ func planRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&in.MaxPods, "max-pods", 0, "kubelet --max-pods, when it is set (0: not limited here)")
 	fs.BoolVar(&in.L2Adjacent, "l2-adjacent", false, "every node is on one L2 segment (host-gw needs it)")
 	out := fs.String("o", "text", "output: text or json")
+	timeout := fs.Duration("timeout", defaultTimeout, "give up (exit 3) when the whole command has not finished within this time (only --instance-type-source api waits on anything)")
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -84,6 +85,11 @@ func planRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return exitError{3}
 	}
+	ctx, cancel, err := withTimeout(ctx, *timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -174,7 +180,7 @@ func instanceTypes(ctx context.Context, ids []string, source, region string) ([]
 		}
 		region = id.Region
 		if known, err = api.InstanceTypes(ctx, ids...); err != nil {
-			return nil, "", fmt.Errorf("DescribeInstanceTypes: %w", err)
+			return nil, "", fmt.Errorf("--instance-type-source api: %w", err)
 		}
 		from = "DescribeInstanceTypes in " + region
 	default:

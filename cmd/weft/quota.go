@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/cloud/routetable"
@@ -20,7 +21,7 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // quotaCmd: weft quota [--vpc-id V | --route-table T ...] [--cluster-id C] [--quota N] [--warning P] [--critical P]
-// [-o json]. The quota is the Quota Center's (vpc_quota_route_entrys_num); --quota only when that API refuses or
+// [-o json] [--timeout 30s]. The quota is the Quota Center's (vpc_quota_route_entrys_num); --quota only when that API refuses or
 // fails, and the output says which. Exit 0 ok, 1 warning, 2 critical, 3 when the tables cannot be read.
 func quotaCmd(ctx context.Context, args []string) error {
 	err := quotaRun(ctx, args)
@@ -44,12 +45,18 @@ func quotaRun(ctx context.Context, args []string) error {
 	cluster := fs.String("cluster-id", "", `this cluster's id: its entries carry the Description "weft:<id>" (ali-vpc's Backend.ClusterID, `+
 		"else the net-conf Network); without it every weft entry is counted as another cluster's")
 	out := fs.String("o", "text", "output: text or json")
+	timeout := fs.Duration("timeout", defaultTimeout, "give up (exit 3) when the whole command has not finished within this time")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return exitError{3}
 	}
+	ctx, cancel, err := withTimeout(ctx, *timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	if *out != "text" && *out != "json" {
 		return fmt.Errorf("-o %q: expected text or json", *out)
 	}
@@ -89,6 +96,19 @@ func quotaRun(ctx context.Context, args []string) error {
 		return exitError{int(r.Level)}
 	}
 	return nil
+}
+
+// defaultTimeout bounds a CLI command that calls the cloud: long enough for the client's retries of a few slow
+// answers, short enough for a script to notice an outage.
+const defaultTimeout = 30 * time.Second
+
+// withTimeout bounds the rest of a command; the cause names the flag, so an error says why waiting stopped.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc, error) {
+	if d <= 0 {
+		return nil, nil, fmt.Errorf("--timeout %s: expected a positive duration such as 30s", d)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("--timeout %s passed", d))
+	return ctx, cancel, nil
 }
 
 func asExit(err error) (int, bool) {
