@@ -67,7 +67,7 @@ func podCIDRFix(in Input, f family) string {
 	switch {
 	case in.SubnetManager == SubnetManagerKube && nbits > nodeIPAMMaxDiff:
 		return fmt.Sprintf("kube-controller-manager cuts at most %s node subnets from one cluster CIDR: split the nodes over clusters", count(pow2(nodeIPAMMaxDiff)))
-	case nbits > f.slen:
+	case nbits >= f.slen: // a /0 pod CIDR is the whole address space, never a fix
 		return fmt.Sprintf("no pod CIDR cut into /%d holds that many: use a longer node subnet", f.slen)
 	}
 	return fmt.Sprintf("use a /%d pod CIDR or a longer node subnet", f.slen-nbits)
