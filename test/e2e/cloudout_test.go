@@ -28,6 +28,9 @@ const cloudOutage = 20 * time.Second
 // idleCPUShare is the most CPU a weftd may use while the API is out: 0.5 s per 20 s, an idle daemon's.
 const idleCPUShare = 0.025
 
+// minCPUAllowance is the CPU any phase may use however short it is (start-up of a pass, a log line, the probes).
+const minCPUAllowance = 500 * time.Millisecond
+
 // cloudSwitch is the OpenAPI endpoint at addr inside the router namespace, in front of a handler the test
 // swaps (alisim, garbage); stop closes its listener and every connection (the API is gone: connections are
 // refused), serve listens again on the same address.
@@ -191,8 +194,11 @@ func TestAliVPCCloudOutage(t *testing.T) {
 		for i, p := range []*lab.Node{leader, follower} {
 			used := procCPU(t, p.Daemon) - cpu0[i]
 			t.Logf("%s: %s used %s of CPU over %s", name, p.Name, used, elapsed.Round(time.Second))
-			if share := used.Seconds() / elapsed.Seconds(); share > idleCPUShare {
-				t.Errorf("%s: %s used %s of CPU over %s (%.1f %%), want at most %.1f %%", name, p.Name, used, elapsed.Round(time.Second), 100*share, 100*idleCPUShare)
+			// The share, with a floor for short phases: the kernel counts CPU in 10 ms ticks, so 50 ms over 1 s reads
+			// as 5 %; a daemon spinning while it waits uses a whole core and still exceeds either bound.
+			allowed := max(time.Duration(idleCPUShare*float64(elapsed)), minCPUAllowance)
+			if used > allowed {
+				t.Errorf("%s: %s used %s of CPU over %s, want at most %s (%.1f %% of the time)", name, p.Name, used, elapsed.Round(time.Second), allowed, 100*idleCPUShare)
 			}
 		}
 		restore()
