@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/weftnet/weft/internal/coordination"
 	"github.com/weftnet/weft/subnet"
@@ -114,6 +115,13 @@ type Deps struct {
 	// Coordinator elects leaders and carries per-node status through the cluster store; nil when the daemon has
 	// none to offer. Backends that need it fail in their constructor without it.
 	Coordinator coordination.Coordinator
+	// Kube is the Kubernetes API in Kubernetes mode (nil in etcd mode), for a backend that reads pods or writes
+	// the node's status itself (eni); NodeName is this node's name there.
+	Kube     kubernetes.Interface
+	NodeName string
+	// SetNodeNetworkUnavailable is --set-node-network-unavailable: a backend that publishes the node's status
+	// writes the NetworkUnavailable condition only when it is set.
+	SetNodeNetworkUnavailable bool
 }
 
 // DefaultResync is how often a backend re-reads the kernel and repairs what drifted.

@@ -68,14 +68,14 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		}
 	}
 
-	store, coord, probeStore, err := newStore(ctx, o)
+	cs, err := newStore(ctx, o)
 	if err != nil {
 		return err
 	}
-	if err := applyNodeAddresses(ctx, ready, store, o); err != nil {
+	if err := applyNodeAddresses(ctx, ready, cs.manager, o); err != nil {
 		return ignoreCancel(err)
 	}
-	sm := &countingManager{Manager: store, m: m}
+	sm := &countingManager{Manager: cs.manager, m: m}
 
 	var cfg *subnet.Config
 	if err := retry(ctx, ready, "get network config from "+sm.Name(), func() (err error) {
@@ -98,7 +98,8 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	}
 	klog.Infof("using interface %s (IPv4 %v, IPv6 %v; public %v %v)", ei.Iface.Name, ei.IfaceAddr, ei.IfaceV6, ei.ExtAddr, ei.ExtV6Addr)
 
-	be, err := backend.New(cfg.BackendType, backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m, Registerer: reg, Coordinator: coord})
+	be, err := backend.New(cfg.BackendType, backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m, Registerer: reg,
+		Coordinator: cs.coord, Kube: cs.kube, NodeName: cs.nodeName, SetNodeNetworkUnavailable: o.SetNodeNetUnav})
 	if err != nil {
 		return err
 	}
@@ -172,7 +173,7 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		followStore(ctx, ready, sm.Name(), probeStore, storeProbeEvery, storeProbeTimeout)
+		followStore(ctx, ready, sm.Name(), cs.probe, storeProbeEvery, storeProbeTimeout)
 	}()
 	if out.Lease != nil {
 		wg.Add(1)

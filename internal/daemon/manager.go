@@ -17,10 +17,19 @@ import (
 	"github.com/weftnet/weft/subnet/kube"
 )
 
-// newStore builds the etcd or the Kubernetes subnet manager from the options, the coordinator (elections,
-// per-node status) on the same store and connection, and a probe that tells whether the store answers (a read
-// that needs the store itself, not a cache).
-func newStore(ctx context.Context, o *Options) (subnet.Manager, coordination.Coordinator, func(context.Context) error, error) {
+// clusterStore is what the daemon reaches the cluster through: the subnet manager, the coordinator (elections,
+// per-node status) on the same store and connection, a probe that tells whether the store answers (a read that
+// needs the store itself, not a cache), and in Kubernetes mode the API client and this node's name.
+type clusterStore struct {
+	manager  subnet.Manager
+	coord    coordination.Coordinator
+	probe    func(context.Context) error
+	kube     kubernetes.Interface
+	nodeName string
+}
+
+// newStore builds the etcd or the Kubernetes cluster store from the options.
+func newStore(ctx context.Context, o *Options) (*clusterStore, error) {
 	if !o.KubeSubnetMgr {
 		m, err := etcd.New(ctx, etcd.Options{
 			Endpoints:   splitList(o.EtcdEndpoints),
@@ -34,32 +43,32 @@ func newStore(ctx context.Context, o *Options) (subnet.Manager, coordination.Coo
 			RenewMargin: o.RenewMarginDuration(),
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		probe := func(ctx context.Context) error {
 			_, err := m.Client().Get(ctx, m.Prefix()+"/config")
 			return err
 		}
-		return m, coordination.NewEtcd(m.Client(), m.Prefix()), probe, nil
+		return &clusterStore{manager: m, coord: coordination.NewEtcd(m.Client(), m.Prefix()), probe: probe}, nil
 	}
 	rc, err := kubeRESTConfig(o)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	node := o.NodeName
 	if node == "" {
 		if o.PodName == "" || o.PodNamespace == "" {
-			return nil, nil, nil, fmt.Errorf("kube subnet manager: set NODE_NAME (or POD_NAME and POD_NAMESPACE) to this node's name")
+			return nil, fmt.Errorf("kube subnet manager: set NODE_NAME (or POD_NAME and POD_NAMESPACE) to this node's name")
 		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		pod, err := cs.CoreV1().Pods(o.PodNamespace).Get(pctx, o.PodName, metav1.GetOptions{})
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("kube subnet manager: find node name from pod %s/%s: %w", o.PodNamespace, o.PodName, err)
+			return nil, fmt.Errorf("kube subnet manager: find node name from pod %s/%s: %w", o.PodNamespace, o.PodName, err)
 		}
 		node = pod.Spec.NodeName
 		klog.Infof("node name %q from pod %s/%s", node, o.PodNamespace, o.PodName)
@@ -73,7 +82,7 @@ func newStore(ctx context.Context, o *Options) (subnet.Manager, coordination.Coo
 		ContinueWhenCacheNotReady: o.ContWhenCacheNR,
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	probe := func(ctx context.Context) error {
 		_, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
@@ -83,7 +92,8 @@ func newStore(ctx context.Context, o *Options) (subnet.Manager, coordination.Coo
 	if ns == "" {
 		ns = "kube-system"
 	}
-	return m, &coordination.Kube{Client: cs, Nodes: m, Namespace: ns}, probe, nil
+	return &clusterStore{manager: m, coord: &coordination.Kube{Client: cs, Nodes: m, Namespace: ns}, probe: probe,
+		kube: cs, nodeName: node}, nil
 }
 
 // kubeRESTConfig follows upstream: --kubeconfig-file if given, else the in-cluster config; --kube-api-url
