@@ -14,9 +14,10 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// ApplyRBAC creates the objects of an RBAC manifest (dist/rbac.yaml: ServiceAccount, ClusterRole,
-// ClusterRoleBinding) and returns a kubeconfig file authenticating as the ServiceAccount, so daemons run with
-// exactly the permissions the manifest grants.
+// ApplyRBAC creates the RBAC objects of a manifest (dist/rbac.yaml, or a whole dist/kube-weft-*.yaml whose
+// Namespace, ConfigMap and DaemonSet it leaves out: ServiceAccount, ClusterRole, ClusterRoleBinding) and returns a
+// kubeconfig file authenticating as the ServiceAccount, so daemons run with exactly the permissions the manifest
+// grants.
 func (k *Kube) ApplyRBAC(ctx context.Context, manifest, dir string) (string, error) {
 	data, err := os.ReadFile(manifest)
 	if err != nil {
@@ -57,7 +58,7 @@ func (k *Kube) ApplyRBAC(ctx context.Context, manifest, dir string) (string, err
 			if _, err := k.Client.RbacV1().ClusterRoleBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
 				return "", err
 			}
-		case "":
+		case "", "Namespace", "ConfigMap", "DaemonSet":
 		default:
 			return "", fmt.Errorf("%s: unexpected kind %s", manifest, meta.Kind)
 		}
