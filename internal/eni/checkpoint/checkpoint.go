@@ -130,6 +130,15 @@ func (f *File) Validate() error {
 	return fmt.Errorf("invalid checkpoint: %s%s", strings.Join(probs, "; "), more)
 }
 
+// Validate checks one record on its own (File.Validate's per-record rules; nothing about other records): its
+// error lists the problems, each naming the field and what was expected.
+func (r Record) Validate() error {
+	if p := r.problems(); len(p) > 0 {
+		return fmt.Errorf("invalid checkpoint record: %s", strings.Join(p, "; "))
+	}
+	return nil
+}
+
 // problems lists what is wrong with one record on its own, each starting with the JSON name of the field.
 func (r Record) problems() []string {
 	var p []string

@@ -442,3 +442,17 @@ func TestMigrateChain(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordValidate(t *testing.T) {
+	for i, r := range sample().Records {
+		if err := r.Validate(); err != nil {
+			t.Errorf("records[%d]: %v", i, err)
+		}
+	}
+	r := sample().Records[0]
+	r.IP, r.IfName = netip.Addr{}, ""
+	err := r.Validate()
+	if err == nil || !strings.Contains(err.Error(), "ip: missing") || !strings.Contains(err.Error(), "ifName: empty") {
+		t.Fatalf("record without ip and ifName: %v", err)
+	}
+}
