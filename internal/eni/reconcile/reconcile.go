@@ -109,8 +109,9 @@ type addrInfo struct {
 //   - Two or more Assigned records for one address: the one whose host veth routes it is kept (then judged as
 //     above) if there is exactly one; the others, or all when none or several match, are quarantined
 //     (KindConflict). Likewise one pod interface in Assigned records of several addresses.
-//   - A host datapath with no Assigned record: the address is quarantined (KindUnrecorded), carrying the pod of a
-//     Cooldown or Quarantined record whose veth it is, so the pod's DEL or the address GC can clear it.
+//   - A host datapath with no Assigned record: the address is quarantined (KindUnrecorded), carrying the pod of the
+//     Cooldown record whose veth it is, so the pod's DEL or the address GC can clear it (a Quarantined record of
+//     that pod keeps the address already, and nothing new is reported).
 //   - A Cooldown record is kept while the cloud lists its address (ENI set to where it is listed), the latest
 //     release winning if there are several; dropped (KindDropped) when the address is gone or a pod claims it.
 //   - A Quarantined record of a pod is kept (the pod's DEL or the address GC clears it, as they would its Assigned
