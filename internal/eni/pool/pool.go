@@ -160,6 +160,7 @@ type Pool struct {
 	degraded bool
 	reason   string
 	changed  chan struct{}
+	coolEnd  time.Time // no cooldown ends before; zero: none running
 }
 
 // New returns a pool holding the restored records (reconcile's outcome) and no ENIs yet: SetENIs comes next.
@@ -226,9 +227,17 @@ func checkRecord(i int, r checkpoint.Record) error {
 	return nil
 }
 
+// cooling notes the end of a Cooldown record's cooldown for tick.
+func (p *Pool) cooling(r *checkpoint.Record) {
+	if end := r.ReleasedAt.Add(p.cfg.Cooldown); r.State == checkpoint.Cooldown && (p.coolEnd.IsZero() || end.Before(p.coolEnd)) {
+		p.coolEnd = end
+	}
+}
+
 // addRec and delRec keep recs and pods in step. delRec frees a listed address its last record leaves.
 func (p *Pool) addRec(r *checkpoint.Record) {
 	p.recs[r.IP] = append(p.recs[r.IP], r)
+	p.cooling(r)
 	if r.State != checkpoint.Cooldown && r.ContainerID != "" {
 		p.pods[podKey{r.ContainerID, r.IfName}] = r
 	}
@@ -271,11 +280,20 @@ func (p *Pool) notify() {
 
 // tick ends the cooldowns that are over at now; it reports whether any did.
 func (p *Pool) tick(now time.Time) bool {
+	if p.coolEnd.IsZero() || now.Before(p.coolEnd) {
+		return false // the common case, in O(1): Allocate must not scan every record
+	}
 	var over []*checkpoint.Record
+	p.coolEnd = time.Time{}
 	for _, rs := range p.recs {
 		for _, r := range rs {
-			if r.State == checkpoint.Cooldown && !now.Before(r.ReleasedAt.Add(p.cfg.Cooldown)) {
+			if r.State != checkpoint.Cooldown {
+				continue
+			}
+			if end := r.ReleasedAt.Add(p.cfg.Cooldown); !now.Before(end) {
 				over = append(over, r)
+			} else if p.coolEnd.IsZero() || end.Before(p.coolEnd) {
+				p.coolEnd = end
 			}
 		}
 	}
@@ -297,16 +315,21 @@ func (p *Pool) begin() time.Time {
 }
 
 func (p *Pool) records() []checkpoint.Record {
-	out := make([]checkpoint.Record, 0, len(p.recs))
+	ptrs := make([]*checkpoint.Record, 0, len(p.recs))
 	for _, rs := range p.recs {
-		for _, r := range rs {
-			out = append(out, *r)
-		}
+		ptrs = append(ptrs, rs...)
 	}
-	slices.SortFunc(out, func(a, b checkpoint.Record) int {
-		return cmp.Or(a.IP.Compare(b.IP), cmp.Compare(a.State, b.State), cmp.Compare(a.ContainerID, b.ContainerID),
+	slices.SortFunc(ptrs, func(a, b *checkpoint.Record) int {
+		if c := a.IP.Compare(b.IP); c != 0 { // cmp.Or would compare every field every time
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.State, b.State), cmp.Compare(a.ContainerID, b.ContainerID),
 			cmp.Compare(a.IfName, b.IfName), cmp.Compare(a.Reason, b.Reason))
 	})
+	out := make([]checkpoint.Record, len(ptrs))
+	for i, r := range ptrs {
+		out[i] = *r
+	}
 	return out
 }
 
@@ -439,7 +462,7 @@ func (p *Pool) Abandon(containerID, ifName string) {
 }
 
 // Release puts the pod's address into cooldown at now, saved before returning. An unknown pod: ok false, err nil
-// (DEL is idempotent). A quarantined record of the pod is dropped; its address, if still listed, cools down.
+// (DEL is idempotent). A quarantined record of the pod is dropped and its address cools down.
 // A failed save undoes the release and returns the error (the DEL fails and is retried).
 func (p *Pool) Release(containerID, ifName string) (ip netip.Addr, ok bool, err error) {
 	now := p.begin()
@@ -457,13 +480,19 @@ func (p *Pool) Release(containerID, ifName string) (ip netip.Addr, ok bool, err 
 	var cool *checkpoint.Record
 	if r.State == checkpoint.Assigned {
 		r.State, r.ReleasedAt = checkpoint.Cooldown, now
+		p.cooling(r)
 		r.ContainerID, r.Netns, r.IfName = "", "", "" // the pod's key is free again; a new ADD of it must not collide
 		delete(p.pods, k)
 	} else {
-		a := p.addrs[r.IP]
+		// The pod may have used the address until now: it cools down like any released one, even when the
+		// cloud no longer lists it (it may come back), unless another record still holds it.
+		eni := r.ENI
+		if a := p.addrs[r.IP]; a != nil {
+			eni = a.eni
+		}
 		p.delRec(r, now)
-		if a != nil && len(p.recs[r.IP]) == 0 {
-			cool = &checkpoint.Record{IP: r.IP, ENI: a.eni, State: checkpoint.Cooldown, PodNamespace: r.PodNamespace,
+		if eni != "" && len(p.recs[r.IP]) == 0 {
+			cool = &checkpoint.Record{IP: r.IP, ENI: eni, State: checkpoint.Cooldown, PodNamespace: r.PodNamespace,
 				PodName: r.PodName, AssignedAt: r.AssignedAt, ReleasedAt: now}
 			p.addRec(cool)
 		}
@@ -486,7 +515,7 @@ func (p *Pool) Release(containerID, ifName string) (ip netip.Addr, ok bool, err 
 
 // Lookup returns the pod's record (Assigned or Quarantined).
 func (p *Pool) Lookup(containerID, ifName string) (checkpoint.Record, bool) {
-	p.begin()
+	p.mu.Lock() // a pod's record does not depend on the time
 	defer p.mu.Unlock()
 	if r := p.pods[podKey{containerID, ifName}]; r != nil {
 		return *r, true

@@ -296,7 +296,11 @@ func TestNewRejects(t *testing.T) {
 		want string
 	}{
 		{"no ip", func() []checkpoint.Record { r := a; r.IP = netip.Addr{}; return []checkpoint.Record{r} }, "restored record 0 (ip)"},
-		{"IPv6", func() []checkpoint.Record { r := a; r.IP = netip.MustParseAddr("fd00::1"); return []checkpoint.Record{r} }, "want an IPv4"},
+		{"IPv6", func() []checkpoint.Record {
+			r := a
+			r.IP = netip.MustParseAddr("fd00::1")
+			return []checkpoint.Record{r}
+		}, "want an IPv4"},
 		{"bad state", func() []checkpoint.Record { r := a; r.State = "Free"; return []checkpoint.Record{r} }, "restored record 0 (state)"},
 		{"assigned without pod", func() []checkpoint.Record { r := a; r.ContainerID = ""; return []checkpoint.Record{r} }, "(containerID, ifName)"},
 		{"assigned without ENI", func() []checkpoint.Record { r := a; r.ENI = ""; return []checkpoint.Record{r} }, "(eni)"},
