@@ -62,6 +62,10 @@
 // one, is released or abandoned. Changed is closed at every state change: a waiting ADD waits on it and retries;
 // the plan loop waits on it and on Plan's NextCheck, the next time the plan changes with no event (a cooldown
 // ends, a reclaim falls due). Time-driven changes happen when the pool is next called at or after that time.
+//
+// Allocate, Release and Quarantine hold the pool's lock while the checkpoint is saved: saves happen in the order
+// of the changes, so a later state never reaches the disk before an earlier one, at the price of serialising
+// ADDs and DELs behind the disk (a save is one small file written and renamed).
 package pool
 
 import (
@@ -158,7 +162,6 @@ type Pool struct {
 	waiting  map[podKey]bool
 	lost     []checkpoint.Record
 	degraded bool
-	reason   string
 	changed  chan struct{}
 	coolEnd  time.Time // no cooldown ends before; zero: none running
 }
@@ -578,15 +581,13 @@ func (p *Pool) Lost() []checkpoint.Record {
 	return l
 }
 
-// SetDegraded turns the degraded mode (the cloud API unhealthy: no releases) on or off.
+// SetDegraded turns the degraded mode (the cloud API unhealthy: no releases) on or off. The reason is the
+// caller's to log and report; the pool keeps only the mode (Stats.Degraded).
 func (p *Pool) SetDegraded(on bool, reason string) {
 	p.begin()
 	defer p.mu.Unlock()
-	if !on {
-		reason = ""
-	}
-	if p.degraded != on || p.reason != reason {
-		p.degraded, p.reason = on, reason
+	if p.degraded != on {
+		p.degraded = on
 		p.notify()
 	}
 }

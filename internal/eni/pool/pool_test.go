@@ -492,3 +492,21 @@ func TestDegradedStats(t *testing.T) {
 		t.Errorf("%+v", s)
 	}
 }
+
+// A failed save leaves the address as it was, its idle time included: its reclaim is not put off.
+func TestAllocateSaveFailsKeepsIdleTime(t *testing.T) {
+	cfg := testConfig()
+	cfg.MinIdle, cfg.TargetIdle, cfg.MaxIdle, cfg.ReclaimJitter = 0, 1, 1, 0
+	p, clk, cp := newPool(t, cfg)
+	p.SetENIs([]ENI{eni(1, 4)}) // .2, .3 and .4 may go
+	mustAllocate(t, p, pod(1))  // the primary
+	clk.Advance(10 * time.Minute)
+	cp.setFail(true)
+	if _, err := p.Allocate(pod(2)); !errors.Is(err, errDisk) { // it tried .2
+		t.Fatal(err)
+	}
+	want := []Unassign{{"eni-1", []netip.Addr{ip(1, 2), ip(1, 3)}}}
+	if pl := p.Plan(); !slices.EqualFunc(pl.Unassign, want, func(a, b Unassign) bool { return a.ENI == b.ENI && slices.Equal(a.IPs, b.IPs) }) || !pl.NextCheck.IsZero() {
+		t.Errorf("%+v, want %v: the failed allocation must not restart the idle time of .2", pl, want)
+	}
+}
