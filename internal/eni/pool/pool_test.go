@@ -2,6 +2,7 @@ package pool
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/cloud/instancetype"
 	"github.com/weftnet/weft/internal/eni/checkpoint"
 )
 
@@ -508,5 +510,24 @@ func TestAllocateSaveFailsKeepsIdleTime(t *testing.T) {
 	want := []Unassign{{"eni-1", []netip.Addr{ip(1, 2), ip(1, 3)}}}
 	if pl := p.Plan(); !slices.EqualFunc(pl.Unassign, want, func(a, b Unassign) bool { return a.ENI == b.ENI && slices.Equal(a.IPs, b.IPs) }) || !pl.NextCheck.IsZero() {
 		t.Errorf("%+v, want %v: the failed allocation must not restart the idle time of .2", pl, want)
+	}
+}
+
+// Limits.Pods is the figure weft plan and the quota report give for every built-in instance type, and the
+// LimitError names it with the type's own EniQuantity.
+func TestLimitsMatchInstanceTypes(t *testing.T) {
+	types := instancetype.Builtin()
+	if len(types) == 0 {
+		t.Fatal("no built-in instance types")
+	}
+	for _, ty := range types {
+		l := Limits{InstanceType: ty.ID, ENIs: ty.ENIs - 1, AddrsPerENI: ty.IPv4PerENI}
+		if l.Pods() != ty.SharedENIPods() {
+			t.Errorf("%s: Pods %d, SharedENIPods %d", ty.ID, l.Pods(), ty.SharedENIPods())
+		}
+		msg := (&LimitError{Limits: l, InUse: l.Pods()}).Error()
+		if want := fmt.Sprintf("(%d ENIs - the primary) x %d addresses", ty.ENIs, ty.IPv4PerENI); !strings.Contains(msg, want) {
+			t.Errorf("%s: %s, want %q", ty.ID, msg, want)
+		}
 	}
 }
