@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -27,6 +28,7 @@ const (
 	stepPodDefault  = "pod default route"
 	stepPodNeigh    = "pod gateway neighbour"
 	stepHostUp      = "host veth up"
+	stepCarrier     = "wait for carrier"
 	stepForward     = "ip_forward"
 	stepHostRoute   = "host route to the pod"
 	stepRuleToPod   = "rule to the pod"
@@ -69,9 +71,12 @@ func Add(p Pod) (Result, error) {
 				State: netlink.NUD_PERMANENT, IP: net.IP(gatewayV4.AsSlice()), HardwareAddr: a.hostLink.Attrs().HardwareAddr})
 		}},
 		{stepHostUp, func() error { return a.host.LinkSetUp(a.hostLink) }},
+		{stepCarrier, a.waitCarrier},
 		{stepForward, func() error { return ensureSysctl(sysctlPath("ipv4", "ip_forward"), "1") }},
 		{stepHostRoute, a.hostRoute},
-		{stepRuleToPod, func() error { return a.ensureRule(podRule{Priority: p.Rules.ToPod, To: true, IP: p.IP, Table: unix.RT_TABLE_MAIN}) }},
+		{stepRuleToPod, func() error {
+			return a.ensureRule(podRule{Priority: p.Rules.ToPod, To: true, IP: p.IP, Table: unix.RT_TABLE_MAIN})
+		}},
 		{stepRuleFromPod, func() error { return a.ensureRule(podRule{Priority: p.Rules.FromPod, IP: p.IP, Table: p.Table}) }},
 	}
 	for _, s := range steps {
@@ -193,6 +198,52 @@ func (a *adder) podIPv6() error {
 		}
 		return nil
 	})
+}
+
+// carrierWait bounds waitCarrier.
+const carrierWait = 10 * time.Second
+
+// waitCarrier returns once both ends can transmit. With both ends up the veth has carrier at once, but the
+// kernel activates a device's queueing discipline asynchronously (linkwatch); until then it is noop and every
+// packet sent is dropped, so a pod's first packets (its first DNS query) would be lost.
+func (a *adder) waitCarrier() error {
+	deadline := time.Now().Add(carrierWait)
+	for {
+		hostOK, herr := ready(a.host, a.hostLink.Attrs().Index)
+		podOK, perr := ready(a.pod, a.podLink.Attrs().Index)
+		if err := errors.Join(herr, perr); err != nil {
+			return err
+		}
+		if hostOK && podOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s (ready %v) and %s (ready %v) not both transmitting after %s", a.veth, hostOK,
+				a.p.IfName, podOK, carrierWait)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// ready: the link is operationally up and its root qdisc is no longer the placeholder noop.
+func ready(h *netlink.Handle, index int) (bool, error) {
+	l, err := h.LinkByIndex(index)
+	if err != nil {
+		return false, err
+	}
+	if l.Attrs().OperState != netlink.OperUp {
+		return false, nil
+	}
+	qs, err := h.QdiscList(l)
+	if err != nil {
+		return false, fmt.Errorf("qdiscs of %s: %w", l.Attrs().Name, err)
+	}
+	for _, q := range qs {
+		if q.Attrs().Parent == netlink.HANDLE_ROOT && q.Type() == "noop" {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (a *adder) hostRoute() error {
