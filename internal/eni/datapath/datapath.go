@@ -10,7 +10,9 @@
 // main table to the veth) and rule Rules.FromPod "from IP/32 lookup Table" (traffic from the pod leaves through
 // its ENI's table). Add is a list of named steps, each registering its undo; a failing step undoes the ones before
 // it in reverse, so a failed Add leaves the host and the pod namespace as it found them (one exception:
-// net.ipv4.ip_forward, a host-wide precondition other pods rely on, stays 1).
+// net.ipv4.ip_forward, a host-wide precondition other pods rely on, stays 1). Add returns only once both ends
+// transmit: the kernel swaps a new device's placeholder qdisc (which drops everything) for the real one
+// asynchronously, and a pod's first packets, typically its first DNS query, must not be lost to that.
 //
 // The host side (Host) is what weftd runs for the node: it finds an ENI by MAC, keeps its table (default via the
 // vSwitch gateway on-link, the vSwitch block on-link), reads back the pods' veths, routes and rules, and keeps the

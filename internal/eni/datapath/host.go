@@ -154,13 +154,13 @@ func (h Host) EnsureENI(e ENILink) (ifindex int, err error) {
 	fail := func(what string, err error) (int, error) {
 		return 0, fmt.Errorf("datapath: ENI %s (%s): %s: %w", e.MAC, a.Name, what, err)
 	}
+	if err := h.sameNetns(link); err != nil { // before changing anything
+		return fail("rp_filter", err)
+	}
 	if e.MTU != 0 && a.MTU != e.MTU {
 		if err := nh.LinkSetMTU(link, e.MTU); err != nil {
 			return fail(fmt.Sprintf("set MTU %d", e.MTU), err)
 		}
-	}
-	if err := h.sameNetns(link); err != nil {
-		return fail("rp_filter", err)
 	}
 	if err := ensureSysctl(sysctlPath("ipv4", "conf", a.Name, "rp_filter"), "0"); err != nil {
 		return fail("rp_filter 0", err)
