@@ -119,7 +119,11 @@ func (c *Client) do(ctx context.Context, verb string, req, reply any, version *s
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	if dl, ok := ctx.Deadline(); ok {
-		hreq.Header.Set(TimeoutHeader, time.Until(dl).String())
+		left := time.Until(dl)
+		if left <= 0 {
+			return fmt.Errorf("weftd at %s: %s: no time left: %w", socket, verb, context.DeadlineExceeded)
+		}
+		hreq.Header.Set(TimeoutHeader, left.String())
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(hreq)
 	if err != nil {

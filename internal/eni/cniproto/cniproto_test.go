@@ -565,7 +565,10 @@ func TestShutdownWithHungHandler(t *testing.T) {
 	go func() { done <- Serve(ctx, sock, h) }()
 	waitListening(t, sock, done)
 	called := make(chan error, 1)
-	go func() { _, err := (&Client{Socket: sock, Timeout: 30 * time.Second}).Add(context.Background(), AddRequest{Pod: pod("h1")}); called <- err }()
+	go func() {
+		_, err := (&Client{Socket: sock, Timeout: 30 * time.Second}).Add(context.Background(), AddRequest{Pod: pod("h1")})
+		called <- err
+	}()
 	<-h.started
 	cancel()
 	if err := <-done; err != nil {

@@ -13,6 +13,10 @@
 //	STATUS weftd's Status; error 50 (plugin not available) when weftd is unreachable or not ready.
 //	GC     the host veths of attachments not in cni.dev/valid-attachments removed (Datapath.Prune), then weftd's GC.
 //
+// DEL and CHECK know the pod's address from prevResult but not weftd's route table and rule priorities (ADD's
+// result has no place for them): they hand the datapath Table 0 and datapath.DefaultRules, so datapath.Del and
+// Check must find the rules by the pod's address; rules at other priorities are weftd's to reconcile (SyncRules).
+//
 // Errors are CNI errors with the spec's codes: 7 for the net conf (naming the field), 4 for CNI_ARGS, 11 (try
 // again later) when weftd is busy with the pod, not ready, at its limit, slow or unreachable, 999 otherwise.
 //
