@@ -13,16 +13,17 @@
 //	STATUS weftd's Status; error 50 (plugin not available) when weftd is unreachable or not ready.
 //	GC     the host veths of attachments not in cni.dev/valid-attachments removed (Datapath.Prune), then weftd's GC.
 //
-// DEL and CHECK know the pod's address from prevResult but not weftd's route table and rule priorities (ADD's
-// result has no place for them): they hand the datapath Table 0 and datapath.DefaultRules, so datapath.Del and
-// Check must find the rules by the pod's address; rules at other priorities are weftd's to reconcile (SyncRules).
+// ADD's result has no place for weftd's route table, MTU and rule priorities, which CHECK needs (and DEL, for
+// rules at other than the default priorities): ADD keeps them per pod interface under dataDir (a file named like
+// the host veth), DEL and GC remove them. DEL without one still works: datapath.DefaultRules, the address from
+// prevResult or the host veth's route; rules left at other priorities are weftd's to reconcile (SyncRules).
 //
 // Errors are CNI errors with the spec's codes: 7 for the net conf (naming the field), 4 for CNI_ARGS, 11 (try
 // again later) when weftd is busy with the pod, not ready, at its limit, slow or unreachable, 999 otherwise.
 //
 // The net conf: {"cniVersion":"1.0.0","name":"weft","type":"weft-eni","socket":"/run/weft/eni.sock","timeout":"120s"};
-// socket and timeout are optional (cniproto.DefaultSocket, 120 s per call to weftd; 1s..10m). MTU, tables and rule
-// priorities are weftd's to say.
+// socket, timeout and dataDir are optional (cniproto.DefaultSocket, 120 s per call to weftd (1s..10m),
+// DefaultDataDir). MTU, tables and rule priorities are weftd's to say.
 package plugin
 
 import (
@@ -94,6 +95,7 @@ type NetConf struct {
 	types.NetConf
 	Socket  string `json:"socket,omitempty"`
 	Timeout string `json:"timeout,omitempty"`
+	DataDir string `json:"dataDir,omitempty"`
 }
 
 // Conf is a checked NetConf.
@@ -129,6 +131,12 @@ func LoadConf(data []byte) (*Conf, error) {
 	}
 	if !filepath.IsAbs(c.Socket) || filepath.Clean(c.Socket) != c.Socket {
 		return nil, confError(`"socket" %q: expected the absolute path of weftd's socket (default %s)`, c.Socket, cniproto.DefaultSocket)
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if !filepath.IsAbs(c.DataDir) || filepath.Clean(c.DataDir) != c.DataDir {
+		return nil, confError(`"dataDir" %q: expected an absolute path (default %s)`, c.DataDir, DefaultDataDir)
 	}
 	if n.Timeout != "" {
 		d, err := time.ParseDuration(n.Timeout)
@@ -264,12 +272,16 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	}
 	// From here weftd holds an address for the pod: any failure gives it back.
 	pod := datapathPod(args, reply.IP, reply)
+	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
 	datapathDone := false
 	defer func() {
 		if err == nil {
 			return
 		}
 		if datapathDone {
+			if rerr := removeState(sp); rerr != nil {
+				p.warnf("ADD %s: %v", args.ContainerID, rerr)
+			}
 			if derr := p.Datapath.Del(pod); derr != nil {
 				p.warnf("ADD %s: undo the datapath: %v", args.ContainerID, derr)
 			}
@@ -283,6 +295,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: the datapath of %v: %v", reply.IP, err), "")
 	}
 	datapathDone = true
+	if err := saveState(sp, state{IP: pod.IP, Table: pod.Table, MTU: pod.MTU, Rules: pod.Rules}); err != nil {
+		return types.NewError(types.ErrIOFailure, "ADD: keep the pod's datapath for DEL and CHECK: "+err.Error(), "")
+	}
 	result := addResult(conf.CNIVersion, args, reply.IP, res)
 	out, err := result.GetAsVersion(conf.CNIVersion)
 	if err != nil {
@@ -372,10 +387,21 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 		p.warnf("DEL %s: %v: releasing by container ID", args.ContainerID, err)
 		ip = netip.Addr{}
 	}
-	pod := datapathPod(args, ip, cniproto.AddReply{})
+	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
+	st, _, err := loadState(sp)
+	if err != nil {
+		p.warnf("DEL %s: %v (ignored)", args.ContainerID, err)
+	}
+	if !ip.IsValid() {
+		ip = st.IP
+	}
+	pod := datapathPod(args, ip, st.reply())
 	if err := p.Datapath.Del(pod); err != nil {
 		// Keep the address held while its datapath may remain: the runtime retries DEL.
 		return types.NewError(types.ErrInternal, "DEL: remove the datapath: "+err.Error(), "")
+	}
+	if err := removeState(sp); err != nil {
+		p.warnf("DEL %s: %v (GC removes it later)", args.ContainerID, err)
 	}
 	err = conf.client().Del(context.Background(), cniproto.DelRequest{Pod: podID(args, pa), IP: ip})
 	if errors.Is(err, cniproto.ErrUnreachable) {
@@ -405,7 +431,15 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "CHECK: "+err.Error(), "")
 	}
-	if err := p.Datapath.Check(datapathPod(args, ip, cniproto.AddReply{})); err != nil {
+	st, ok, err := loadState(statePath(conf.DataDir, args.ContainerID, args.IfName))
+	if err != nil || !ok {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: no usable record of ADD for container %s interface %s in %s (%v)",
+			args.ContainerID, args.IfName, conf.DataDir, err), "")
+	}
+	if st.IP != ip {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: prevResult says %v, ADD gave %v", ip, st.IP), "")
+	}
+	if err := p.Datapath.Check(datapathPod(args, ip, st.reply())); err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the datapath of %v: %v", ip, err), "")
 	}
 	if err := conf.client().Check(context.Background(), cniproto.CheckRequest{Pod: podID(args, pa), IP: ip}); err != nil {
@@ -445,6 +479,8 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	var errs []error
 	if err := p.Datapath.Prune(dvalid); err != nil {
 		errs = append(errs, fmt.Errorf("remove stale pod datapaths: %w", err))
+	} else if err := pruneStates(conf.DataDir, dvalid); err != nil {
+		errs = append(errs, fmt.Errorf("remove stale pod records: %w", err))
 	}
 	if err := conf.client().GC(context.Background(), cniproto.GCRequest{Valid: valid}); err != nil {
 		errs = append(errs, weftdError("GC", conf.Socket, err))

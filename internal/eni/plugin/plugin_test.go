@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -27,6 +28,7 @@ type fakeDatapath struct {
 	mu                       sync.Mutex
 	pods                     map[string]datapath.Pod // by host veth name
 	calls                    []string
+	delPods                  []datapath.Pod
 	pruned                   [][]datapath.Attachment
 	addErr, delErr, checkErr error
 	pruneErr                 error
@@ -54,6 +56,7 @@ func (f *fakeDatapath) Del(p datapath.Pod) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "del "+p.IP.String())
+	f.delPods = append(f.delPods, p)
 	if f.delErr != nil {
 		return f.delErr
 	}
@@ -69,8 +72,8 @@ func (f *fakeDatapath) Check(p datapath.Pod) error {
 		return f.checkErr
 	}
 	got, ok := f.pods[datapath.HostVethName(p.ContainerID, p.IfName)]
-	if !ok || got.IP != p.IP {
-		return fmt.Errorf("no datapath for %s with %v", p.ContainerID, p.IP)
+	if !ok || got != p {
+		return fmt.Errorf("datapath of %s: have %+v, asked about %+v", p.ContainerID, got, p)
 	}
 	return nil
 }
@@ -214,6 +217,7 @@ type env struct {
 	dp     *fakeDatapath
 	weftd  *fakeWeftd
 	socket string
+	data   string // dataDir
 	out    *bytes.Buffer
 	errOut *bytes.Buffer
 }
@@ -223,6 +227,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{dp: &fakeDatapath{}, weftd: newWeftd(), out: &bytes.Buffer{}, errOut: &bytes.Buffer{}}
 	e.p = &Plugin{Datapath: e.dp, Stdout: e.out, Stderr: e.errOut}
 	e.socket = filepath.Join(t.TempDir(), "eni.sock")
+	e.data = filepath.Join(t.TempDir(), "data")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cniproto.Serve(ctx, e.socket, e.weftd) }()
@@ -248,7 +253,7 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) conf(extra map[string]any) []byte {
-	m := map[string]any{"cniVersion": "1.0.0", "name": "weft", "type": "weft-eni", "socket": e.socket, "timeout": "10s"}
+	m := map[string]any{"cniVersion": "1.0.0", "name": "weft", "type": "weft-eni", "socket": e.socket, "timeout": "10s", "dataDir": e.data}
 	for k, v := range extra {
 		if v == nil {
 			delete(m, k)
@@ -278,6 +283,18 @@ func (e *env) add(t *testing.T, id string) map[string]any {
 	}
 	return res
 }
+
+// states lists the records ADD left in dataDir.
+func (e *env) states() []string {
+	ents, _ := os.ReadDir(e.data)
+	var out []string
+	for _, d := range ents {
+		out = append(out, d.Name())
+	}
+	return out
+}
+
+func stateName(id string) string { return datapath.HostVethName(id, "eth0") + ".json" }
 
 func cniErr(t *testing.T, err error) *types.Error {
 	t.Helper()
@@ -311,6 +328,12 @@ func TestAdd(t *testing.T) {
 		Table: 1003, MTU: 1500, Rules: datapath.Rules{ToPod: 600, FromPod: 2100}}
 	if got := e.dp.pods[veth]; got != wantPod {
 		t.Errorf("datapath %+v, want %+v", got, wantPod)
+	}
+	if st := e.states(); len(st) != 1 || st[0] != stateName("c1") {
+		t.Errorf("dataDir holds %v, want c1's record", st)
+	}
+	if fi, err := os.Stat(filepath.Join(e.data, stateName("c1"))); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("record %v %v, want 0600", fi, err)
 	}
 	// weftd got the Kubernetes pod from CNI_ARGS.
 	reqs := e.weftd.requests()
@@ -360,6 +383,9 @@ func TestAddRollback(t *testing.T) {
 	}
 	if held := e.dp.held(); len(held) != 0 {
 		t.Errorf("datapath left %v", held)
+	}
+	if st := e.states(); len(st) != 0 {
+		t.Errorf("records left: %v", st)
 	}
 }
 
@@ -437,6 +463,15 @@ func TestDel(t *testing.T) {
 	if d := reqs[len(reqs)-1].(cniproto.DelRequest); d.IP != netip.MustParseAddr("10.0.1.7") || d.Pod.Name != "web-d1" {
 		t.Errorf("weftd Del %+v", d)
 	}
+	// The datapath was told ADD's table and rule priorities, and the record is gone.
+	wantPod := datapath.Pod{ContainerID: "d1", Netns: "/var/run/netns/cni-d1", IfName: "eth0", IP: netip.MustParseAddr("10.0.1.7"),
+		Table: 1003, MTU: 1500, Rules: datapath.Rules{ToPod: 600, FromPod: 2100}}
+	if len(e.dp.delPods) != 1 || e.dp.delPods[0] != wantPod {
+		t.Errorf("datapath Del got %+v, want %+v", e.dp.delPods, wantPod)
+	}
+	if st := e.states(); len(st) != 1 || st[0] != stateName("d2") {
+		t.Errorf("dataDir holds %v, want only d2's record", st)
+	}
 	// Again, and without prevResult or netns: still success.
 	if err := e.p.Del(a); err != nil {
 		t.Errorf("second DEL: %v", err)
@@ -446,6 +481,17 @@ func TestDel(t *testing.T) {
 	if err := e.p.Del(a); err != nil {
 		t.Errorf("DEL without prevResult and netns: %v", err)
 	}
+	if last := e.dp.delPods[len(e.dp.delPods)-1]; last.Rules != datapath.DefaultRules || last.IP.IsValid() {
+		t.Errorf("DEL without a record: datapath got %+v, want the default rules and no address", last)
+	}
+	// With the record but no prevResult, the address comes from the record.
+	if err := e.p.Del(e.args("d2", e.conf(nil))); err != nil {
+		t.Fatal(err)
+	}
+	if last := e.dp.delPods[len(e.dp.delPods)-1]; last.IP != netip.MustParseAddr("10.0.1.8") || last.Table != 1003 {
+		t.Errorf("DEL from the record: datapath got %+v", last)
+	}
+	other = e.add(t, "d2")
 	// A datapath that cannot be removed keeps the address held: the runtime retries.
 	e.dp.delErr = errors.New("netlink: operation not permitted")
 	if err := e.p.Del(e.args("d2", prevConf(e, other))); err == nil || !strings.Contains(err.Error(), "not permitted") {
@@ -495,6 +541,19 @@ func TestCheck(t *testing.T) {
 	if te := cniErr(t, e.p.Check(e.args("k1", e.conf(nil)))); !strings.Contains(te.Msg, "prevResult") {
 		t.Errorf("CHECK without prevResult: %+v", te)
 	}
+	// prevResult and ADD's record disagreeing.
+	wrong := e.conf(map[string]any{"prevResult": map[string]any{"cniVersion": "1.0.0", "ips": []any{map[string]any{"address": "10.0.1.99/32"}}}})
+	if err := e.p.Check(e.args("k1", wrong)); err == nil || !strings.Contains(err.Error(), "10.0.1.99") {
+		t.Errorf("CHECK with another address: %v", err)
+	}
+	// No record of ADD.
+	if err := os.Remove(filepath.Join(e.data, stateName("k1"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.p.Check(e.args("k1", prevConf(e, res))); err == nil || !strings.Contains(err.Error(), "no usable record") {
+		t.Errorf("CHECK without ADD's record: %v", err)
+	}
+	res = e.add(t, "k1")
 	// The datapath gone: CHECK fails saying what.
 	e.dp.checkErr = errors.New("no route to 10.0.1.7 via " + datapath.HostVethName("k1", "eth0"))
 	if err := e.p.Check(e.args("k1", prevConf(e, res))); err == nil || !strings.Contains(err.Error(), "no route") {
@@ -545,6 +604,9 @@ func TestGC(t *testing.T) {
 	if len(e.dp.pruned) != 1 || !reflect.DeepEqual(e.dp.pruned[0], []datapath.Attachment{{ContainerID: "g2", IfName: "eth0"}}) {
 		t.Errorf("Prune got %v", e.dp.pruned)
 	}
+	if st := e.states(); len(st) != 1 || st[0] != stateName("g2") {
+		t.Errorf("dataDir holds %v, want only g2's record", st)
+	}
 	// weftd down: the datapaths are still pruned, and GC reports the failure.
 	a.StdinData = e.conf(map[string]any{"cniVersion": "1.1.0", "socket": filepath.Join(t.TempDir(), "none.sock")})
 	if err := e.p.GC(a); err == nil || !strings.Contains(err.Error(), "none.sock") {
@@ -579,6 +641,7 @@ func TestConfErrors(t *testing.T) {
 		{map[string]any{"timeout": 120}, `"timeout"`},
 		{map[string]any{"socket": "run/eni.sock"}, `"socket"`},
 		{map[string]any{"socket": true}, `"socket"`},
+		{map[string]any{"dataDir": "var/lib"}, `"dataDir"`},
 		{map[string]any{"cniVersion": "0.3.1"}, `"cniVersion"`},
 		{map[string]any{"cniVersion": nil}, `"cniVersion"`},
 		{map[string]any{"name": nil}, `"name"`},
