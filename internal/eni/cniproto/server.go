@@ -168,7 +168,7 @@ type errorReply struct {
 	Error   *Error
 }
 
-// DecodeRequest decodes and validates the body of a request to verb: one JSON object with only the verb's fields,
+// decodeRequest decodes and validates the body of a request to verb: one JSON object with only the verb's fields,
 // the current Version, and valid values. It returns AddRequest, DelRequest, CheckRequest, GCRequest or nil (status).
 func decodeRequest(verb string, body []byte) (any, *Error) {
 	var req any
