@@ -14,7 +14,7 @@ func FuzzLoadConf(f *testing.F) {
 	f.Add([]byte(`{"name":"x","cniVersion":"1.0.0","timeout":"1h"}`), "K8S_POD_NAME")
 	f.Fuzz(func(t *testing.T, conf []byte, args string) {
 		if c, err := LoadConf(conf); err == nil {
-			if c.timeout < time.Second || c.timeout > 10*time.Minute || !strings.HasPrefix(c.Socket, "/") || c.Name == "" {
+			if c.timeout < time.Second || c.timeout > 10*time.Minute || !strings.HasPrefix(c.Socket, "/") || !strings.HasPrefix(c.DataDir, "/") || c.Name == "" {
 				t.Fatalf("accepted %s as %+v", conf, c)
 			}
 			_, _, _ = prevIP(c, "eth0")
