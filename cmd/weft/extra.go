@@ -22,19 +22,30 @@ func extraCommands() []command {
 
 func installCNI(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("install-cni", flag.ContinueOnError)
-	plugins := fs.String("plugins", "/opt/bin/flannel", "comma-separated plugin binaries to copy")
+	backend := fs.String("backend", "flannel", "whose pods: flannel (every overlay and route backend) or eni (weft's eni backend)")
+	plugins := fs.String("plugins", "", "comma-separated plugin binaries to copy (default: /opt/bin/flannel; eni: /opt/bin/weft-eni)")
 	binDir := fs.String("cni-bin-dir", "/opt/cni/bin", "CNI plugin directory on the host")
 	confDir := fs.String("cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory on the host")
-	confName := fs.String("conf-name", "10-flannel.conflist", "name of the conflist file")
-	conf := fs.String("conflist", "", "conflist to install (default: upstream's 10-flannel.conflist)")
+	confName := fs.String("conf-name", "", "name of the conflist file (default: 10-flannel.conflist; eni: 10-weft-eni.conflist)")
+	conf := fs.String("conflist", "", "conflist to install (default: upstream's 10-flannel.conflist; eni: weft's 10-weft-eni.conflist)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := install.Options{BinDir: *binDir, ConfDir: *confDir, ConfName: *confName}
+	b, err := install.ForBackend(*backend)
+	if err != nil {
+		return err
+	}
+	o := install.Options{BinDir: *binDir, ConfDir: *confDir, ConfName: b.ConfName, Conflist: b.Conflist}
+	if *confName != "" {
+		o.ConfName = *confName
+	}
 	for _, p := range strings.Split(*plugins, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			o.Plugins = append(o.Plugins, p)
 		}
+	}
+	if !flagSet(fs, "plugins") {
+		o.Plugins = b.Plugins
 	}
 	if *conf != "" {
 		b, err := readfile.Limited(*conf, readfile.DefaultMax)
@@ -43,7 +54,22 @@ func installCNI(_ context.Context, args []string) error {
 		}
 		o.Conflist = b
 	}
-	return install.Run(o)
+	if err := install.Run(o); err != nil {
+		return err
+	}
+	// The runtime takes the first configuration by name: say so when another one wins over ours.
+	if first, err := install.Shadowing(o.ConfDir, o.ConfName); err == nil && len(first) > 0 {
+		fmt.Fprintf(os.Stderr, "weft install-cni: warning: %s in %s sort before %s, and the container runtime uses the first: remove them for the %s backend's pods to get their network from %s\n",
+			strings.Join(first, ", "), o.ConfDir, o.ConfName, b.Name, o.ConfName)
+	}
+	return nil
+}
+
+// flagSet says whether the command line set the flag (an explicit --plugins= copies none).
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // installConf is upstream's install-conf: copy the CNI conflist into place atomically; exit 1 on any error.

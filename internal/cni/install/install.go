@@ -1,7 +1,8 @@
 // Package install is the install-cni step of the DaemonSet's init container: it copies the CNI plugin binaries
 // into the host's CNI bin directory and writes the conflist into the CNI conf directory. Both are written through
 // a temporary file and a rename, so the kubelet never sees a partial binary or config, and the conflist is only
-// rewritten when its content differs.
+// rewritten when its content differs. Each backend has its defaults (ForBackend): upstream's 10-flannel.conflist
+// and the flannel plugin, or the eni backend's 10-weft-eni.conflist and the weft-eni plugin.
 package install
 
 import (
@@ -20,6 +21,67 @@ import (
 //
 //go:embed 10-flannel.conflist
 var DefaultConflist []byte
+
+// ENIConflist is the eni backend's: weft's plugin weft-eni, CNI 1.0.0, weftd's default socket.
+//
+//go:embed 10-weft-eni.conflist
+var ENIConflist []byte
+
+// Backend is what a backend's pods need installed by default.
+type Backend struct {
+	Name     string
+	ConfName string
+	Conflist []byte
+	Plugins  []string
+}
+
+// Backends are the backends whose pods install-cni knows how to set up, flannel's first (the default).
+var Backends = []Backend{
+	{Name: "flannel", ConfName: "10-flannel.conflist", Conflist: DefaultConflist, Plugins: []string{"/opt/bin/flannel"}},
+	{Name: "eni", ConfName: "10-weft-eni.conflist", Conflist: ENIConflist, Plugins: []string{"/opt/bin/weft-eni"}},
+}
+
+// ForBackend is the backend's defaults; "" is flannel (every overlay and route backend's pods use the flannel
+// plugin).
+func ForBackend(name string) (Backend, error) {
+	if name == "" {
+		name = "flannel"
+	}
+	var names []string
+	for _, b := range Backends {
+		if b.Name == name {
+			return b, nil
+		}
+		names = append(names, b.Name)
+	}
+	return Backend{}, fmt.Errorf("--backend %q: expected one of %s", name, strings.Join(names, ", "))
+}
+
+// Shadowing lists the CNI configuration files in confDir that sort before confName: the kubelet's runtime uses
+// the first one, so any of them keeps confName from taking effect (e.g. a 10-flannel.conflist left on a node
+// moved to the eni backend).
+func Shadowing(confDir, confName string) ([]string, error) {
+	ents, err := os.ReadDir(confDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		switch filepath.Ext(n) {
+		case ".conf", ".conflist", ".json":
+		default:
+			continue
+		}
+		if n < confName && !e.IsDir() {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
 
 // Options say what to install where.
 type Options struct {
