@@ -49,7 +49,7 @@ func TestENILifecycleAndLimits(t *testing.T) {
 	const inst = "i-alisim0003"
 	var enis []aliyun.ENI
 	for i := 0; i < 4; i++ {
-		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: 2,
+		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 2,
 			Tags: map[string]string{"weft.io/node": inst}})
 		if err != nil {
 			t.Fatal(err)
@@ -122,7 +122,7 @@ func TestVSwitchRunsOutOfAddresses(t *testing.T) {
 	// A /24 offers 256 - 4 reserved - 2 instances = 250 addresses to ENIs.
 	n := 0
 	for {
-		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: 9})
+		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 9})
 		if err != nil {
 			if aliyun.Code(err) != "InvalidVSwitchId.IpNotEnough" {
 				t.Fatalf("after %d addresses: %v", n, err)
@@ -162,7 +162,7 @@ func TestMetadataFollowsAPIWithLag(t *testing.T) {
 	if get("instance-id") != "i-alisim0001" || get("region-id") != "cn-hangzhou" || get("vpc-id") != "vpc-alisim0001" {
 		t.Fatalf("basics: %s %s %s", get("instance-id"), get("region-id"), get("vpc-id"))
 	}
-	e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}})
+	e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,10 @@ type State struct {
 	Instances     []*Instance     `json:"instances"`
 	InstanceTypes []*InstanceType `json:"instanceTypes"`
 	ENIs          []*ENI          `json:"enis"`
-	AccessKeys    []AccessKey     `json:"accessKeys"`
-	Timing        Timing          `json:"timing"`
+	// SecurityGroups are the groups an ENI may join (CreateNetworkInterface refuses others).
+	SecurityGroups []*SecurityGroup `json:"securityGroups"`
+	AccessKeys     []AccessKey      `json:"accessKeys"`
+	Timing         Timing           `json:"timing"`
 }
 
 // VPC is a virtual private cloud.
@@ -81,6 +83,15 @@ type VSwitch struct {
 	CIDR         string `json:"cidr"`
 	IPv6CIDR     string `json:"ipv6Cidr,omitempty"`
 	RouteTableID string `json:"routeTableId"`
+	// Reserved are addresses taken by something outside the emulated tenant (other accounts' services, an
+	// exhaustion drill: World.FillVSwitch); they count as used and are never handed out.
+	Reserved []string `json:"reserved,omitempty"`
+}
+
+// SecurityGroup is a VPC security group; ENIs join up to MaxSecurityGroupsPerENI of them.
+type SecurityGroup struct {
+	ID    string `json:"id"`
+	VPCID string `json:"vpcId"`
 }
 
 // RouteTable holds route entries under a quota of custom entries.
