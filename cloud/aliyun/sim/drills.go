@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Drills: changes made behind a node's back, as an operator in the console (or another tenant of the VPC)
@@ -119,5 +120,19 @@ func (w *World) AddSecurityGroup(id, vpcID string) error {
 		return fmt.Errorf("VPC %q does not exist", vpcID)
 	}
 	w.st.SecurityGroups = append(w.st.SecurityGroups, &SecurityGroup{ID: id, VPCID: vpcID})
+	return w.save()
+}
+
+// AddVPC adds an empty VPC (no vSwitch, no table) to the world (tests that need a second VPC's objects).
+func (w *World) AddVPC(id, cidr string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.vpc(id) != nil {
+		return fmt.Errorf("VPC %q exists", id)
+	}
+	if _, err := block4(cidr); err != nil {
+		return fmt.Errorf("VPC %s: %w", id, err)
+	}
+	w.st.VPCs = append(w.st.VPCs, &VPC{ID: id, Name: id, CIDR: cidr, VRouterID: "vrt-" + strings.TrimPrefix(id, "vpc-"), Created: w.clock.Now()})
 	return w.save()
 }
