@@ -65,15 +65,18 @@ func (c *Client) limiter(action string) *rate.Limiter {
 // deadline comes before the token, returns at once with the token given back; the error is then the
 // context's (or nil when only the deadline is known to come too early: gaveUp reads that as the deadline).
 func (c *Client) wait(ctx context.Context, action string) (waited bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	l := c.limiter(action)
 	if l == nil {
-		return false, ctx.Err()
+		return false, nil
 	}
 	now := c.now()
 	r := l.ReserveN(now, 1) // burst >= 1: always OK
 	d := r.DelayFrom(now)
 	if d <= 0 {
-		return false, ctx.Err()
+		return false, nil
 	}
 	c.metrics.waited(action, d)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(now.Add(d)) {
