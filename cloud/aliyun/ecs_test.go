@@ -76,7 +76,7 @@ func TestENILifecycleAndLimits(t *testing.T) {
 		t.Fatalf("right after attach: %+v", got)
 	}
 	f.clock.Advance(2 * time.Second)
-	got, _ = cl.ENIs(ctx, aliyun.ENIFilter{InstanceID: inst})
+	got, _ = cl.ENIs(ctx, aliyun.ENIFilter{InstanceID: inst, Type: "Secondary"})
 	if len(got) != 3 || got[0].Status != "InUse" {
 		t.Fatalf("attached ENIs: %+v", got)
 	}

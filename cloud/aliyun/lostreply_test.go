@@ -110,7 +110,7 @@ func lostReplyCases() []lostReplyCase {
 				_, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}})
 				return err
 			}, func(t *testing.T, _ *fixture, cl *aliyun.Client, _ string) bool {
-				got, err := cl.ENIs(ctx, aliyun.ENIFilter{})
+				got, err := cl.ENIs(ctx, aliyun.ENIFilter{Type: "Secondary"})
 				return err == nil && len(got) == 1
 			}},
 		{"AttachNetworkInterface", newENI(0, false),
@@ -225,7 +225,7 @@ func TestRetryAfterALostReplyDoesNotDoubleCreate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: create ENI: %v", lost, err)
 		}
-		if all, _ := cl.ENIs(ctx, aliyun.ENIFilter{}); len(all) != 1 || all[0].ID != e.ID {
+		if all, _ := cl.ENIs(ctx, aliyun.ENIFilter{Type: "Secondary"}); len(all) != 1 || all[0].ID != e.ID {
 			t.Fatalf("%s: ENIs after the retried create: %+v", lost, all)
 		}
 		got := f.srv.Injected()

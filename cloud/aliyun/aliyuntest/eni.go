@@ -135,7 +135,7 @@ func RunENIContract(t *testing.T, newEnv func(t *testing.T) ENIEnv) {
 				t.Fatalf("another VPC's group: %v, want %s", err, e.ForeignSecurityGroupError)
 			}
 		}
-		if left, _ := e.API.ENIs(ctx, aliyun.ENIFilter{VSwitchID: e.VSwitch}); len(left) != 0 {
+		if left, _ := e.API.ENIs(ctx, aliyun.ENIFilter{VSwitchID: e.VSwitch, Type: "Secondary"}); len(left) != 0 {
 			t.Fatalf("refused creates left ENIs: %v", ids(left))
 		}
 	})
@@ -160,8 +160,8 @@ func RunENIContract(t *testing.T, newEnv func(t *testing.T) ENIEnv) {
 			{"two tags", aliyun.ENIFilter{Tags: map[string]string{"k": "1", "role": "x"}}, []string{a.ID}},
 			{"one tag", aliyun.ENIFilter{Tags: map[string]string{"k": "1"}}, sorted(a.ID, b.ID)},
 			{"tag and status", aliyun.ENIFilter{Tags: map[string]string{"role": "x"}, Status: "Available"}, []string{c.ID}},
-			{"status InUse", aliyun.ENIFilter{Status: "InUse", VSwitchID: e.VSwitch}, []string{a.ID}},
-			{"instance", aliyun.ENIFilter{InstanceID: e.Instance}, []string{a.ID}},
+			{"status InUse", aliyun.ENIFilter{Status: "InUse", VSwitchID: e.VSwitch, Type: "Secondary"}, []string{a.ID}},
+			{"instance, secondary", aliyun.ENIFilter{InstanceID: e.Instance, Type: "Secondary"}, []string{a.ID}},
 			{"type and vSwitch", aliyun.ENIFilter{Type: "Secondary", VSwitchID: e.VSwitch}, sorted(a.ID, b.ID, c.ID)},
 			{"type Trunk", aliyun.ENIFilter{Type: "Trunk", VSwitchID: e.VSwitch}, nil},
 			{"ids and tag", aliyun.ENIFilter{IDs: []string{a.ID, c.ID}, Tags: map[string]string{"k": "1"}}, []string{a.ID}},
@@ -175,6 +175,22 @@ func RunENIContract(t *testing.T, newEnv func(t *testing.T) ENIEnv) {
 		got := one(t, e, a.ID)
 		if got.Status != "InUse" || got.InstanceID != e.Instance || got.DeviceIndex < 1 {
 			t.Fatalf("attached: %+v", got)
+		}
+		// InstanceId alone lists the primary ENI too: device 0, type Primary, InUse.
+		on, err := e.API.ENIs(ctx, aliyun.ENIFilter{InstanceID: e.Instance})
+		if err != nil || len(on) != 2 {
+			t.Fatalf("ENIs of the instance: %+v %v", on, err)
+		}
+		for _, x := range on {
+			if x.ID == a.ID {
+				continue
+			}
+			if x.Type != "Primary" || x.Status != "InUse" || x.DeviceIndex != 0 || !x.PrimaryIP.IsValid() || x.MAC == "" {
+				t.Fatalf("the primary ENI: %+v", x)
+			}
+			if err := e.API.DetachENI(ctx, e.Instance, x.ID); aliyun.Code(err) != "InvalidOperation.DetachPrimaryEniNotAllowed" {
+				t.Fatalf("detach the primary ENI: %v", err)
+			}
 		}
 	})
 
@@ -216,7 +232,7 @@ func RunENIContract(t *testing.T, newEnv func(t *testing.T) ENIEnv) {
 		if !aliyun.IsENILimit(err) {
 			t.Fatalf("ENI %d on a %s (%d with the primary): %v", ty.ENIs, ty.ID, ty.ENIs, err)
 		}
-		if on, _ := e.API.ENIs(ctx, aliyun.ENIFilter{InstanceID: e.Instance}); len(on) != ty.ENIs-1 {
+		if on, _ := e.API.ENIs(ctx, aliyun.ENIFilter{InstanceID: e.Instance, Type: "Secondary"}); len(on) != ty.ENIs-1 {
 			t.Fatalf("%d ENIs on the instance, want %d", len(on), ty.ENIs-1)
 		}
 	})
@@ -269,7 +285,7 @@ func RunENIContract(t *testing.T, newEnv func(t *testing.T) ENIEnv) {
 		if got.Status != "Available" || got.InstanceID != "" || got.DeviceIndex != 0 || len(got.Secondary) != 1 {
 			t.Fatalf("after the console's detach: %+v", got)
 		}
-		if on, _ := e.API.ENIs(ctx, aliyun.ENIFilter{InstanceID: e.Instance}); len(on) != 0 {
+		if on, _ := e.API.ENIs(ctx, aliyun.ENIFilter{InstanceID: e.Instance, Type: "Secondary"}); len(on) != 0 {
 			t.Fatalf("still listed on the instance: %v", ids(on))
 		}
 		if err := e.API.DetachENI(ctx, e.Instance, x.ID); aliyun.Code(err) != "InvalidOperation.InvalidEniState" {

@@ -241,6 +241,18 @@ func (w *World) describeInstances(p params) (any, *APIError) {
 
 func primaryENIID(in *Instance) string { return "eni-p" + in.ID[2:] }
 
+// primaryENI is the instance's primary ENI as DescribeNetworkInterfaces shows it. It is not an object of the
+// world: the ENI actions refuse it (InvalidEniId.NotFound), where the service refuses detaching it with
+// InvalidOperation.DetachPrimaryEniNotAllowed.
+func primaryENI(in *Instance) *ENI {
+	e := &ENI{ID: primaryENIID(in), VSwitchID: in.VSwitchID, Type: "Primary", MAC: in.MAC, PrimaryIP: in.PrimaryIP, InstanceID: in.ID,
+		Status: "InUse"}
+	if in.PrimaryIPv6 != "" {
+		e.IPv6 = []string{in.PrimaryIPv6}
+	}
+	return e
+}
+
 func (w *World) eniJSON(e *ENI) map[string]any {
 	sw := w.vswitch(e.VSwitchID)
 	ips := []map[string]any{{"PrivateIpAddress": e.PrimaryIP, "Primary": true}}
@@ -449,6 +461,11 @@ func (w *World) attachNetworkInterface(p params) (any, *APIError) {
 }
 
 func (w *World) detachNetworkInterface(p params) (any, *APIError) {
+	for _, in := range w.st.Instances {
+		if p.get("NetworkInterfaceId") == primaryENIID(in) {
+			return nil, apiErr(400, "InvalidOperation.DetachPrimaryEniNotAllowed", "The primary ENI %s of instance %s cannot be detached.", primaryENIID(in), in.ID)
+		}
+	}
 	e, err := w.eniParam(p)
 	if err != nil {
 		return nil, err
@@ -486,13 +503,20 @@ func (w *World) describeNetworkInterfaces(p params) (any, *APIError) {
 		return nil, err
 	}
 	var found []map[string]any
-	for _, e := range w.st.ENIs {
+	// Every instance's primary ENI is listed too (Type Primary, InUse, device 0), as the service does: a
+	// filter on InstanceId alone returns it beside the secondary ones.
+	all := make([]*ENI, 0, len(w.st.Instances)+len(w.st.ENIs))
+	for _, in := range w.st.Instances {
+		all = append(all, primaryENI(in))
+	}
+	all = append(all, w.st.ENIs...)
+	for _, e := range all {
 		sw := w.vswitch(e.VSwitchID)
 		match := (len(ids) == 0 || ids[e.ID]) && (p.get("InstanceId") == "" || p.get("InstanceId") == e.InstanceID) &&
 			(p.get("VSwitchId") == "" || p.get("VSwitchId") == e.VSwitchID) && (p.get("VpcId") == "" || p.get("VpcId") == sw.VPCID) &&
 			(p.get("Type") == "" || p.get("Type") == e.Type) && (p.get("Status") == "" || p.get("Status") == e.status())
 		for k, v := range want {
-			if e.Tags[k] != v {
+			if t, ok := e.Tags[k]; !ok || t != v {
 				match = false
 			}
 		}
