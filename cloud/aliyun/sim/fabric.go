@@ -45,6 +45,8 @@ type Fabric struct {
 	mu      sync.Mutex
 	servers []*http.Server
 	enis    map[string]fabricLink // ENI id -> its veth
+	// commands counts the commands Sync ran (tests: a Sync with nothing new runs none).
+	commands int
 }
 
 // fabricLink is the veth of an attached ENI: its router-side name and the attachment it was made for.
@@ -247,15 +249,15 @@ func (f *Fabric) Sync() error {
 			if ns == "" {
 				continue
 			}
-			err := run2("ip", "-n", f.Router, "link", "add", link.name, "type", "veth", "peer", "name", fmt.Sprintf("eth%d", e.DeviceIndex), "netns", ns)
+			err := f.run("ip", "-n", f.Router, "link", "add", link.name, "type", "veth", "peer", "name", fmt.Sprintf("eth%d", e.DeviceIndex), "netns", ns)
 			if err == nil {
-				err = run2("ip", "-n", ns, "link", "set", fmt.Sprintf("eth%d", e.DeviceIndex), "address", e.MAC)
+				err = f.run("ip", "-n", ns, "link", "set", fmt.Sprintf("eth%d", e.DeviceIndex), "address", e.MAC)
 			}
 			if err == nil {
-				err = run2("ip", "-n", f.Router, "link", "set", link.name, "up")
+				err = f.run("ip", "-n", f.Router, "link", "set", link.name, "up")
 			}
 			if err == nil {
-				err = run2("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+link.name+".proxy_arp=1")
+				err = f.run("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+link.name+".proxy_arp=1")
 			}
 			if err != nil {
 				if l, lerr := h.LinkByName(link.name); lerr == nil {
@@ -358,7 +360,9 @@ func (f *Fabric) Sync() error {
 	return errors.Join(errs...)
 }
 
-func run2(name string, args ...string) error {
+// run runs one command for Sync (mu held), counting it.
+func (f *Fabric) run(name string, args ...string) error {
+	f.commands++
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
