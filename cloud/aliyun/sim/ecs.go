@@ -515,8 +515,8 @@ func (w *World) describeNetworkInterfaces(p params) (any, *APIError) {
 		match := (len(ids) == 0 || ids[e.ID]) && (p.get("InstanceId") == "" || p.get("InstanceId") == e.InstanceID) &&
 			(p.get("VSwitchId") == "" || p.get("VSwitchId") == e.VSwitchID) && (p.get("VpcId") == "" || p.get("VpcId") == sw.VPCID) &&
 			(p.get("Type") == "" || p.get("Type") == e.Type) && (p.get("Status") == "" || p.get("Status") == e.status())
-		for k, v := range want {
-			if t, ok := e.Tags[k]; !ok || t != v {
+		for k, v := range want { // AND; a key given without a value matches any value of it
+			if t, ok := e.Tags[k]; !ok || (v != "" && t != v) {
 				match = false
 			}
 		}
