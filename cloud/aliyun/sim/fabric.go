@@ -44,6 +44,7 @@ type Fabric struct {
 
 	mu      sync.Mutex
 	servers []*http.Server
+	mds     []*Metadata
 	enis    map[string]fabricLink // ENI id -> its veth
 	// commands counts the commands Sync ran (tests: a Sync with nothing new runs none).
 	commands int
@@ -139,12 +140,22 @@ func (f *Fabric) serveMetadata(instance, ns string) error {
 	if err := nsutil.DoNamed(ns, func() (err error) { ln, err = net.Listen("tcp", "100.100.100.200:80"); return err }); err != nil {
 		return fmt.Errorf("metadata in %s: %w", ns, err)
 	}
-	s := &http.Server{Handler: NewMetadata(f.w, instance), ReadHeaderTimeout: 5 * time.Second}
+	md := NewMetadata(f.w, instance)
+	s := &http.Server{Handler: md, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.Serve(ln) }()
 	f.mu.Lock()
-	f.servers = append(f.servers, s)
+	f.servers, f.mds = append(f.servers, s), append(f.mds, md)
 	f.mu.Unlock()
 	return nil
+}
+
+// SetMetadataLag sets the Lag of every instance's metadata server (default 1 s).
+func (f *Fabric) SetMetadataLag(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.mds {
+		m.SetLag(d)
+	}
 }
 
 // Run syncs every period until ctx ends.

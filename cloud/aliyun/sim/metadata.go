@@ -94,7 +94,17 @@ func (m *Metadata) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprint(rw, val)
 }
 
+// SetLag changes Lag while the server runs.
+func (m *Metadata) SetLag(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Lag = d
+}
+
 func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
+	m.mu.Lock()
+	lag := m.Lag
+	m.mu.Unlock()
 	w := m.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -118,19 +128,19 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 	for _, e := range w.st.ENIs {
 		var v4 []string
 		switch s := e.status(); {
-		case e.InstanceID == in.ID && (s == "InUse" || s == "Detaching") && e.visible("attached", now, m.Lag):
+		case e.InstanceID == in.ID && (s == "InUse" || s == "Detaching") && e.visible("attached", now, lag):
 			v4 = []string{e.PrimaryIP}
 			for _, a := range e.Secondary {
-				if e.visible(a, now, m.Lag) {
+				if e.visible(a, now, lag) {
 					v4 = append(v4, a)
 				}
 			}
 			for a, at := range e.Gone {
-				if now.Before(at.Add(m.Lag)) && !slices.Contains(v4, a) {
+				if now.Before(at.Add(lag)) && !slices.Contains(v4, a) {
 					v4 = append(v4, a)
 				}
 			}
-		case e.InstanceID != in.ID && e.LeftInstance == in.ID && now.Before(e.Left.Add(m.Lag)):
+		case e.InstanceID != in.ID && e.LeftInstance == in.ID && now.Before(e.Left.Add(lag)):
 			v4 = e.LeftIPs
 		default:
 			continue
@@ -141,7 +151,7 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 		base := "network/interfaces/macs/" + e.MAC + "/"
 		var v6 []string
 		for _, a := range e.IPv6 {
-			if e.visible(a, now, m.Lag) {
+			if e.visible(a, now, lag) {
 				v6 = append(v6, a)
 			}
 		}
