@@ -1,10 +1,13 @@
 // Package sim is alisim: a local Alibaba Cloud that the real alibaba-cloud-sdk-go talks to over HTTP. It serves
-// the VPC 2016-04-28 RPC actions weft uses (route tables and their entries, VPCs, vSwitches), the ECS ENI actions,
+// the VPC 2016-04-28 RPC actions weft uses (route tables and their entries, VPCs, vSwitches), the ECS ENI actions
+// (security groups checked, per-instance-type ENI and address limits, vSwitch exhaustion, the primary ENI listed;
+// drills.go changes the world behind a node's back: console detach and unassign, a vSwitch filled),
 // the Quota Center's route-entry quota (quotas 2020-05-10, from the per-table quotas), with signature v1
 // verification, the documented error bodies and statuses, per-table route quotas and the asynchronous entry life
 // cycle (Pending -> Available, Deleting -> gone), throttling and fault injection per action (refusals before a
 // call runs, lost replies after it changed the state: faults.go), a write audit naming the credentials of each
-// write (audit.go), an admin endpoint, a state file that survives restarts, and the instance metadata server.
+// write (audit.go), an admin endpoint, a state file that survives restarts, and the instance metadata server
+// (per MAC, trailing the API both ways by its Lag). Fabric mode (fabric.go) makes it carry real traffic.
 // Everything read from a request is range-checked (params.go) and every topology validated (validate.go).
 //
 // Time is injected (Clock) and entry states are derived from timestamps when read, so the emulator needs no
