@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -64,5 +65,80 @@ func TestAdminDrills(t *testing.T) {
 		if code, _ := r.adminPost(path, body); code < 400 {
 			t.Errorf("%s %s: %d", path, body, code)
 		}
+	}
+}
+
+// What the SDK could send wrong to the ENI actions is refused as the service does, naming the parameter; a
+// security group given twice, or through the older single SecurityGroupId, is one group.
+func TestENIParameters(t *testing.T) {
+	r := newRig(t)
+	base := map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupIds.1": "sg-alisim0001"}
+	with := func(extra map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	long := strings.Repeat("t", 65)
+	for _, c := range []struct {
+		action string
+		p      map[string]string
+		code   string
+	}{
+		{"CreateNetworkInterface", with(map[string]string{"ClientToken": long}), "InvalidParameter"},
+		{"CreateNetworkInterface", with(map[string]string{"InstanceType": "Primary"}), "InvalidParameter"},
+		{"CreateNetworkInterface", with(map[string]string{"SecondaryPrivateIpAddressCount": "50"}), "InvalidParameter"},
+		{"CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001"}, "MissingParameter"},
+		{"CreateNetworkInterface", with(map[string]string{"SecurityGroupIds.1": "sg-nope"}), "InvalidSecurityGroupId.NotFound"},
+		{"DescribeNetworkInterfaces", map[string]string{"MaxResults": "501"}, "InvalidParameter"},
+		{"DescribeNetworkInterfaces", map[string]string{"MaxResults": "0"}, "InvalidParameter"},
+		{"DescribeNetworkInterfaces", map[string]string{"NextToken": "not-a-token!"}, "InvalidNextToken"},
+		{"DetachNetworkInterface", map[string]string{"NetworkInterfaceId": "eni-palisim0001", "InstanceId": "i-alisim0001"},
+			"InvalidOperation.DetachPrimaryEniNotAllowed"},
+	} {
+		code, body := r.call(c.action, c.p)
+		if code < 400 || body["Code"] != c.code {
+			t.Errorf("%s %v: %d %v, want %s", c.action, c.p, code, body, c.code)
+		}
+	}
+	code, body := r.call("CreateNetworkInterface", with(map[string]string{"SecurityGroupIds.2": "sg-alisim0001", "SecurityGroupId": "sg-alisim0002"}))
+	if code != 200 {
+		t.Fatalf("%d %v", code, body)
+	}
+	sgs := body["SecurityGroupIds"].(map[string]any)["SecurityGroupId"].([]any)
+	if len(sgs) != 2 || sgs[0] != "sg-alisim0001" || sgs[1] != "sg-alisim0002" {
+		t.Fatalf("security groups %v", sgs)
+	}
+	// Paging: MaxResults 1 walks every ENI (the three primaries and the new one) once, by NextToken.
+	seen, token := map[string]bool{}, ""
+	for page := 0; ; page++ {
+		p := map[string]string{"MaxResults": "1"}
+		if token != "" {
+			p["NextToken"] = token
+		}
+		code, body := r.call("DescribeNetworkInterfaces", p)
+		if code != 200 || page > 10 {
+			t.Fatalf("page %d: %d %v", page, code, body)
+		}
+		for _, x := range body["NetworkInterfaceSets"].(map[string]any)["NetworkInterfaceSet"].([]any) {
+			id := x.(map[string]any)["NetworkInterfaceId"].(string)
+			if seen[id] {
+				t.Fatalf("%s twice", id)
+			}
+			seen[id] = true
+		}
+		if body["TotalCount"] != float64(4) {
+			t.Fatalf("TotalCount %v", body["TotalCount"])
+		}
+		if token, _ = body["NextToken"].(string); token == "" {
+			break
+		}
+	}
+	if len(seen) != 4 {
+		t.Fatalf("paged through %v", seen)
 	}
 }

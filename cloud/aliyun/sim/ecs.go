@@ -7,7 +7,9 @@ import (
 	"math/big"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // ENI is an elastic network interface.
@@ -300,6 +302,9 @@ func tags(p params) (map[string]string, *APIError) {
 const maxIPv6PerENI = 100
 
 func (w *World) createNetworkInterface(p params) (any, *APIError) {
+	if tok := p.get("ClientToken"); len(tok) > 64 || strings.ContainsFunc(tok, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return nil, errParam("ClientToken", tok, "at most 64 ASCII characters")
+	}
 	if tok := p.get("ClientToken"); tok != "" {
 		for _, e := range w.st.ENIs {
 			if e.ClientToken == tok {
@@ -345,6 +350,9 @@ func (w *World) createNetworkInterface(p params) (any, *APIError) {
 	typ := p.get("InstanceType")
 	if typ == "" {
 		typ = "Secondary"
+	}
+	if typ != "Secondary" && typ != "Trunk" {
+		return nil, errParam("InstanceType", typ, "Secondary or Trunk")
 	}
 	e := &ENI{ID: newID("eni"), VSwitchID: sw.ID, Type: typ, MAC: w.macFor(), PrimaryIP: ips[0], Secondary: ips[1:], IPv6: v6,
 		Description: p.get("Description"), ClientToken: p.get("ClientToken"), Status: "Available", Tags: tagged,
