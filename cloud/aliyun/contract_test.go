@@ -48,7 +48,7 @@ func TestENIContractAlisim(t *testing.T) {
 			t.Fatal(err)
 		}
 		return aliyuntest.ENIEnv{API: ecsClient(t, f), Instance: "i-alisim0003", InstanceType: "ecs.g7.2xlarge",
-			VPC: "vpc-alisim0001", VSwitch: "vsw-alisim0001", SecurityGroup: "sg-alisim0001", Transition: 2 * time.Second,
+			VPC: "vpc-alisim0001", VSwitch: "vsw-alisim0001", OtherZoneVSwitch: "vsw-alisim0002", SecurityGroup: "sg-alisim0001", Transition: 2 * time.Second,
 			Advance: f.clock.Advance,
 			ConsoleDetach: func(id string) {
 				if err := f.world.ConsoleDetach(id); err != nil {

@@ -220,7 +220,7 @@ func TestMetadataPerMACAndLagBothWays(t *testing.T) {
 	f := newFixture(t, sim.DefaultTiming, nil)
 	cl := ecsClient(t, f)
 	ctx := context.Background()
-	md := sim.NewMetadata(f.world, "i-alisim0001")
+	md := sim.NewMetadata(f.world, "i-alisim0002")
 	srv := httptest.NewServer(md)
 	defer srv.Close()
 	get := func(path string) string {
@@ -234,7 +234,7 @@ func TestMetadataPerMACAndLagBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.AttachENI(ctx, "i-alisim0001", e.ID); err != nil {
+	if err := cl.AttachENI(ctx, "i-alisim0002", e.ID); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(3 * time.Second) // attached for the transition, then the lag
@@ -249,7 +249,7 @@ func TestMetadataPerMACAndLagBothWays(t *testing.T) {
 			t.Errorf("%s: %q, want %q", key, got, want)
 		}
 	}
-	if got := get("network/interfaces/macs/00:16:3e:00:00:01/netmask"); got != "255.255.255.0" {
+	if got := get("network/interfaces/macs/00:16:3e:00:00:02/netmask"); got != "255.255.255.0" {
 		t.Errorf("the primary MAC's netmask: %q", got)
 	}
 	if err := cl.UnassignIPs(ctx, e.ID, e.Secondary[:1]); err != nil {
@@ -262,7 +262,7 @@ func TestMetadataPerMACAndLagBothWays(t *testing.T) {
 	if got := get(base + "private-ipv4s"); got != fmt.Sprintf("[%q,%q]", e.PrimaryIP, e.Secondary[1]) {
 		t.Fatalf("after the lag: %s", got)
 	}
-	if err := cl.DetachENI(ctx, "i-alisim0001", e.ID); err != nil {
+	if err := cl.DetachENI(ctx, "i-alisim0002", e.ID); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(2 * time.Second) // detached in the API

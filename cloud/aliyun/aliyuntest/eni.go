@@ -31,6 +31,7 @@ type ENIEnv struct {
 	API                       ENIAPI
 	Instance, InstanceType    string
 	VPC, VSwitch              string
+	OtherZoneVSwitch          string // a vSwitch of the VPC in another zone ("": skip that check)
 	SecurityGroup             string
 	Transition                time.Duration // how long Attaching / Detaching / Deleting last
 	Advance                   func(time.Duration)
@@ -116,7 +117,7 @@ func RunENIContract(t *testing.T, newEnv func(t *testing.T) ENIEnv) {
 		}
 	})
 
-	t.Run("security groups: unknown, too many, another VPC's are refused", func(t *testing.T) {
+	t.Run("security groups: unknown, too many, another VPC's are refused; so is attaching across zones", func(t *testing.T) {
 		e := newEnv(t)
 		_, err := e.API.CreateENI(ctx, aliyun.NewENI{VSwitchID: e.VSwitch, SecurityGroupIDs: []string{"sg-doesnotexist"}})
 		if aliyun.Code(err) != "InvalidSecurityGroupId.NotFound" {
@@ -128,6 +129,16 @@ func RunENIContract(t *testing.T, newEnv func(t *testing.T) ENIEnv) {
 		}
 		if _, err := e.API.CreateENI(ctx, aliyun.NewENI{VSwitchID: e.VSwitch, SecurityGroupIDs: many}); err == nil {
 			t.Fatal("11 security groups accepted")
+		}
+		if e.OtherZoneVSwitch != "" {
+			x := create(t, e, aliyun.NewENI{VSwitchID: e.OtherZoneVSwitch})
+			if err := e.API.AttachENI(ctx, e.Instance, x.ID); aliyun.Code(err) != "InvalidOperation.AvailabilityZoneMismatch" {
+				t.Fatalf("attach an ENI of another zone: %v", err)
+			}
+			if err := e.API.DeleteENI(ctx, x.ID); err != nil {
+				t.Fatal(err)
+			}
+			e.Advance(e.Transition)
 		}
 		if e.ForeignSecurityGroup != "" {
 			_, err := e.API.CreateENI(ctx, aliyun.NewENI{VSwitchID: e.VSwitch, SecurityGroupIDs: []string{e.ForeignSecurityGroup}})

@@ -443,6 +443,10 @@ func (w *World) attachNetworkInterface(p params) (any, *APIError) {
 	if e.status() != "Available" {
 		return nil, stateErr(e, "Available")
 	}
+	if sw := w.vswitch(e.VSwitchID); sw.Zone != in.Zone {
+		return nil, apiErr(403, "InvalidOperation.AvailabilityZoneMismatch", "The ENI %s is in zone %s (vSwitch %s), the instance %s in zone %s.",
+			e.ID, sw.Zone, sw.ID, in.ID, in.Zone)
+	}
 	t := w.typeOf(in.Type)
 	attached := 1 // the primary ENI
 	used := map[int]bool{0: true}
