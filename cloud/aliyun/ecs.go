@@ -2,8 +2,11 @@ package aliyun
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
@@ -49,6 +52,9 @@ func (c *Client) CreateENI(ctx context.Context, n NewENI) (ENI, error) {
 	token := n.ClientToken
 	if token == "" {
 		token = newToken()
+	}
+	if len(token) > 64 || strings.ContainsFunc(token, func(r rune) bool { return r > unicode.MaxASCII || r < ' ' }) {
+		return ENI{}, fmt.Errorf("CreateNetworkInterface: ClientToken %q: expected at most 64 printable ASCII characters", excerpt(token, 80))
 	}
 	var out ENI
 	err := c.callECS(ctx, "CreateNetworkInterface", func(cl *ecs.Client) error {

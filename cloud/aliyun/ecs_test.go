@@ -371,3 +371,17 @@ func TestFillVSwitchAndThrottled(t *testing.T) {
 		t.Fatalf("second create past the service's limit: %v", err)
 	}
 }
+
+// A caller's ClientToken the service would refuse is refused before any call, naming the field.
+func TestCreateENIChecksCallerToken(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	_, err := cl.CreateENI(context.Background(), aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"},
+		ClientToken: strings.Repeat("x", 65)})
+	if err == nil || !strings.Contains(err.Error(), "ClientToken") {
+		t.Fatalf("a 65-character token: %v", err)
+	}
+	if n := f.srv.Calls("CreateNetworkInterface"); n != 0 {
+		t.Fatalf("%d calls made with a token the service refuses", n)
+	}
+}
