@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -135,8 +136,8 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 					v4 = append(v4, a)
 				}
 			}
-			for a, at := range e.Gone {
-				if now.Before(at.Add(lag)) && !slices.Contains(v4, a) {
+			for _, a := range slices.Sorted(maps.Keys(e.Gone)) {
+				if now.Before(e.Gone[a].Add(lag)) && !slices.Contains(v4, a) {
 					v4 = append(v4, a)
 				}
 			}
