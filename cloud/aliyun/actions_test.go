@@ -54,7 +54,7 @@ func TestRemainingActionsThroughTheSDK(t *testing.T) {
 	// IPv6 on a vSwitch without IPv6 is refused; with it, assign and unassign round-trip.
 	cn := ecs.CreateCreateNetworkInterfaceRequest()
 	point(cn)
-	cn.VSwitchId, cn.SecurityGroupId = "vsw-alisim0001", "sg-1"
+	cn.VSwitchId, cn.SecurityGroupId = "vsw-alisim0001", "sg-alisim0001"
 	eni, err := ec.CreateNetworkInterface(cn)
 	if err != nil {
 		t.Fatal(err)

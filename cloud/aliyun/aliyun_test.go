@@ -71,7 +71,8 @@ func (f *fixture) client(t *testing.T, creds aliyun.CredentialProvider, mod func
 		creds = aliyun.Static{AccessKeyID: sim.DefaultAccessKeyID, AccessKeySecret: sim.DefaultAccessKeySecret}
 	}
 	c := aliyun.Config{Region: "cn-hangzhou", VPCEndpoint: strings.TrimPrefix(f.http.URL, "http://"), Scheme: "HTTP",
-		Credentials: creds, BackoffBase: 5 * time.Millisecond, BackoffCap: 20 * time.Millisecond, RatePerSecond: 1000}
+		Credentials: creds, BackoffBase: 5 * time.Millisecond, BackoffCap: 20 * time.Millisecond, RatePerSecond: 1000,
+		RateLimits: unlimited()}
 	if mod != nil {
 		mod(&c)
 	}
@@ -80,6 +81,15 @@ func (f *fixture) client(t *testing.T, creds aliyun.CredentialProvider, mod func
 		t.Fatal(err)
 	}
 	return cl
+}
+
+// unlimited lifts the client-side per-minute budgets, so tests making many calls do not wait for them.
+func unlimited() map[string]int {
+	m := map[string]int{}
+	for a := range aliyun.DefaultRateLimits {
+		m[a] = 0
+	}
+	return m
 }
 
 func entry(dst, hop string) aliyun.NewRouteEntry {

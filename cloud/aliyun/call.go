@@ -13,7 +13,6 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/quotas"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
-	"golang.org/x/time/rate"
 
 	"github.com/weftnet/weft/internal/backoff"
 )
@@ -39,7 +38,7 @@ func (c *Client) retry(ctx context.Context, action string, attempts int, do func
 	b := backoff.Backoff{Min: c.c.BackoffBase, Max: c.c.BackoffCap}
 	var last error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		if err := c.limiter(action).Wait(ctx); err != nil {
+		if _, err := c.wait(ctx, action); err != nil {
 			return gaveUp(ctx, action, err, attempt-1, last)
 		}
 		start := time.Now()
@@ -107,18 +106,6 @@ func (c *Client) attempt(ctx context.Context, action string, do func(sdkClients)
 		}
 	}
 	return translate(action, err)
-}
-
-// limiter is the client-side token bucket of one action.
-func (c *Client) limiter(action string) *rate.Limiter {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l := c.limits[action]
-	if l == nil {
-		l = rate.NewLimiter(rate.Limit(c.c.RatePerSecond), max(1, int(c.c.RatePerSecond)))
-		c.limits[action] = l
-	}
-	return l
 }
 
 // newToken is a ClientToken: one per logical create, reused by its retries.

@@ -1,6 +1,7 @@
 package aliyun
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,7 +31,11 @@ type Config struct {
 	Attempts      int
 	BackoffBase   time.Duration
 	BackoffCap    time.Duration
-	RatePerSecond float64 // client-side limit per action (default 10/s, burst 10)
+	RatePerSecond float64 // client-side limit of each action without a per-minute budget (default 10/s, burst 10)
+	// RateLimits are client-side budgets in calls per minute by action, over DefaultRateLimits (Terway's
+	// figures for the ENI actions): an action named here or there gets a token bucket refilled evenly with a
+	// second's worth of burst; 0 makes it unlimited. Actions named in neither get RatePerSecond.
+	RateLimits map[string]int
 	// Registerer receives the client metrics. Clients sharing a Registerer share one set of collectors, so a
 	// second client (a retried start, another command) counts into the same series instead of failing.
 	Registerer prometheus.Registerer
@@ -48,7 +53,10 @@ type Client struct {
 	transport *http.Transport // the connections every attempt's SDK clients share
 
 	mu     sync.Mutex
-	limits map[string]*rate.Limiter
+	limits map[string]*rate.Limiter // nil value: unlimited
+
+	now   func() time.Time                           // the rate limiters' clock
+	sleep func(context.Context, time.Duration) error // their waits
 }
 
 // sdkClients are the SDK clients of one attempt.
@@ -94,6 +102,9 @@ func NewClient(c Config) (*Client, error) {
 	if c.BackoffCap == 0 {
 		c.BackoffCap = 10 * time.Second
 	}
+	if err := validateRateLimits(c.RateLimits); err != nil {
+		return nil, err
+	}
 	if c.RatePerSecond == 0 {
 		c.RatePerSecond = 10
 	}
@@ -104,7 +115,8 @@ func NewClient(c Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{c: c, metrics: m, transport: newBaseTransport(c.Timeout), limits: map[string]*rate.Limiter{}}, nil
+	return &Client{c: c, metrics: m, transport: newBaseTransport(c.Timeout), limits: map[string]*rate.Limiter{},
+		now: time.Now, sleep: sleepCtx}, nil
 }
 
 // Region is the region the client works in.

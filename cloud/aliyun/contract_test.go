@@ -35,3 +35,31 @@ func TestQuotaContractAlisim(t *testing.T) {
 		}}
 	})
 }
+
+// The ENI contract against alisim through the real SDK over HTTP: i-alisim0003 is an ecs.g7.2xlarge
+// (4 ENIs, 15 addresses each) on vsw-alisim0001.
+func TestENIContractAlisim(t *testing.T) {
+	aliyuntest.RunENIContract(t, func(t *testing.T) aliyuntest.ENIEnv {
+		f := newFixture(t, sim.Timing{EntryPending: 3 * time.Second, EntryDeleting: 3 * time.Second, ENITransition: 2 * time.Second}, nil)
+		if err := f.world.AddVPC("vpc-other", "10.0.0.0/8"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.world.AddSecurityGroup("sg-othervpc", "vpc-other"); err != nil {
+			t.Fatal(err)
+		}
+		return aliyuntest.ENIEnv{API: ecsClient(t, f), Instance: "i-alisim0003", InstanceType: "ecs.g7.2xlarge",
+			VPC: "vpc-alisim0001", VSwitch: "vsw-alisim0001", OtherZoneVSwitch: "vsw-alisim0002", SecurityGroup: "sg-alisim0001", Transition: 2 * time.Second,
+			Advance: f.clock.Advance,
+			ConsoleDetach: func(id string) {
+				if err := f.world.ConsoleDetach(id); err != nil {
+					t.Fatal(err)
+				}
+			},
+			FillVSwitch: func(id string, leave int) {
+				if _, err := f.world.FillVSwitch(id, leave); err != nil {
+					t.Fatal(err)
+				}
+			},
+			ForeignSecurityGroup: "sg-othervpc", ForeignSecurityGroupError: "InvalidOperation.VpcMismatch"}
+	})
+}

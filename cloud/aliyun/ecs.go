@@ -2,7 +2,11 @@ package aliyun
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
+	"time"
+	"unicode"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
@@ -20,6 +24,12 @@ type ENI struct {
 	InstanceID string
 	VSwitchID  string
 	Tags       map[string]string
+	// SecurityGroupIDs are the groups the ENI is in.
+	SecurityGroupIDs []string
+	// DeviceIndex is the ENI's slot on its instance (Attachment.DeviceIndex; 0 when not attached).
+	DeviceIndex int
+	// CreationTime is when the ENI was made (zero in CreateENI's answer, which does not carry it).
+	CreationTime time.Time
 }
 
 // NewENI describes an ENI to create.
@@ -30,11 +40,22 @@ type NewENI struct {
 	IPv6             int
 	Tags             map[string]string
 	Description      string
+	// ClientToken makes the create idempotent: the service answers a second create with the same token with
+	// the ENI the first one made. Empty: a fresh token per call (its retries reuse it). A caller that persists
+	// its token before calling can repeat the create after a restart without making a second ENI. At most 64
+	// ASCII characters.
+	ClientToken string
 }
 
-// CreateENI creates an ENI; retries reuse one ClientToken.
+// CreateENI creates an ENI; retries reuse one ClientToken (n.ClientToken when set).
 func (c *Client) CreateENI(ctx context.Context, n NewENI) (ENI, error) {
-	token := newToken()
+	token := n.ClientToken
+	if token == "" {
+		token = newToken()
+	}
+	if len(token) > 64 || strings.ContainsFunc(token, func(r rune) bool { return r > unicode.MaxASCII || r < ' ' }) {
+		return ENI{}, fmt.Errorf("CreateNetworkInterface: ClientToken %q: expected at most 64 printable ASCII characters", excerpt(token, 80))
+	}
 	var out ENI
 	err := c.callECS(ctx, "CreateNetworkInterface", func(cl *ecs.Client) error {
 		req := ecs.CreateCreateNetworkInterfaceRequest()
@@ -59,7 +80,11 @@ func (c *Client) CreateENI(ctx context.Context, n NewENI) (ENI, error) {
 		if err != nil {
 			return err
 		}
-		out = ENI{ID: resp.NetworkInterfaceId, Status: resp.Status, MAC: resp.MacAddress, VSwitchID: n.VSwitchID, Tags: n.Tags}
+		out = ENI{ID: resp.NetworkInterfaceId, Status: resp.Status, Type: resp.Type, MAC: resp.MacAddress, VSwitchID: resp.VSwitchId, Tags: n.Tags,
+			SecurityGroupIDs: append([]string(nil), resp.SecurityGroupIds.SecurityGroupId...)}
+		if out.VSwitchID == "" {
+			out.VSwitchID = n.VSwitchID
+		}
 		out.PrimaryIP, _ = netip.ParseAddr(resp.PrivateIpAddress)
 		for _, s := range resp.PrivateIpSets.PrivateIpSet {
 			if a, err := netip.ParseAddr(s.PrivateIpAddress); err == nil && !s.Primary {
@@ -117,12 +142,20 @@ func (c *Client) DeleteENI(ctx context.Context, eniID string) error {
 	return err
 }
 
-// ENIFilter selects ENIs.
+// ENIFilter selects ENIs; the fields set are combined with AND (Tags: every pair must match).
 type ENIFilter struct {
 	IDs        []string
 	InstanceID string
 	Tags       map[string]string
+	Status     string // Available, Attaching, InUse, Detaching, Deleting
+	Type       string // Primary, Secondary, Trunk
+	VSwitchID  string
+	// MaxResults is the page size (0: DefaultENIPageSize; the service takes 1..500). ENIs reads every page.
+	MaxResults int
 }
+
+// DefaultENIPageSize is the page size of ENIs: 500, as Terway asks.
+const DefaultENIPageSize = 500
 
 // ENIs lists ENIs matching f (all pages).
 func (c *Client) ENIs(ctx context.Context, f ENIFilter) ([]ENI, error) {
@@ -137,7 +170,12 @@ func (c *Client) ENIs(ctx context.Context, f ENIFilter) ([]ENI, error) {
 				ids := append([]string(nil), f.IDs...)
 				req.NetworkInterfaceId = &ids
 			}
-			req.InstanceId, req.MaxResults, req.NextToken = f.InstanceID, requests.NewInteger(100), token
+			size := f.MaxResults
+			if size == 0 {
+				size = DefaultENIPageSize
+			}
+			req.InstanceId, req.MaxResults, req.NextToken = f.InstanceID, requests.NewInteger(size), token
+			req.Status, req.Type, req.VSwitchId = f.Status, f.Type, f.VSwitchID
 			var tags []ecs.DescribeNetworkInterfacesTag
 			for k, v := range f.Tags {
 				tags = append(tags, ecs.DescribeNetworkInterfacesTag{Key: k, Value: v})
@@ -153,7 +191,12 @@ func (c *Client) ENIs(ctx context.Context, f ENIFilter) ([]ENI, error) {
 		}
 		for _, s := range resp.NetworkInterfaceSets.NetworkInterfaceSet {
 			e := ENI{ID: s.NetworkInterfaceId, Status: s.Status, Type: s.Type, MAC: s.MacAddress, InstanceID: s.InstanceId,
-				VSwitchID: s.VSwitchId, Tags: map[string]string{}}
+				VSwitchID: s.VSwitchId, Tags: map[string]string{}, DeviceIndex: s.Attachment.DeviceIndex,
+				SecurityGroupIDs: append([]string(nil), s.SecurityGroupIds.SecurityGroupId...)}
+			if e.InstanceID == "" {
+				e.InstanceID = s.Attachment.InstanceId
+			}
+			e.CreationTime, _ = time.Parse("2006-01-02T15:04:05Z", s.CreationTime)
 			e.PrimaryIP, _ = netip.ParseAddr(s.PrivateIpAddress)
 			for _, ip := range s.PrivateIpSets.PrivateIpSet {
 				if a, err := netip.ParseAddr(ip.PrivateIpAddress); err == nil && !ip.Primary {
@@ -198,6 +241,23 @@ func (c *Client) AssignIPs(ctx context.Context, eniID string, n int) ([]netip.Ad
 		return nil
 	})
 	return out, err
+}
+
+// AssignSpecificIPs assigns the given secondary IPv4 addresses (at most 10 per call), e.g. to move an address
+// to another ENI of the same instance; an address in use elsewhere is refused (InvalidIp.IpAssigned).
+func (c *Client) AssignSpecificIPs(ctx context.Context, eniID string, ips []netip.Addr) error {
+	token := newToken()
+	return c.callECS(ctx, "AssignPrivateIpAddresses", func(cl *ecs.Client) error {
+		req := ecs.CreateAssignPrivateIpAddressesRequest()
+		c.prepareECS(req)
+		list := make([]string, 0, len(ips))
+		for _, a := range ips {
+			list = append(list, a.String())
+		}
+		req.NetworkInterfaceId, req.PrivateIpAddress, req.ClientToken = eniID, &list, token
+		_, err := cl.AssignPrivateIpAddresses(req)
+		return err
+	})
 }
 
 // UnassignIPs releases secondary IPv4 addresses; addresses (or an ENI) already gone count as released.

@@ -2,10 +2,14 @@ package aliyun_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +53,7 @@ func TestENILifecycleAndLimits(t *testing.T) {
 	const inst = "i-alisim0003"
 	var enis []aliyun.ENI
 	for i := 0; i < 4; i++ {
-		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: 2,
+		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 2,
 			Tags: map[string]string{"weft.io/node": inst}})
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +76,7 @@ func TestENILifecycleAndLimits(t *testing.T) {
 		t.Fatalf("right after attach: %+v", got)
 	}
 	f.clock.Advance(2 * time.Second)
-	got, _ = cl.ENIs(ctx, aliyun.ENIFilter{InstanceID: inst})
+	got, _ = cl.ENIs(ctx, aliyun.ENIFilter{InstanceID: inst, Type: "Secondary"})
 	if len(got) != 3 || got[0].Status != "InUse" {
 		t.Fatalf("attached ENIs: %+v", got)
 	}
@@ -122,7 +126,7 @@ func TestVSwitchRunsOutOfAddresses(t *testing.T) {
 	// A /24 offers 256 - 4 reserved - 2 instances = 250 addresses to ENIs.
 	n := 0
 	for {
-		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: 9})
+		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 9})
 		if err != nil {
 			if aliyun.Code(err) != "InvalidVSwitchId.IpNotEnough" {
 				t.Fatalf("after %d addresses: %v", n, err)
@@ -162,7 +166,7 @@ func TestMetadataFollowsAPIWithLag(t *testing.T) {
 	if get("instance-id") != "i-alisim0001" || get("region-id") != "cn-hangzhou" || get("vpc-id") != "vpc-alisim0001" {
 		t.Fatalf("basics: %s %s %s", get("instance-id"), get("region-id"), get("vpc-id"))
 	}
-	e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}})
+	e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,5 +211,177 @@ func TestMetadataFollowsAPIWithLag(t *testing.T) {
 			t.Errorf("token %q: %v %v, want %d", c.tok, resp.StatusCode, err, c.want)
 		}
 		resp.Body.Close()
+	}
+}
+
+// Metadata per MAC carries what the datapath needs (the ENI id, its addresses, the vSwitch block, gateway and
+// netmask), and trails the API both ways: an unassigned address and a detached ENI stay listed for the lag.
+func TestMetadataPerMACAndLagBothWays(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	ctx := context.Background()
+	md := sim.NewMetadata(f.world, "i-alisim0002")
+	srv := httptest.NewServer(md)
+	defer srv.Close()
+	get := func(path string) string {
+		v, err := (&aliyun.Metadata{BaseURL: srv.URL}).Get(ctx, path)
+		if err != nil {
+			return "ERR " + err.Error()
+		}
+		return v
+	}
+	e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0002", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.AttachENI(ctx, "i-alisim0002", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(3 * time.Second) // attached for the transition, then the lag
+	base := "network/interfaces/macs/" + e.MAC + "/"
+	for key, want := range map[string]string{
+		"network-interface-id": e.ID, "primary-ip-address": e.PrimaryIP.String(),
+		"private-ipv4s": fmt.Sprintf("[%q,%q,%q]", e.PrimaryIP, e.Secondary[0], e.Secondary[1]),
+		"vswitch-id":    "vsw-alisim0002", "vswitch-cidr-block": "192.168.1.0/24", "gateway": "192.168.1.253",
+		"netmask": "255.255.255.0", "vpc-id": "vpc-alisim0001", "vpc-cidr-block": "192.168.0.0/16",
+	} {
+		if got := get(base + key); got != want {
+			t.Errorf("%s: %q, want %q", key, got, want)
+		}
+	}
+	if got := get("network/interfaces/macs/00:16:3e:00:00:02/netmask"); got != "255.255.255.0" {
+		t.Errorf("the primary MAC's netmask: %q", got)
+	}
+	if err := cl.UnassignIPs(ctx, e.ID, e.Secondary[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(base + "private-ipv4s"); !strings.Contains(got, e.Secondary[0].String()) {
+		t.Fatalf("an unassigned address left metadata without lag: %s", got)
+	}
+	f.clock.Advance(time.Second)
+	if got := get(base + "private-ipv4s"); got != fmt.Sprintf("[%q,%q]", e.PrimaryIP, e.Secondary[1]) {
+		t.Fatalf("after the lag: %s", got)
+	}
+	if err := cl.DetachENI(ctx, "i-alisim0002", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Second) // detached in the API
+	if got, _ := cl.ENIs(ctx, aliyun.ENIFilter{IDs: []string{e.ID}}); len(got) != 1 || got[0].Status != "Available" {
+		t.Fatalf("API after detach: %+v", got)
+	}
+	if macs := get("network/interfaces/macs/"); !strings.Contains(macs, e.MAC) {
+		t.Fatalf("a detached ENI left metadata without lag: %q", macs)
+	}
+	if got := get(base + "network-interface-id"); got != e.ID {
+		t.Fatalf("the lagging entry: %q", got)
+	}
+	f.clock.Advance(time.Second)
+	if macs := get("network/interfaces/macs/"); strings.Contains(macs, e.MAC) {
+		t.Fatalf("a detached ENI still in metadata after the lag: %q", macs)
+	}
+	if got := get(base + "network-interface-id"); !strings.HasPrefix(got, "ERR") {
+		t.Fatalf("the detached ENI's keys after the lag: %q", got)
+	}
+}
+
+// A small vSwitch from a topology file runs out after its block minus the four reserved addresses, for create
+// and assign alike; its gateway and netmask follow the block, not a /24.
+func TestSmallVSwitchFromTopology(t *testing.T) {
+	st := sim.DefaultState()
+	st.VSwitches = append(st.VSwitches, &sim.VSwitch{ID: "vsw-small", VPCID: "vpc-alisim0001", Zone: "cn-hangzhou-h", CIDR: "192.168.2.0/28",
+		RouteTableID: "vtb-alisim0001"})
+	path := filepath.Join(t.TempDir(), "topology.json")
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := sim.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Now()}
+	w := sim.NewWorld(loaded, c, "")
+	hs := httptest.NewServer(sim.NewServer(w))
+	t.Cleanup(hs.Close)
+	f := &fixture{clock: c, world: w, http: hs}
+	cl := ecsClient(t, f)
+	ctx := context.Background()
+	e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-small", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.AssignIPs(ctx, e.ID, 3); !aliyun.IsVSwitchExhausted(err) { // 16 - 4 reserved - 10 = 2 left
+		t.Fatalf("assign 3 of 2: %v", err)
+	}
+	if _, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-small", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 2}); !aliyun.IsVSwitchExhausted(err) {
+		t.Fatalf("create needing 3 of 2: %v", err)
+	}
+	x, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-small", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range append([]netip.Addr{e.PrimaryIP, x.PrimaryIP}, append(e.Secondary, x.Secondary...)...) {
+		if a.As4()[3] == 0 || a.As4()[3] >= 13 {
+			t.Errorf("handed out the reserved address %s", a)
+		}
+	}
+	if err := cl.AttachENI(ctx, "i-alisim0001", x.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(3 * time.Second)
+	md := httptest.NewServer(sim.NewMetadata(w, "i-alisim0001"))
+	defer md.Close()
+	for key, want := range map[string]string{"gateway": "192.168.2.13", "netmask": "255.255.255.240", "vswitch-cidr-block": "192.168.2.0/28"} {
+		if got, err := (&aliyun.Metadata{BaseURL: md.URL}).Get(ctx, "network/interfaces/macs/"+x.MAC+"/"+key); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", key, got, err, want)
+		}
+	}
+	st.VSwitches[len(st.VSwitches)-1].CIDR = "192.168.2.0/30"
+	if err := st.Validate(); err == nil || !strings.Contains(err.Error(), "/16 to /29") {
+		t.Fatalf("a /30 vSwitch: %v", err)
+	}
+}
+
+// FillVSwitch leaves exactly the addresses asked for; ReleaseReserved gives them back. A throttled action
+// reads as IsThrottled.
+func TestFillVSwitchAndThrottled(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	ctx := context.Background()
+	if _, err := f.world.FillVSwitch("vsw-alisim0002", 1); err != nil {
+		t.Fatal(err)
+	}
+	sws, _ := cl.VSwitches(ctx, "vpc-alisim0001")
+	if sws[1].ID != "vsw-alisim0002" || sws[1].Available != 1 {
+		t.Fatalf("after the fill: %+v", sws[1])
+	}
+	if n, err := f.world.ReleaseReserved("vsw-alisim0002", -1); err != nil || n != 256-4-1-1 {
+		t.Fatalf("released %d %v", n, err)
+	}
+	sws, _ = cl.VSwitches(ctx, "vpc-alisim0001")
+	if sws[1].Available != 256-4-1 {
+		t.Fatalf("after the release: %+v", sws[1])
+	}
+	f.srv.SetLimit("CreateNetworkInterface", sim.Limit{Rate: 0.001, Burst: 1})
+	var err error
+	for range 2 {
+		_, err = cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}})
+	}
+	if !aliyun.IsThrottled(err) || aliyun.IsENILimit(err) || aliyun.IsVSwitchExhausted(err) {
+		t.Fatalf("second create past the service's limit: %v", err)
+	}
+}
+
+// A caller's ClientToken the service would refuse is refused before any call, naming the field.
+func TestCreateENIChecksCallerToken(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	_, err := cl.CreateENI(context.Background(), aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"},
+		ClientToken: strings.Repeat("x", 65)})
+	if err == nil || !strings.Contains(err.Error(), "ClientToken") {
+		t.Fatalf("a 65-character token: %v", err)
+	}
+	if n := f.srv.Calls("CreateNetworkInterface"); n != 0 {
+		t.Fatalf("%d calls made with a token the service refuses", n)
 	}
 }

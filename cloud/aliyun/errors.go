@@ -36,6 +36,20 @@ func Code(err error) string {
 	return ""
 }
 
+// IsVSwitchExhausted tells whether err says the vSwitch has no free address left (InvalidVSwitchId.IpNotEnough,
+// QuotaExceeded.PrivateIpAddress): take the vSwitch out of selection until addresses come back.
+func IsVSwitchExhausted(err error) bool {
+	c := Code(err)
+	return c == "InvalidVSwitchId.IpNotEnough" || c == "QuotaExceeded.PrivateIpAddress"
+}
+
+// IsENILimit tells whether err says the instance holds as many ENIs as its type allows
+// (EniPerInstanceLimitExceeded).
+func IsENILimit(err error) bool { return Code(err) == "EniPerInstanceLimitExceeded" }
+
+// IsThrottled tells whether err is the service's flow control (Throttling, Throttling.User, Throttling.Api, ...).
+func IsThrottled(err error) bool { return strings.HasPrefix(Code(err), "Throttling") }
+
 // retryable are the codes a careful client retries after a short wait (alibaba-api.md).
 var retryable = map[string]bool{
 	"Throttling": true, "Throttling.User": true, "Throttling.Api": true, "ServiceUnavailable": true, "InternalError": true,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/cloud/aliyun/sim"
+	"github.com/weftnet/weft/internal/nsutil"
 	"github.com/weftnet/weft/internal/testenv"
 )
 
@@ -19,6 +21,67 @@ func nsRun(t *testing.T, ns string, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// listen serves TCP on addr inside the named namespace until the test ends (accepted connections are closed).
+func listen(t *testing.T, ns string, addr netip.AddrPort) {
+	t.Helper()
+	var ln net.Listener
+	if err := nsutil.DoNamed(ns, func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }); err != nil {
+		t.Fatalf("listen on %s in %s: %v", addr, ns, err)
+	}
+	serve(t, ln)
+}
+
+func serve(t *testing.T, ln net.Listener) {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// reach connects over TCP from inside the named namespace (from src when valid) to dst: a completed handshake
+// shows the path works both ways. Three tries of 1 s, so a first ARP exchange cannot fail it.
+func reach(ns string, src netip.Addr, dst netip.AddrPort) error {
+	var err error
+	for range 3 {
+		err = nsutil.DoNamed(ns, func() error {
+			d := net.Dialer{Timeout: time.Second}
+			if src.IsValid() {
+				d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+			}
+			c, err := d.Dial("tcp", dst.String())
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// unreachable is reach expected to fail: one try of 1 s.
+func unreachable(ns string, src netip.Addr, dst netip.AddrPort) bool {
+	return nsutil.DoNamed(ns, func() error {
+		d := net.Dialer{Timeout: time.Second}
+		if src.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		}
+		c, err := d.Dial("tcp", dst.String())
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}) != nil
 }
 
 // A route entry made through the API carries real traffic between two instances' pod subnets in fabric mode,
@@ -39,14 +102,14 @@ func TestFabric(t *testing.T) {
 			t.Fatal(out)
 		}
 	}
-	ping := func() error {
-		_, err := nsRun(t, n1, "ping", "-c", "1", "-W", "1", "-I", "10.244.1.1", "10.244.2.1")
-		return err
+	pod1, pod2 := netip.MustParseAddr("10.244.1.1"), netip.AddrPortFrom(netip.MustParseAddr("10.244.2.1"), 8080)
+	listen(t, n2, pod2)
+	listen(t, n2, netip.MustParseAddrPort("192.168.1.11:8080"))
+	ping := func() error { return reach(n1, pod1, pod2) }
+	if err := reach(n1, netip.Addr{}, netip.MustParseAddrPort("192.168.1.11:8080")); err != nil {
+		t.Fatalf("instances do not reach each other over the VPC: %v", err)
 	}
-	if out, err := nsRun(t, n1, "ping", "-c", "1", "-W", "1", "192.168.1.11"); err != nil {
-		t.Fatalf("instances do not reach each other over the VPC: %s", out)
-	}
-	if ping() == nil {
+	if !unreachable(n1, pod1, pod2) {
 		t.Fatal("pod subnets reach each other before any route entry exists")
 	}
 	cl := ecsClient(t, f)
@@ -58,7 +121,7 @@ func TestFabric(t *testing.T) {
 	if err := fab.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if ping() == nil {
+	if !unreachable(n1, pod1, pod2) {
 		t.Fatal("traffic flows while the entries are still Pending")
 	}
 	f.clock.Advance(3 * time.Second)
@@ -79,7 +142,7 @@ func TestFabric(t *testing.T) {
 	if err := fab.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if ping() == nil {
+	if !unreachable(n1, pod1, pod2) {
 		t.Fatal("traffic still flows after the entry was deleted")
 	}
 
@@ -89,7 +152,7 @@ func TestFabric(t *testing.T) {
 	}
 
 	// ENI: attach -> veth with the ENI's MAC in the instance; addresses -> host routes; detach -> gone.
-	eni, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: 1})
+	eni, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

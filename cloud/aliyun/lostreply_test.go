@@ -64,7 +64,7 @@ func lostReplyCases() []lostReplyCase {
 	newENI := func(secondary int, attach bool) func(*testing.T, *fixture, *aliyun.Client) string {
 		return func(t *testing.T, f *fixture, cl *aliyun.Client) string {
 			f.world.EnableIPv6("vsw-alisim0001", "2408:4005:300:a100::/64")
-			e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}, SecondaryIPs: secondary})
+			e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}, SecondaryIPs: secondary})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,10 +107,10 @@ func lostReplyCases() []lostReplyCase {
 			}, noEntries},
 		{"CreateNetworkInterface", noSetup,
 			func(cl *aliyun.Client, _ string) error {
-				_, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}})
+				_, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}})
 				return err
 			}, func(t *testing.T, _ *fixture, cl *aliyun.Client, _ string) bool {
-				got, err := cl.ENIs(ctx, aliyun.ENIFilter{})
+				got, err := cl.ENIs(ctx, aliyun.ENIFilter{Type: "Secondary"})
 				return err == nil && len(got) == 1
 			}},
 		{"AttachNetworkInterface", newENI(0, false),
@@ -221,11 +221,11 @@ func TestRetryAfterALostReplyDoesNotDoubleCreate(t *testing.T) {
 		if es := f.world.CustomEntries(table); len(es) != 1 || es[0].ID != id {
 			t.Fatalf("%s: entries after the retried create: %+v (id %s)", lost, es, id)
 		}
-		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-1"}})
+		e, err := cl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0001", SecurityGroupIDs: []string{"sg-alisim0001"}})
 		if err != nil {
 			t.Fatalf("%s: create ENI: %v", lost, err)
 		}
-		if all, _ := cl.ENIs(ctx, aliyun.ENIFilter{}); len(all) != 1 || all[0].ID != e.ID {
+		if all, _ := cl.ENIs(ctx, aliyun.ENIFilter{Type: "Secondary"}); len(all) != 1 || all[0].ID != e.ID {
 			t.Fatalf("%s: ENIs after the retried create: %+v", lost, all)
 		}
 		got := f.srv.Injected()

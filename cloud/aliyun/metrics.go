@@ -14,6 +14,9 @@ import (
 type clientMetrics struct {
 	calls   *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	// waits and waitSeconds count the calls the client-side rate limit held back, and for how long.
+	waits       *prometheus.CounterVec
+	waitSeconds *prometheus.CounterVec
 }
 
 func newClientMetrics() *clientMetrics {
@@ -22,6 +25,10 @@ func newClientMetrics() *clientMetrics {
 			Help: "Cloud API calls by action and outcome (ok, throttled, refused, server_error, network_error)."}, []string{"action", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "weft_cloud_api_duration_seconds",
 			Help: "Cloud API call latency by action.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"action"}),
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_cloud_api_rate_limited_total",
+			Help: "Cloud API call attempts the client-side rate limit made wait, by action."}, []string{"action"}),
+		waitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_cloud_api_rate_limit_wait_seconds_total",
+			Help: "Time cloud API call attempts were to wait for the client-side rate limit, by action."}, []string{"action"}),
 	}
 }
 
@@ -37,6 +44,12 @@ func metricsFor(reg prometheus.Registerer) (*clientMetrics, error) {
 		return nil, err
 	}
 	if m.latency, err = registerOnce(reg, m.latency); err != nil {
+		return nil, err
+	}
+	if m.waits, err = registerOnce(reg, m.waits); err != nil {
+		return nil, err
+	}
+	if m.waitSeconds, err = registerOnce(reg, m.waitSeconds); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -61,4 +74,9 @@ func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) (C, er
 func (m *clientMetrics) observe(action, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(action).Observe(d.Seconds())
 	m.calls.WithLabelValues(action, outcome).Inc()
+}
+
+func (m *clientMetrics) waited(action string, d time.Duration) {
+	m.waits.WithLabelValues(action).Inc()
+	m.waitSeconds.WithLabelValues(action).Add(d.Seconds())
 }

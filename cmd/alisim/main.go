@@ -42,6 +42,8 @@ func run() error {
 	pending := flag.Duration("entry-pending", sim.DefaultTiming.EntryPending, "how long a new route entry stays Pending")
 	deleting := flag.Duration("entry-deleting", sim.DefaultTiming.EntryDeleting, "how long a deleted route entry stays Deleting")
 	gap := flag.Duration("write-gap", sim.DefaultTiming.WriteGap, "minimum spacing of writes to one route table (closer: TaskConflict)")
+	eniTransition := flag.Duration("eni-transition", sim.DefaultTiming.ENITransition, "how long an ENI stays Attaching, Detaching or Deleting")
+	mdLag := flag.Duration("metadata-lag", time.Second, "how long instance metadata trails the API for ENIs and addresses, both ways")
 	var limits, faults []string
 	flag.Var(flagutil.Repeated(&limits), "limit", `throttling per action, ACTION=RATE:BURST (e.g. "*=20:40", "CreateRouteEntries=2:2"); repeatable`)
 	flag.Var(flagutil.Repeated(&faults), "fault", `fault per action, ACTION=[after:]CODE:RATE[,...][@LATENCY]: CODE refuses the call before it runs, `+
@@ -72,7 +74,8 @@ func run() error {
 	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for name, d := range map[string]time.Duration{"entry-pending": *pending, "entry-deleting": *deleting, "write-gap": *gap} {
+	for name, d := range map[string]time.Duration{"entry-pending": *pending, "entry-deleting": *deleting, "write-gap": *gap,
+		"eni-transition": *eniTransition, "metadata-lag": *mdLag} {
 		if d < 0 {
 			return fmt.Errorf("--%s: %s is negative", name, d)
 		}
@@ -85,6 +88,9 @@ func run() error {
 	}
 	if set["write-gap"] || st.Timing.WriteGap == 0 {
 		st.Timing.WriteGap = *gap
+	}
+	if set["eni-transition"] || st.Timing.ENITransition == 0 {
+		st.Timing.ENITransition = *eniTransition
 	}
 	if err := st.Validate(); err != nil {
 		return fmt.Errorf("world: %w", err)
@@ -125,7 +131,9 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("--metadata-listen: %w", err)
 		}
-		ms := &http.Server{Handler: sim.NewMetadata(w, *mdInstance), ReadHeaderTimeout: 5 * time.Second}
+		md := sim.NewMetadata(w, *mdInstance)
+		md.Lag = *mdLag
+		ms := &http.Server{Handler: md, ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, ms)
 		go func() { _ = ms.Serve(mln) }()
 		info["metadata"] = mln.Addr().String()
@@ -136,6 +144,7 @@ func run() error {
 			return fmt.Errorf("--fabric: %w", err)
 		}
 		defer fab.Close()
+		fab.SetMetadataLag(*mdLag)
 		go fab.Run(ctx, 200*time.Millisecond)
 		info["fabric"] = map[string]any{"router": fab.Router, "instances": fab.NS}
 	}

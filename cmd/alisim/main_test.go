@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -87,9 +88,13 @@ func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
 	if out := refused("--fault", "CreateRouteEntry=:0.5"); !strings.Contains(out, "--fault") {
 		t.Fatalf("a fault with an empty code: %s", out)
 	}
+	if out := refused("--eni-transition", "-1s"); !strings.Contains(out, "--eni-transition") {
+		t.Fatalf("a negative ENI transition: %s", out)
+	}
 	state := filepath.Join(t.TempDir(), "state.json")
 	start := func() (map[string]any, func()) {
-		cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--state", state, "--entry-pending", "0", "--write-gap", "0")
+		cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--state", state, "--entry-pending", "0", "--write-gap", "0",
+			"--eni-transition", "1ns", "--metadata-lag", "0")
 		out, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -117,6 +122,21 @@ func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
 	if _, err := cl.CreateRouteEntry(ctx, aliyun.NewRouteEntry{TableID: "vtb-alisim0001", Dst: mustPrefix("10.244.7.0/24"), NextHopID: "i-alisim0001"}); err != nil {
 		t.Fatal(err)
 	}
+	ecsCl, err := aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", ECSEndpoint: info["endpoint"].(string), Scheme: "HTTP",
+		Credentials: aliyun.Static{AccessKeyID: sim.DefaultAccessKeyID, AccessKeySecret: sim.DefaultAccessKeySecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eni, err := ecsCl.CreateENI(ctx, aliyun.NewENI{VSwitchID: "vsw-alisim0002", SecurityGroupIDs: []string{"sg-alisim0002"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+info["endpoint"].(string)+"/admin/vswitch/fill", "application/json",
+		strings.NewReader(`{"vSwitchId":"vsw-alisim0002","leave":0}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("fill over the admin API: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	stop()
 	info, stop = start()
 	defer stop()
@@ -132,6 +152,15 @@ func TestStartsWithDefaultWorldAndPersists(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("entry lost across restart: %+v", es)
+	}
+	ecsCl, _ = aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", ECSEndpoint: info["endpoint"].(string), Scheme: "HTTP", Attempts: 1,
+		Credentials: aliyun.Static{AccessKeyID: sim.DefaultAccessKeyID, AccessKeySecret: sim.DefaultAccessKeySecret}})
+	got, err := ecsCl.ENIs(ctx, aliyun.ENIFilter{IDs: []string{eni.ID}})
+	if err != nil || len(got) != 1 || len(got[0].SecurityGroupIDs) != 1 || got[0].SecurityGroupIDs[0] != "sg-alisim0002" || got[0].CreationTime.IsZero() {
+		t.Fatalf("ENI across restart: %+v %v", got, err)
+	}
+	if _, err := ecsCl.AssignIPs(ctx, eni.ID, 1); !aliyun.IsVSwitchExhausted(err) {
+		t.Fatalf("the filled vSwitch across restart: %v", err)
 	}
 }
 

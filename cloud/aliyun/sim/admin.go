@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 )
 
 // admin serves the unsigned operator API (bind alisim to loopback: the state holds every secret):
@@ -16,6 +17,10 @@ import (
 //	                     "latency":"50ms","count":0}
 //	POST /admin/limit   {"action":"*","rate":10,"burst":20}
 //	POST /admin/quota   {"routeTableId":"vtb-...","quota":3}
+//	POST /admin/eni/detach        {"networkInterfaceId":"eni-..."}: detach behind the node's back (ConsoleDetach)
+//	POST /admin/eni/unassign      {"networkInterfaceId":"eni-...","addresses":["192.168.0.5"]} (ConsoleUnassign)
+//	POST /admin/vswitch/fill      {"vSwitchId":"vsw-...","leave":0}: take free addresses until leave remain
+//	POST /admin/vswitch/release   {"vSwitchId":"vsw-...","count":-1}: give reserved addresses back (-1: all)
 //
 // Bodies with unknown fields are refused, so a misspelt "after" does not silently set nothing.
 func (s *Server) admin(rw http.ResponseWriter, r *http.Request) {
@@ -85,6 +90,63 @@ func (s *Server) admin(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(200, map[string]any{"routeTableId": req.RouteTableID, "quota": req.Quota})
+	case r.URL.Path == "/admin/eni/detach" && r.Method == http.MethodPost:
+		var req struct {
+			ID string `json:"networkInterfaceId"`
+		}
+		if err := decode(&req); err != nil || req.ID == "" {
+			bad(fmt.Errorf("body: want {\"networkInterfaceId\":\"eni-...\"}: %v", err))
+			return
+		}
+		if err := s.w.ConsoleDetach(req.ID); err != nil {
+			reply(409, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"ok": req.ID})
+	case r.URL.Path == "/admin/eni/unassign" && r.Method == http.MethodPost:
+		var req struct {
+			ID    string       `json:"networkInterfaceId"`
+			Addrs []netip.Addr `json:"addresses"`
+		}
+		if err := decode(&req); err != nil || req.ID == "" || len(req.Addrs) == 0 {
+			bad(fmt.Errorf("body: want {\"networkInterfaceId\":\"eni-...\",\"addresses\":[\"a.b.c.d\"]}: %v", err))
+			return
+		}
+		if err := s.w.ConsoleUnassign(req.ID, req.Addrs...); err != nil {
+			reply(409, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"ok": req.ID})
+	case r.URL.Path == "/admin/vswitch/fill" && r.Method == http.MethodPost:
+		var req struct {
+			ID    string `json:"vSwitchId"`
+			Leave int    `json:"leave"`
+		}
+		if err := decode(&req); err != nil || req.ID == "" || req.Leave < 0 {
+			bad(fmt.Errorf("body: want {\"vSwitchId\":\"vsw-...\",\"leave\":N>=0}: %v", err))
+			return
+		}
+		n, err := s.w.FillVSwitch(req.ID, req.Leave)
+		if err != nil {
+			reply(404, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]any{"vSwitchId": req.ID, "reserved": n})
+	case r.URL.Path == "/admin/vswitch/release" && r.Method == http.MethodPost:
+		var req struct {
+			ID    string `json:"vSwitchId"`
+			Count int    `json:"count"`
+		}
+		if err := decode(&req); err != nil || req.ID == "" {
+			bad(fmt.Errorf("body: want {\"vSwitchId\":\"vsw-...\",\"count\":N (-1: all)}: %v", err))
+			return
+		}
+		n, err := s.w.ReleaseReserved(req.ID, req.Count)
+		if err != nil {
+			reply(404, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]any{"vSwitchId": req.ID, "released": n})
 	default:
 		reply(404, map[string]string{"error": "unknown admin path " + r.Method + " " + r.URL.Path})
 	}

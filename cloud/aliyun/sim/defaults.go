@@ -25,8 +25,9 @@ func BuiltinInstanceTypes() []*InstanceType {
 }
 
 // DefaultState is the world alisim serves with no topology file: region cn-hangzhou, one VPC 192.168.0.0/16
-// with its system route table at the default quota of 200, two vSwitches in two zones, and three running
-// instances (one of each of the first three documented types), plus one access key pair.
+// with its system route table at the default quota of 200, two vSwitches in two zones, two security groups
+// (sg-alisim0001, sg-alisim0002), and three running instances (one of each of the first three documented
+// types), plus one access key pair.
 func DefaultState() *State {
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	st := &State{RegionID: "cn-hangzhou", Timing: DefaultTiming, InstanceTypes: BuiltinInstanceTypes(),
@@ -42,6 +43,7 @@ func DefaultState() *State {
 		{ID: "vsw-alisim0001", VPCID: "vpc-alisim0001", Zone: "cn-hangzhou-h", CIDR: "192.168.0.0/24", RouteTableID: "vtb-alisim0001"},
 		{ID: "vsw-alisim0002", VPCID: "vpc-alisim0001", Zone: "cn-hangzhou-i", CIDR: "192.168.1.0/24", RouteTableID: "vtb-alisim0001"},
 	}
+	st.SecurityGroups = []*SecurityGroup{{ID: "sg-alisim0001", VPCID: "vpc-alisim0001"}, {ID: "sg-alisim0002", VPCID: "vpc-alisim0001"}}
 	types := []string{"ecs.c7.4xlarge", "ecs.c6.4xlarge", "ecs.g7.2xlarge"}
 	for i := 0; i < 3; i++ {
 		sw := st.VSwitches[i%2]

@@ -7,7 +7,9 @@ import (
 	"math/big"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // ENI is an elastic network interface.
@@ -24,8 +26,17 @@ type ENI struct {
 	Tags        map[string]string `json:"tags,omitempty"`
 	Description string            `json:"description,omitempty"`
 	ClientToken string            `json:"clientToken,omitempty"`
+	// SecurityGroupIDs are the groups the ENI joined at creation (1..MaxSecurityGroupsPerENI).
+	SecurityGroupIDs []string  `json:"securityGroupIds,omitempty"`
+	CreationTime     time.Time `json:"creationTime,omitzero"`
 	// Since records when each address (and "attached") became true, so metadata can lag behind the API.
 	Since map[string]time.Time `json:"since,omitempty"`
+	// Gone records when each address was unassigned, and Left when the ENI finished detaching from the instance
+	// LeftInstance: metadata keeps showing them for its Lag, as it trails the API both ways.
+	Gone         map[string]time.Time `json:"gone,omitempty"`
+	Left         time.Time            `json:"left,omitzero"`
+	LeftInstance string               `json:"leftInstance,omitempty"`
+	LeftIPs      []string             `json:"leftIps,omitempty"`
 	// Status is the settled status; Transition/Until describe an ongoing Attaching/Detaching/Deleting.
 	Status     string    `json:"status"`
 	Transition string    `json:"transition,omitempty"`
@@ -49,19 +60,32 @@ func (w *World) settleENIs() {
 		if e.Transition != "" && !now.Before(e.Until) {
 			switch e.Transition {
 			case "Attaching":
-				e.Status = "InUse"
+				e.Status, e.Gone = "InUse", nil
 				e.mark("attached", e.Until)
 			case "Detaching":
+				e.Left, e.LeftInstance, e.LeftIPs = e.Until, e.InstanceID, append([]string{e.PrimaryIP}, e.Secondary...)
 				e.Status, e.InstanceID, e.DeviceIndex = "Available", "", 0
 			case "Deleting":
 				continue
 			}
 			e.Transition, e.Until = "", time.Time{}
 		}
+		for a, at := range e.Gone {
+			if now.Sub(at) > metadataMemory {
+				delete(e.Gone, a)
+			}
+		}
 		kept = append(kept, e)
 	}
 	w.st.ENIs = kept
 }
+
+// metadataMemory is how long departures (unassigned addresses, detached ENIs) are remembered for the metadata
+// server's lag; a Metadata.Lag beyond it shows them gone after metadataMemory.
+const metadataMemory = 10 * time.Minute
+
+// MaxSecurityGroupsPerENI is the most security groups one ENI joins (Terway's security_groups: up to 10).
+const MaxSecurityGroupsPerENI = 10
 
 func (e *ENI) status() string {
 	if e.Transition != "" {
@@ -73,6 +97,9 @@ func (e *ENI) status() string {
 // usedAddrs returns every address taken in a vSwitch (instance primaries and ENI addresses).
 func (w *World) usedAddrs(sw *VSwitch) map[string]bool {
 	used := map[string]bool{}
+	for _, a := range sw.Reserved {
+		used[a] = true
+	}
 	for _, in := range w.st.Instances {
 		if in.VSwitchID == sw.ID {
 			used[in.PrimaryIP] = true
@@ -216,6 +243,18 @@ func (w *World) describeInstances(p params) (any, *APIError) {
 
 func primaryENIID(in *Instance) string { return "eni-p" + in.ID[2:] }
 
+// primaryENI is the instance's primary ENI as DescribeNetworkInterfaces shows it. It is not an object of the
+// world: the ENI actions refuse it (InvalidEniId.NotFound), where the service refuses detaching it with
+// InvalidOperation.DetachPrimaryEniNotAllowed.
+func primaryENI(in *Instance) *ENI {
+	e := &ENI{ID: primaryENIID(in), VSwitchID: in.VSwitchID, Type: "Primary", MAC: in.MAC, PrimaryIP: in.PrimaryIP, InstanceID: in.ID,
+		Status: "InUse"}
+	if in.PrimaryIPv6 != "" {
+		e.IPv6 = []string{in.PrimaryIPv6}
+	}
+	return e
+}
+
 func (w *World) eniJSON(e *ENI) map[string]any {
 	sw := w.vswitch(e.VSwitchID)
 	ips := []map[string]any{{"PrivateIpAddress": e.PrimaryIP, "Primary": true}}
@@ -233,7 +272,11 @@ func (w *World) eniJSON(e *ENI) map[string]any {
 	out := map[string]any{"NetworkInterfaceId": e.ID, "Status": e.status(), "Type": e.Type, "MacAddress": e.MAC,
 		"PrivateIpAddress": e.PrimaryIP, "InstanceId": e.InstanceID, "VSwitchId": e.VSwitchID, "VpcId": sw.VPCID, "ZoneId": sw.Zone,
 		"Description": e.Description, "PrivateIpSets": map[string]any{"PrivateIpSet": ips},
-		"Ipv6Sets": map[string]any{"Ipv6Set": nonNil(v6)}, "Tags": map[string]any{"Tag": nonNil(tags)}}
+		"Ipv6Sets": map[string]any{"Ipv6Set": nonNil(v6)}, "Tags": map[string]any{"Tag": nonNil(tags)},
+		"SecurityGroupIds": map[string]any{"SecurityGroupId": nonNil(e.SecurityGroupIDs)}}
+	if !e.CreationTime.IsZero() {
+		out["CreationTime"] = e.CreationTime.UTC().Format(gmt)
+	}
 	if e.InstanceID != "" {
 		out["Attachment"] = map[string]any{"InstanceId": e.InstanceID, "DeviceIndex": e.DeviceIndex}
 	}
@@ -259,6 +302,9 @@ func tags(p params) (map[string]string, *APIError) {
 const maxIPv6PerENI = 100
 
 func (w *World) createNetworkInterface(p params) (any, *APIError) {
+	if tok := p.get("ClientToken"); len(tok) > 64 || strings.ContainsFunc(tok, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return nil, errParam("ClientToken", tok, "at most 64 ASCII characters")
+	}
 	if tok := p.get("ClientToken"); tok != "" {
 		for _, e := range w.st.ENIs {
 			if e.ClientToken == tok {
@@ -270,17 +316,18 @@ func (w *World) createNetworkInterface(p params) (any, *APIError) {
 	if sw == nil {
 		return nil, apiErr(404, "InvalidVSwitchId.NotFound", "The specified VSwitchId %q does not exist.", p.get("VSwitchId"))
 	}
-	sgs, err := p.list("SecurityGroupIds")
+	sgs, err := w.securityGroups(p, sw)
 	if err != nil {
 		return nil, err
 	}
-	if p.get("SecurityGroupId") == "" && len(sgs) == 0 {
-		return nil, apiErr(400, "MissingParameter", "SecurityGroupId or SecurityGroupIds is mandatory for this action.")
-	}
-	// The service allows 1..49 secondary addresses at creation (fewer on small types).
+	// The service allows 0..49 secondary addresses at creation; an ENI never holds more than the largest
+	// per-ENI figure of the types served, and attaching checks the instance's own figure.
 	nsec, err := p.intIn("SecondaryPrivateIpAddressCount", 0, 0, 49)
 	if err != nil {
 		return nil, err
+	}
+	if limit := w.maxAddrsPerENI(); 1+nsec > limit {
+		return nil, apiErr(403, "InvalidOperation.Ipv4CountExceeded", "An ENI holds at most %d IPv4 addresses (primary included): SecondaryPrivateIpAddressCount %d is too many.", limit, nsec)
 	}
 	n6, err := p.intIn("Ipv6AddressCount", 0, 0, maxIPv6PerENI)
 	if err != nil {
@@ -304,10 +351,72 @@ func (w *World) createNetworkInterface(p params) (any, *APIError) {
 	if typ == "" {
 		typ = "Secondary"
 	}
+	if typ != "Secondary" && typ != "Trunk" {
+		return nil, errParam("InstanceType", typ, "Secondary or Trunk")
+	}
 	e := &ENI{ID: newID("eni"), VSwitchID: sw.ID, Type: typ, MAC: w.macFor(), PrimaryIP: ips[0], Secondary: ips[1:], IPv6: v6,
-		Description: p.get("Description"), ClientToken: p.get("ClientToken"), Status: "Available", Tags: tagged}
+		Description: p.get("Description"), ClientToken: p.get("ClientToken"), Status: "Available", Tags: tagged,
+		SecurityGroupIDs: sgs, CreationTime: w.clock.Now().UTC().Truncate(time.Second)}
 	w.st.ENIs = append(w.st.ENIs, e)
 	return w.eniJSON(e), nil
+}
+
+// securityGroups reads SecurityGroupIds.N (or the older single SecurityGroupId): 1..MaxSecurityGroupsPerENI
+// distinct groups that exist in the vSwitch's VPC, with the service's codes for each refusal.
+func (w *World) securityGroups(p params, sw *VSwitch) ([]string, *APIError) {
+	sgs, err := p.list("SecurityGroupIds")
+	if err != nil {
+		return nil, err
+	}
+	if one := p.get("SecurityGroupId"); one != "" {
+		sgs = append(sgs, one)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, id := range sgs {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return nil, apiErr(400, "MissingParameter", "SecurityGroupId or SecurityGroupIds is mandatory for this action.")
+	case len(out) > MaxSecurityGroupsPerENI:
+		return nil, apiErr(400, "InvalidParameter", "The specified parameter SecurityGroupIds holds %d security groups: an ENI joins at most %d.", len(out), MaxSecurityGroupsPerENI)
+	}
+	for _, id := range out {
+		g := w.securityGroup(id)
+		if g == nil {
+			return nil, apiErr(404, "InvalidSecurityGroupId.NotFound", "The specified SecurityGroupId %q does not exist.", id)
+		}
+		if g.VPCID != sw.VPCID {
+			return nil, apiErr(403, "InvalidOperation.VpcMismatch", "The security group %s is in VPC %s, the vSwitch %s in VPC %s.", id, g.VPCID, sw.ID, sw.VPCID)
+		}
+	}
+	return out, nil
+}
+
+func (w *World) securityGroup(id string) *SecurityGroup {
+	for _, g := range w.st.SecurityGroups {
+		if g.ID == id {
+			return g
+		}
+	}
+	return nil
+}
+
+// maxAddrsPerENI is the largest EniPrivateIpAddressQuantity of the types served (50 when none are), the most an
+// ENI not attached to an instance may hold.
+func (w *World) maxAddrsPerENI() int {
+	limit := 0
+	for _, t := range w.st.InstanceTypes {
+		limit = max(limit, t.EniPrivateIpAddressQuantity)
+	}
+	if limit == 0 {
+		limit = 50
+	}
+	return limit
 }
 
 func (w *World) eniParam(p params) (*ENI, *APIError) {
@@ -334,6 +443,10 @@ func (w *World) attachNetworkInterface(p params) (any, *APIError) {
 	if e.status() != "Available" {
 		return nil, stateErr(e, "Available")
 	}
+	if sw := w.vswitch(e.VSwitchID); sw.Zone != in.Zone {
+		return nil, apiErr(403, "InvalidOperation.AvailabilityZoneMismatch", "The ENI %s is in zone %s (vSwitch %s), the instance %s in zone %s.",
+			e.ID, sw.Zone, sw.ID, in.ID, in.Zone)
+	}
 	t := w.typeOf(in.Type)
 	attached := 1 // the primary ENI
 	used := map[int]bool{0: true}
@@ -346,6 +459,10 @@ func (w *World) attachNetworkInterface(p params) (any, *APIError) {
 	if t != nil && attached >= t.EniQuantity {
 		return nil, apiErr(403, "EniPerInstanceLimitExceeded", "The ENI quantity of instance %s (%s) reached its limit %d.", in.ID, in.Type, t.EniQuantity)
 	}
+	if n := 1 + len(e.Secondary); t != nil && n > t.EniPrivateIpAddressQuantity {
+		return nil, apiErr(403, "InvalidOperation.Ipv4CountExceeded", "The ENI %s holds %d IPv4 addresses; an ENI of instance type %s holds at most %d.",
+			e.ID, n, in.Type, t.EniPrivateIpAddressQuantity)
+	}
 	idx := 1
 	for used[idx] {
 		idx++
@@ -356,6 +473,11 @@ func (w *World) attachNetworkInterface(p params) (any, *APIError) {
 }
 
 func (w *World) detachNetworkInterface(p params) (any, *APIError) {
+	for _, in := range w.st.Instances {
+		if p.get("NetworkInterfaceId") == primaryENIID(in) {
+			return nil, apiErr(400, "InvalidOperation.DetachPrimaryEniNotAllowed", "The primary ENI %s of instance %s cannot be detached.", primaryENIID(in), in.ID)
+		}
+	}
 	e, err := w.eniParam(p)
 	if err != nil {
 		return nil, err
@@ -393,13 +515,20 @@ func (w *World) describeNetworkInterfaces(p params) (any, *APIError) {
 		return nil, err
 	}
 	var found []map[string]any
-	for _, e := range w.st.ENIs {
+	// Every instance's primary ENI is listed too (Type Primary, InUse, device 0), as the service does: a
+	// filter on InstanceId alone returns it beside the secondary ones.
+	all := make([]*ENI, 0, len(w.st.Instances)+len(w.st.ENIs))
+	for _, in := range w.st.Instances {
+		all = append(all, primaryENI(in))
+	}
+	all = append(all, w.st.ENIs...)
+	for _, e := range all {
 		sw := w.vswitch(e.VSwitchID)
 		match := (len(ids) == 0 || ids[e.ID]) && (p.get("InstanceId") == "" || p.get("InstanceId") == e.InstanceID) &&
 			(p.get("VSwitchId") == "" || p.get("VSwitchId") == e.VSwitchID) && (p.get("VpcId") == "" || p.get("VpcId") == sw.VPCID) &&
 			(p.get("Type") == "" || p.get("Type") == e.Type) && (p.get("Status") == "" || p.get("Status") == e.status())
-		for k, v := range want {
-			if e.Tags[k] != v {
+		for k, v := range want { // AND; a key given without a value matches any value of it
+			if t, ok := e.Tags[k]; !ok || (v != "" && t != v) {
 				match = false
 			}
 		}
@@ -417,7 +546,10 @@ func (w *World) describeNetworkInterfaces(p params) (any, *APIError) {
 
 // addrLimit is the most IPv4 addresses (primary included) or IPv6 addresses the ENI's instance type allows.
 func (w *World) addrLimit(e *ENI, v6 bool) int {
-	limit := 10 // an unattached ENI: the smallest common per-ENI figure
+	limit := w.maxAddrsPerENI() // an unattached ENI: attaching checks the instance type's figure
+	if v6 {
+		limit = maxIPv6PerENI
+	}
 	if in := w.instance(e.InstanceID); in != nil {
 		if t := w.typeOf(in.Type); t != nil {
 			limit = t.EniPrivateIpAddressQuantity
@@ -470,6 +602,7 @@ func (w *World) assignPrivateIpAddresses(p params) (any, *APIError) {
 	e.Secondary = append(e.Secondary, got...)
 	for _, a := range got {
 		e.mark(a, w.clock.Now())
+		delete(e.Gone, a)
 	}
 	return map[string]any{"AssignedPrivateIpAddressesSet": map[string]any{"NetworkInterfaceId": e.ID,
 		"PrivateIpSet": map[string]any{"PrivateIpAddress": got}}}, nil
@@ -505,6 +638,9 @@ func (w *World) unassignPrivateIpAddresses(p params) (any, *APIError) {
 		return nil, apiErr(403, "InvalidIp.IpUnassigned", "Some of the specified IP addresses are not assigned to %s.", e.ID)
 	}
 	e.Secondary = rest
+	for _, a := range drop {
+		e.gone(a, w.clock.Now())
+	}
 	return map[string]any{}, nil
 }
 
@@ -572,6 +708,15 @@ func (e *ENI) mark(what string, at time.Time) {
 		e.Since = map[string]time.Time{}
 	}
 	e.Since[what] = at
+}
+
+// gone records that an address left the ENI at at (metadata trails the API).
+func (e *ENI) gone(addr string, at time.Time) {
+	if e.Gone == nil {
+		e.Gone = map[string]time.Time{}
+	}
+	e.Gone[addr] = at
+	delete(e.Since, addr)
 }
 
 // visible tells whether what (an address, or "attached") has been true for at least lag at now; things that

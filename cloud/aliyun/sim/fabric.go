@@ -27,9 +27,15 @@ import (
 //     <destination> via <instance primary address>;
 //   - each InUse ENI is a veth whose instance end, named eth<DeviceIndex> and carrying the ENI's MAC, sits in the
 //     instance's namespace; its router end answers ARP for the gateway (proxy ARP);
-//   - each address of such an ENI (primary and secondary) is a host route in the router namespace to that veth.
+//   - each address of such an ENI (primary and secondary) is a host route in the router namespace to that veth
+//     and a permanent neighbour entry address -> the ENI's MAC on it: the VPC knows where each address lives and
+//     never ARPs towards an instance for it, so an address reaches its instance only through the ENI it is
+//     assigned to, and an address on no ENI is not routed (the vSwitch bridge only resolves what instances
+//     answer for themselves: their primaries).
 //
-// Detaching or deleting removes them. Each instance namespace also serves its metadata on 100.100.100.200:80.
+// Unassigning an address removes its route and neighbour; detaching or deleting the ENI removes its veth.
+// Sync reads the kernel state with netlink and writes only differences: a Sync with nothing changed runs no
+// command. Each instance namespace also serves its metadata on 100.100.100.200:80.
 type Fabric struct {
 	w      *World
 	prefix string
@@ -38,14 +44,23 @@ type Fabric struct {
 
 	mu      sync.Mutex
 	servers []*http.Server
-	enis    map[string]string // ENI id -> router-side link name
+	mds     []*Metadata
+	enis    map[string]fabricLink // ENI id -> its veth
+	// commands counts the commands Sync ran (tests: a Sync with nothing new runs none).
+	commands int
+}
+
+// fabricLink is the veth of an attached ENI: its router-side name and the attachment it was made for.
+type fabricLink struct {
+	name, instance string
+	device         int
 }
 
 const fabricProto = 99 // routes the fabric owns in the router namespace
 
 // NewFabric builds the namespaces for the world's VPC, vSwitches and instances. prefix (a few letters) names them.
 func NewFabric(w *World, prefix string) (*Fabric, error) {
-	f := &Fabric{w: w, prefix: prefix, Router: prefix + "-vpc", NS: map[string]string{}, enis: map[string]string{}}
+	f := &Fabric{w: w, prefix: prefix, Router: prefix + "-vpc", NS: map[string]string{}, enis: map[string]fabricLink{}}
 	w.mu.Lock()
 	sws := append([]*VSwitch(nil), w.st.VSwitches...)
 	ins := append([]*Instance(nil), w.st.Instances...)
@@ -125,12 +140,22 @@ func (f *Fabric) serveMetadata(instance, ns string) error {
 	if err := nsutil.DoNamed(ns, func() (err error) { ln, err = net.Listen("tcp", "100.100.100.200:80"); return err }); err != nil {
 		return fmt.Errorf("metadata in %s: %w", ns, err)
 	}
-	s := &http.Server{Handler: NewMetadata(f.w, instance), ReadHeaderTimeout: 5 * time.Second}
+	md := NewMetadata(f.w, instance)
+	s := &http.Server{Handler: md, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.Serve(ln) }()
 	f.mu.Lock()
-	f.servers = append(f.servers, s)
+	f.servers, f.mds = append(f.servers, s), append(f.mds, md)
 	f.mu.Unlock()
 	return nil
+}
+
+// SetMetadataLag sets the Lag of every instance's metadata server (default 1 s).
+func (f *Fabric) SetMetadataLag(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.mds {
+		m.SetLag(d)
+	}
 }
 
 // Run syncs every period until ctx ends.
@@ -211,48 +236,93 @@ func (f *Fabric) Sync() error {
 		want[e.ID] = e
 	}
 	for id, link := range f.enis {
-		if _, ok := want[id]; !ok {
-			if l, err := h.LinkByName(link); err == nil {
+		if e, ok := want[id]; !ok || e.InstanceID != link.instance || e.DeviceIndex != link.device {
+			if l, err := h.LinkByName(link.name); err == nil {
 				_ = h.LinkDel(l) // removes the instance end too
 			}
 			delete(f.enis, id)
 		}
 	}
 	hostRoutes := map[string]int{} // address -> router-side link index
+	type neigh struct {
+		link int
+		ip   string
+	}
+	neighs := map[neigh]net.HardwareAddr{} // what the VPC knows: address on that veth -> the ENI's MAC
 	for id, e := range want {
 		link, ok := f.enis[id]
 		if !ok {
-			link = "ve" + strings.TrimPrefix(id, "eni-")
-			if len(link) > 12 { // interface names are at most 15 bytes
-				link = link[:12]
+			link = fabricLink{name: "ve" + strings.TrimPrefix(id, "eni-"), instance: e.InstanceID, device: e.DeviceIndex}
+			if len(link.name) > 12 { // interface names are at most 15 bytes
+				link.name = link.name[:12]
 			}
 			ns := f.NS[e.InstanceID]
 			if ns == "" {
 				continue
 			}
-			err := run2("ip", "-n", f.Router, "link", "add", link, "type", "veth", "peer", "name", fmt.Sprintf("eth%d", e.DeviceIndex), "netns", ns)
+			err := f.run("ip", "-n", f.Router, "link", "add", link.name, "type", "veth", "peer", "name", fmt.Sprintf("eth%d", e.DeviceIndex), "netns", ns)
 			if err == nil {
-				err = run2("ip", "-n", ns, "link", "set", fmt.Sprintf("eth%d", e.DeviceIndex), "address", e.MAC)
+				err = f.run("ip", "-n", ns, "link", "set", fmt.Sprintf("eth%d", e.DeviceIndex), "address", e.MAC)
 			}
 			if err == nil {
-				err = run2("ip", "-n", f.Router, "link", "set", link, "up")
+				err = f.run("ip", "-n", f.Router, "link", "set", link.name, "up")
 			}
 			if err == nil {
-				err = run2("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+link+".proxy_arp=1")
+				err = f.run("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+link.name+".proxy_arp=1")
 			}
 			if err != nil {
+				if l, lerr := h.LinkByName(link.name); lerr == nil {
+					_ = h.LinkDel(l) // half made: the next Sync starts again
+				}
 				errs = append(errs, fmt.Errorf("ENI %s: %w", id, err))
 				continue
 			}
 			f.enis[id] = link
 		}
-		l, err := h.LinkByName(link)
+		l, err := h.LinkByName(link.name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		mac, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ENI %s: MAC %q: %w", id, e.MAC, err))
+			continue
+		}
 		for _, a := range append([]string{e.PrimaryIP}, e.Secondary...) {
 			hostRoutes[a+"/32"] = l.Attrs().Index
+			neighs[neigh{l.Attrs().Index, a}] = mac
+		}
+	}
+	// Neighbours: on each ENI veth exactly the permanent entries of its addresses.
+	for _, link := range f.enis {
+		l, err := h.LinkByName(link.name)
+		if err != nil {
+			continue
+		}
+		idx := l.Attrs().Index
+		cur, err := h.NeighList(idx, unix.AF_INET)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("neighbours of %s: %w", link.name, err))
+			continue
+		}
+		for _, n := range cur {
+			k := neigh{idx, n.IP.String()}
+			if mac, ok := neighs[k]; ok && n.State&netlink.NUD_PERMANENT != 0 && n.HardwareAddr.String() == mac.String() {
+				delete(neighs, k)
+				continue
+			}
+			if n.State&netlink.NUD_PERMANENT != 0 {
+				if err := h.NeighDel(&n); err != nil {
+					errs = append(errs, fmt.Errorf("neighbour %s on %s: %w", n.IP, link.name, err))
+				}
+			}
+		}
+	}
+	for k, mac := range neighs {
+		n := netlink.Neigh{LinkIndex: k.link, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: net.ParseIP(k.ip), HardwareAddr: mac}
+		if err := h.NeighSet(&n); err != nil {
+			errs = append(errs, fmt.Errorf("neighbour %s: %w", k.ip, err))
 		}
 	}
 	// Routes the fabric owns: route entries and ENI host routes.
@@ -301,7 +371,9 @@ func (f *Fabric) Sync() error {
 	return errors.Join(errs...)
 }
 
-func run2(name string, args ...string) error {
+// run runs one command for Sync (mu held), counting it.
+func (f *Fabric) run(name string, args ...string) error {
+	f.commands++
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))

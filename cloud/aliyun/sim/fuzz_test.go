@@ -75,7 +75,7 @@ func FuzzParams(f *testing.F) {
 		st.Timing = Timing{}
 		w := NewWorld(st, fixedClock{}, "")
 		// An ENI to act on, so the ENI actions get past the lookup.
-		if _, e := w.createNetworkInterface(params{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg", "ClientToken": "seed"}); e != nil {
+		if _, e := w.createNetworkInterface(params{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-alisim0001", "ClientToken": "seed"}); e != nil {
 			t.Fatal(e)
 		}
 		if id := p.get("NetworkInterfaceId"); id == "eni-x" {

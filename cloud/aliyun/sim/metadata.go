@@ -6,8 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"maps"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,7 +95,17 @@ func (m *Metadata) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprint(rw, val)
 }
 
+// SetLag changes Lag while the server runs.
+func (m *Metadata) SetLag(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Lag = d
+}
+
 func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
+	m.mu.Lock()
+	lag := m.Lag
+	m.mu.Unlock()
 	w := m.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -104,36 +119,40 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 		"instance-id": in.ID, "instance/instance-type": in.Type, "region-id": w.st.RegionID, "zone-id": in.Zone,
 		"vpc-id": vpc.ID, "vpc-cidr-block": vpc.CIDR, "vswitch-id": sw.ID, "vswitch-cidr-block": sw.CIDR,
 		"private-ipv4": in.PrimaryIP, "mac": in.MAC, "hostname": in.Hostname, "owner-account-id": "1000000000000000",
-		"network/interfaces/macs":                                     in.MAC + "/",
-		"network/interfaces/macs/" + in.MAC + "/network-interface-id": "eni-" + strings.TrimPrefix(in.ID, "i-"),
-		"network/interfaces/macs/" + in.MAC + "/primary-ip-address":   in.PrimaryIP,
-		"network/interfaces/macs/" + in.MAC + "/vswitch-id":           sw.ID,
-		"network/interfaces/macs/" + in.MAC + "/vswitch-cidr-block":   sw.CIDR,
-		"network/interfaces/macs/" + in.MAC + "/gateway":              gateway(sw.CIDR),
-		"network/interfaces/macs/" + in.MAC + "/private-ipv4s":        fmt.Sprintf("[%q]", in.PrimaryIP),
+		"network/interfaces/macs": in.MAC + "/",
 	}
-	// Secondary ENIs, once attached for Lag, with the addresses assigned at least Lag ago.
+	macKeys(simple, in.MAC, primaryENIID(in), in.PrimaryIP, []string{in.PrimaryIP}, sw, vpc)
+	// Secondary ENIs: shown once attached for Lag (and while Detaching), with the addresses assigned at least
+	// Lag ago plus those unassigned less than Lag ago; a detached ENI stays for Lag after its detach completed,
+	// with the addresses it had then. Metadata trails the API both ways; the API is the truth.
 	w.settleENIs()
 	for _, e := range w.st.ENIs {
-		if e.InstanceID != in.ID || e.status() != "InUse" || !e.visible("attached", now, m.Lag) {
+		var v4 []string
+		switch s := e.status(); {
+		case e.InstanceID == in.ID && (s == "InUse" || s == "Detaching") && e.visible("attached", now, lag):
+			v4 = []string{e.PrimaryIP}
+			for _, a := range e.Secondary {
+				if e.visible(a, now, lag) {
+					v4 = append(v4, a)
+				}
+			}
+			for _, a := range slices.Sorted(maps.Keys(e.Gone)) {
+				if now.Before(e.Gone[a].Add(lag)) && !slices.Contains(v4, a) {
+					v4 = append(v4, a)
+				}
+			}
+		case e.InstanceID != in.ID && e.LeftInstance == in.ID && now.Before(e.Left.Add(lag)):
+			v4 = e.LeftIPs
+		default:
 			continue
 		}
 		esw := w.vswitch(e.VSwitchID)
 		simple["network/interfaces/macs"] += "\n" + e.MAC + "/"
+		macKeys(simple, e.MAC, e.ID, e.PrimaryIP, v4, esw, w.vpc(esw.VPCID))
 		base := "network/interfaces/macs/" + e.MAC + "/"
-		v4 := []string{e.PrimaryIP}
-		for _, a := range e.Secondary {
-			if e.visible(a, now, m.Lag) {
-				v4 = append(v4, a)
-			}
-		}
-		b, _ := json.Marshal(v4)
-		simple[base+"network-interface-id"], simple[base+"primary-ip-address"] = e.ID, e.PrimaryIP
-		simple[base+"vswitch-id"], simple[base+"vswitch-cidr-block"], simple[base+"gateway"] = esw.ID, esw.CIDR, gateway(esw.CIDR)
-		simple[base+"private-ipv4s"] = string(b)
 		var v6 []string
 		for _, a := range e.IPv6 {
-			if e.visible(a, now, m.Lag) {
+			if e.visible(a, now, lag) {
 				v6 = append(v6, a)
 			}
 		}
@@ -174,11 +193,44 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 	return "", false
 }
 
-// gateway is the vSwitch gateway as the service assigns it in a /24: x.y.z.253.
+// macKeys adds the per-MAC entries of one interface (network/interfaces/macs/<mac>/...) and its directory
+// listing.
+func macKeys(m map[string]string, mac, eniID, primary string, v4 []string, sw *VSwitch, vpc *VPC) {
+	base := "network/interfaces/macs/" + mac + "/"
+	b, _ := json.Marshal(v4)
+	keys := map[string]string{"network-interface-id": eniID, "primary-ip-address": primary, "private-ipv4s": string(b),
+		"vswitch-id": sw.ID, "vswitch-cidr-block": sw.CIDR, "gateway": gateway(sw.CIDR), "netmask": netmask(sw.CIDR)}
+	if vpc != nil {
+		keys["vpc-id"], keys["vpc-cidr-block"] = vpc.ID, vpc.CIDR
+	}
+	var names []string
+	for k, v := range keys {
+		m[base+k] = v
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	m["network/interfaces/macs/"+mac] = strings.Join(names, "\n")
+}
+
+// gateway is the vSwitch gateway as the service assigns it: the third-last address of the block (x.y.z.253
+// in a /24), one of the four the service reserves.
 func gateway(cidr string) string {
-	parts := strings.Split(strings.Split(cidr, "/")[0], ".")
-	if len(parts) != 4 {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() {
 		return ""
 	}
-	return strings.Join(parts[:3], ".") + ".253"
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= 1<<(32-p.Bits()) - 1 // broadcast
+	v -= 2
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+// netmask is the dotted mask of an IPv4 block (the metadata server's form: 255.255.255.0).
+func netmask(cidr string) string {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() {
+		return ""
+	}
+	return net.IP(net.CIDRMask(p.Bits(), 32)).String()
 }

@@ -40,7 +40,7 @@ func TestPanickingHandlerAnswers500AndReleasesTheLock(t *testing.T) {
 // Every numeric parameter is range-checked and refused with InvalidParameter naming it; none panics.
 func TestNumericParametersAreRangeChecked(t *testing.T) {
 	r := newRig(t)
-	code, eni := r.call("CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-1"})
+	code, eni := r.call("CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-alisim0001"})
 	if code != 200 {
 		t.Fatalf("create ENI: %d %v", code, eni)
 	}
@@ -71,11 +71,11 @@ func TestNumericParametersAreRangeChecked(t *testing.T) {
 		{"DescribeInstanceTypes", "MaxResults", "501", "InvalidParameter", nil},
 		{"DescribeInstances", "NextToken", token("-1"), "InvalidNextToken", nil},
 		{"CreateNetworkInterface", "SecondaryPrivateIpAddressCount", huge, "InvalidParameter",
-			map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-1"}},
+			map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-alisim0001"}},
 		{"CreateNetworkInterface", "SecondaryPrivateIpAddressCount", "-1", "InvalidParameter",
-			map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-1"}},
+			map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-alisim0001"}},
 		{"CreateNetworkInterface", "Ipv6AddressCount", huge, "InvalidParameter",
-			map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-1"}},
+			map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupId": "sg-alisim0001"}},
 		{"AssignPrivateIpAddresses", "SecondaryPrivateIpAddressCount", huge, "InvalidParameter", map[string]string{"NetworkInterfaceId": id}},
 		{"AssignIpv6Addresses", "Ipv6AddressCount", huge, "InvalidParameter", map[string]string{"NetworkInterfaceId": id}},
 		{"AssignPrivateIpAddresses", "PrivateIpAddress.1", "10.9.9.9", "InvalidParameter", map[string]string{"NetworkInterfaceId": id}},

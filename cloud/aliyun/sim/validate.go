@@ -55,6 +55,8 @@ func (st *State) Validate() error {
 		switch {
 		case err != nil:
 			bad("%s.cidr: %v", where, err)
+		case p.Bits() < 16 || p.Bits() > 29:
+			bad("%s.cidr: %s: a vSwitch block is /16 to /29", where, p)
 		case ok && vp.IsValid() && (!vp.Contains(p.Addr()) || p.Bits() < vp.Bits()):
 			bad("%s.cidr: %s is not within the VPC block %s", where, p, vp)
 		}
@@ -120,8 +122,35 @@ func (st *State) Validate() error {
 			bad("%s.mac: %q is not a MAC address", where, in.MAC)
 		}
 	}
+	for i, s := range st.VSwitches {
+		for j, a := range s.Reserved {
+			if ip, err := netip.ParseAddr(a); err != nil || !sws[s.ID].Contains(ip) {
+				bad("vSwitches[%d].reserved[%d]: %q is not an address of the vSwitch block %s", i, j, a, s.CIDR)
+			}
+		}
+	}
+	sgs := map[string]string{}
+	for i, g := range st.SecurityGroups {
+		where := fmt.Sprintf("securityGroups[%d]", i)
+		unique(where, g.ID)
+		if !strings.HasPrefix(g.ID, "sg-") {
+			bad("%s.id: %q does not look like sg-<id>", where, g.ID)
+		}
+		if _, ok := vpcs[g.VPCID]; !ok {
+			bad("%s.vpcId: no VPC %q", where, g.VPCID)
+		}
+		sgs[g.ID] = g.VPCID
+	}
 	for i, e := range st.ENIs {
 		where := fmt.Sprintf("enis[%d]", i)
+		if len(e.SecurityGroupIDs) > MaxSecurityGroupsPerENI {
+			bad("%s.securityGroupIds: %d groups, at most %d", where, len(e.SecurityGroupIDs), MaxSecurityGroupsPerENI)
+		}
+		for j, g := range e.SecurityGroupIDs {
+			if _, ok := sgs[g]; !ok {
+				bad("%s.securityGroupIds[%d]: no security group %q", where, j, g)
+			}
+		}
 		unique(where, e.ID)
 		if !strings.HasPrefix(e.ID, "eni-") {
 			bad("%s.id: %q does not look like eni-<id>", where, e.ID)

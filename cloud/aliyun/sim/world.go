@@ -1,10 +1,13 @@
 // Package sim is alisim: a local Alibaba Cloud that the real alibaba-cloud-sdk-go talks to over HTTP. It serves
-// the VPC 2016-04-28 RPC actions weft uses (route tables and their entries, VPCs, vSwitches), the ECS ENI actions,
+// the VPC 2016-04-28 RPC actions weft uses (route tables and their entries, VPCs, vSwitches), the ECS ENI actions
+// (security groups checked, per-instance-type ENI and address limits, vSwitch exhaustion, the primary ENI listed;
+// drills.go changes the world behind a node's back: console detach and unassign, a vSwitch filled),
 // the Quota Center's route-entry quota (quotas 2020-05-10, from the per-table quotas), with signature v1
 // verification, the documented error bodies and statuses, per-table route quotas and the asynchronous entry life
 // cycle (Pending -> Available, Deleting -> gone), throttling and fault injection per action (refusals before a
 // call runs, lost replies after it changed the state: faults.go), a write audit naming the credentials of each
-// write (audit.go), an admin endpoint, a state file that survives restarts, and the instance metadata server.
+// write (audit.go), an admin endpoint, a state file that survives restarts, and the instance metadata server
+// (per MAC, trailing the API both ways by its Lag). Fabric mode (fabric.go) makes it carry real traffic.
 // Everything read from a request is range-checked (params.go) and every topology validated (validate.go).
 //
 // Time is injected (Clock) and entry states are derived from timestamps when read, so the emulator needs no
@@ -60,8 +63,10 @@ type State struct {
 	Instances     []*Instance     `json:"instances"`
 	InstanceTypes []*InstanceType `json:"instanceTypes"`
 	ENIs          []*ENI          `json:"enis"`
-	AccessKeys    []AccessKey     `json:"accessKeys"`
-	Timing        Timing          `json:"timing"`
+	// SecurityGroups are the groups an ENI may join (CreateNetworkInterface refuses others).
+	SecurityGroups []*SecurityGroup `json:"securityGroups"`
+	AccessKeys     []AccessKey      `json:"accessKeys"`
+	Timing         Timing           `json:"timing"`
 }
 
 // VPC is a virtual private cloud.
@@ -81,6 +86,15 @@ type VSwitch struct {
 	CIDR         string `json:"cidr"`
 	IPv6CIDR     string `json:"ipv6Cidr,omitempty"`
 	RouteTableID string `json:"routeTableId"`
+	// Reserved are addresses taken by something outside the emulated tenant (other accounts' services, an
+	// exhaustion drill: World.FillVSwitch); they count as used and are never handed out.
+	Reserved []string `json:"reserved,omitempty"`
+}
+
+// SecurityGroup is a VPC security group; ENIs join up to MaxSecurityGroupsPerENI of them.
+type SecurityGroup struct {
+	ID    string `json:"id"`
+	VPCID string `json:"vpcId"`
 }
 
 // RouteTable holds route entries under a quota of custom entries.
