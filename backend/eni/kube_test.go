@@ -1,0 +1,540 @@
+package eni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// clock is a settable clock for the tests.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)} }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func fakeNode(name string, ann map[string]string, conds ...corev1.NodeCondition) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}, Status: corev1.NodeStatus{Conditions: conds}}
+}
+
+// writes are the patches sent to nodes/status since the last call, as decoded JSON.
+func writes(t *testing.T, c *fake.Clientset) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, a := range c.Actions() {
+		switch a := a.(type) {
+		case k8stesting.PatchAction:
+			if a.GetSubresource() != "status" || a.GetPatchType() != types.StrategicMergePatchType {
+				t.Errorf("patch %s/%s of type %s, want a strategic merge patch of nodes/status", a.GetResource().Resource, a.GetSubresource(), a.GetPatchType())
+			}
+			var m map[string]any
+			if err := json.Unmarshal(a.GetPatch(), &m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		case k8stesting.GetAction:
+		default:
+			t.Errorf("unexpected %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+	c.ClearActions()
+	return out
+}
+
+func gets(c *fake.Clientset) int {
+	n := 0
+	for _, a := range c.Actions() {
+		if a.GetVerb() == "get" {
+			n++
+		}
+	}
+	return n
+}
+
+func patchedCondition(t *testing.T, w map[string]any) map[string]any {
+	t.Helper()
+	conds, _ := w["status"].(map[string]any)["conditions"].([]any)
+	if len(w) != 1 || len(conds) != 1 {
+		t.Fatalf("patch %v, want one condition under status only", w)
+	}
+	return conds[0].(map[string]any)
+}
+
+func nodeCondition(t *testing.T, c *fake.Clientset, name string) corev1.NodeCondition {
+	t.Helper()
+	n, err := c.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []corev1.NodeCondition
+	for _, cd := range n.Status.Conditions {
+		if cd.Type == corev1.NodeNetworkUnavailable {
+			found = append(found, cd)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("node %s has NetworkUnavailable conditions %+v, want exactly one", name, found)
+	}
+	return found[0]
+}
+
+func TestNodeStatusCondition(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	other := corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory"}
+	c := fake.NewClientset(fakeNode("n1", nil, other))
+	s := NewNodeStatus(c, "n1")
+	s.Now = clk.Now
+
+	if err := s.SetNetworkReady(ctx, false, "NoVSwitchAddress", "vSwitch vsw-1 has no free address"); err != nil {
+		t.Fatal(err)
+	}
+	w := writes(t, c)
+	if len(w) != 1 {
+		t.Fatalf("writes %v, want one patch", w)
+	}
+	t0 := clk.Now().Format(time.RFC3339)
+	if got, want := patchedCondition(t, w[0]), map[string]any{"type": "NetworkUnavailable", "status": "True", "reason": "NoVSwitchAddress",
+		"message": "weft: vSwitch vsw-1 has no free address", "lastHeartbeatTime": t0, "lastTransitionTime": t0}; !maps.Equal(got, want) {
+		t.Fatalf("patched condition %v, want %v", got, want)
+	}
+	if cd := nodeCondition(t, c, "n1"); cd.Status != corev1.ConditionTrue || cd.Reason != "NoVSwitchAddress" {
+		t.Fatalf("node condition %+v", cd)
+	}
+	c.ClearActions()
+
+	// The same state again: nothing written, nothing read (the patch's answer is remembered).
+	for range 100 {
+		clk.Add(time.Second)
+		if err := s.SetNetworkReady(ctx, false, "NoVSwitchAddress", "vSwitch vsw-1 has no free address"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(c.Actions()); n != 0 {
+		t.Fatalf("%d API calls for an unchanged state: %v", n, c.Actions())
+	}
+
+	// Only the message changes: patched, the transition time kept.
+	clk.Add(time.Minute)
+	if err := s.SetNetworkReady(ctx, false, "NoVSwitchAddress", "vSwitch vsw-1 and vsw-2 have no free address"); err != nil {
+		t.Fatal(err)
+	}
+	w = writes(t, c)
+	if len(w) != 1 {
+		t.Fatalf("writes %v", w)
+	}
+	if _, ok := patchedCondition(t, w[0])["lastTransitionTime"]; ok {
+		t.Errorf("a new message is no transition: %v", w[0])
+	}
+	if cd := nodeCondition(t, c, "n1"); cd.LastTransitionTime.UTC().Format(time.RFC3339) != t0 || !strings.Contains(cd.Message, "vsw-2") {
+		t.Errorf("after a new message: %+v, want the transition time %s kept", cd, t0)
+	}
+	c.ClearActions()
+
+	// Ready: False / WeftENIReady, a transition.
+	clk.Add(time.Minute)
+	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	w = writes(t, c)
+	if len(w) != 1 {
+		t.Fatalf("writes %v", w)
+	}
+	got := patchedCondition(t, w[0])
+	if got["status"] != "False" || got["reason"] != ReasonReady || got["lastTransitionTime"] != clk.Now().Format(time.RFC3339) ||
+		!strings.HasPrefix(got["message"].(string), "weft: ") {
+		t.Fatalf("ready patch %v", got)
+	}
+	n, _ := c.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	if len(n.Status.Conditions) != 2 {
+		t.Fatalf("conditions %+v, want the kubelet's kept beside weft's", n.Status.Conditions)
+	}
+	c.ClearActions()
+
+	// Someone else overwrites the condition: repaired at the next resync, not before.
+	n.Status.Conditions = []corev1.NodeCondition{other, {Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue, Reason: "NoRouteCreated"}}
+	if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.ClearActions()
+	clk.Add(9 * time.Minute)
+	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil || len(c.Actions()) != 0 {
+		t.Fatalf("before the resync: %v, %v", err, c.Actions())
+	}
+	clk.Add(2 * time.Minute)
+	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if g := gets(c); g != 1 {
+		t.Fatalf("%d reads at the resync, want 1", g)
+	}
+	if w := writes(t, c); len(w) != 1 {
+		t.Fatalf("writes %v, want the repair", w)
+	}
+	if cd := nodeCondition(t, c, "n1"); cd.Status != corev1.ConditionFalse || cd.Reason != ReasonReady {
+		t.Fatalf("after the repair: %+v", cd)
+	}
+}
+
+// A new KubeNodeStatus (weftd restarted) reads the node first and writes nothing when it already says so.
+func TestNodeStatusAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientset(fakeNode("n1", map[string]string{AnnotationMaxAvailableIP: "12", AnnotationMaxPods: "12"}))
+	first := NewNodeStatus(c, "n1")
+	if err := first.SetNetworkReady(ctx, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	c.ClearActions()
+	again := NewNodeStatus(c, "n1")
+	if err := again.SetNetworkReady(ctx, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.SetCapacity(ctx, 12); err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(t, c); len(w) != 0 {
+		t.Fatalf("writes %v after a restart in the same state", w)
+	}
+	// Not ready with no reason: ReasonNotReady.
+	if err := again.SetNetworkReady(ctx, false, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if cd := nodeCondition(t, c, "n1"); cd.Status != corev1.ConditionTrue || cd.Reason != ReasonNotReady {
+		t.Fatalf("%+v", cd)
+	}
+}
+
+func TestNodeStatusCapacity(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientset(fakeNode("n1", map[string]string{"other": "kept", AnnotationMaxPods: "3"}))
+	s := NewNodeStatus(c, "n1")
+	if err := s.SetCapacity(ctx, 12); err != nil {
+		t.Fatal(err)
+	}
+	w := writes(t, c)
+	want := map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationMaxAvailableIP: "12", AnnotationMaxPods: "12"}}}
+	if len(w) != 1 || !reflect.DeepEqual(w[0], want) {
+		t.Fatalf("writes %v, want %v", w, want)
+	}
+	n, _ := c.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	if !maps.Equal(n.Annotations, map[string]string{"other": "kept", AnnotationMaxAvailableIP: "12", AnnotationMaxPods: "12"}) {
+		t.Fatalf("annotations %v", n.Annotations)
+	}
+	c.ClearActions()
+	if err := s.SetCapacity(ctx, 12); err != nil || len(c.Actions()) != 0 {
+		t.Fatalf("same capacity again: %v, %v", err, c.Actions())
+	}
+	if err := s.SetCapacity(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(t, c); len(w) != 1 {
+		t.Fatalf("writes %v", w)
+	}
+	if err := s.SetCapacity(ctx, -1); err == nil || !strings.Contains(err.Error(), "-1") {
+		t.Fatalf("negative capacity: %v", err)
+	}
+}
+
+// A failed patch is reported, and the node is read again before the next decision.
+func TestNodeStatusPatchFailure(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientset(fakeNode("n1", nil))
+	fail := true
+	c.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if fail {
+			fail = false
+			return true, nil, errors.New("apiserver says no")
+		}
+		return false, nil, nil
+	})
+	s := NewNodeStatus(c, "n1")
+	err := s.SetNetworkReady(ctx, true, "", "")
+	if err == nil || !strings.Contains(err.Error(), `node "n1"`) || !strings.Contains(err.Error(), "apiserver says no") {
+		t.Fatalf("err %v", err)
+	}
+	c.ClearActions()
+	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if g := gets(c); g != 1 {
+		t.Fatalf("%d reads after a failed patch, want 1", g)
+	}
+	if cd := nodeCondition(t, c, "n1"); cd.Reason != ReasonReady {
+		t.Fatalf("%+v", cd)
+	}
+	if err := NewNodeStatus(c, "absent").SetCapacity(ctx, 1); err == nil || !strings.Contains(err.Error(), `read node "absent"`) {
+		t.Fatalf("absent node: %v", err)
+	}
+}
+
+func drain(ch chan string) []string {
+	var out []string
+	for {
+		select {
+		case s := <-ch:
+			out = append(out, s)
+		default:
+			return out
+		}
+	}
+}
+
+// A state held for an hour, reported every second, emits one Event per Repeat; a reason at most once per
+// Spacing.
+func TestEventsDedupe(t *testing.T) {
+	rec := record.NewFakeRecorder(10000)
+	e := newEvents(rec, "n1", nil)
+	clk := newClock()
+	e.Now = clk.Now
+	for range 3600 {
+		e.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free address", "vsw-1")
+		clk.Add(time.Second)
+	}
+	got := drain(rec.Events)
+	if len(got) != 6 { // at 0, 10, 20, 30, 40, 50 minutes
+		t.Fatalf("%d events in an hour, want 6: %v", len(got), got)
+	}
+	if got[0] != "Warning VSwitchExhausted vSwitch vsw-1 has no free address" {
+		t.Fatalf("event %q", got[0])
+	}
+	// Another reason is not held back by the first; the same reason with a new message waits for Spacing.
+	e.Eventf(corev1.EventTypeNormal, "ENIAttached", "eni-1")
+	e.Eventf(corev1.EventTypeNormal, "ENIAttached", "eni-2")
+	clk.Add(DefaultEventSpacing)
+	e.Eventf(corev1.EventTypeNormal, "ENIAttached", "eni-3")
+	if got := drain(rec.Events); !reflect.DeepEqual(got, []string{"Normal ENIAttached eni-1", "Normal ENIAttached eni-3"}) {
+		t.Fatalf("events %v", got)
+	}
+	if n := len(e.sent) + len(e.byReason); n > 4 {
+		t.Fatalf("%d remembered entries, want old ones forgotten", n)
+	}
+}
+
+// Events reach the API as corev1 Events on the Node, through client-go's broadcaster.
+func TestEventsReachTheAPI(t *testing.T) {
+	c := fake.NewClientset()
+	e := NewEvents(c, "n1")
+	defer e.Close()
+	e.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free address", "vsw-1")
+	ev := waitForEvent(t, func() ([]corev1.Event, error) {
+		l, err := c.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return l.Items, nil
+	})
+	checkEvent(t, ev, "n1")
+}
+
+func waitForEvent(t *testing.T, list func() ([]corev1.Event, error)) corev1.Event {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		evs, err := list()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 0 {
+			if len(evs) > 1 {
+				t.Fatalf("events %+v, want one", evs)
+			}
+			return evs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Event reached the API")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func checkEvent(t *testing.T, ev corev1.Event, node string) {
+	t.Helper()
+	io := ev.InvolvedObject
+	if io.Kind != "Node" || io.Name != node || io.UID != types.UID(node) || ev.Type != corev1.EventTypeWarning ||
+		ev.Reason != "VSwitchExhausted" || ev.Message != "vSwitch vsw-1 has no free address" || ev.Source.Component != "weftd" ||
+		ev.Source.Host != node || ev.Namespace != "default" {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+func fullPod(ns, name, node string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), ResourceVersion: "7",
+			Labels: map[string]string{"app": "x"}, Annotations: map[string]string{"k8s.aliyun.com/pod-ip-reservation": "true"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}, OwnerReferences: []metav1.OwnerReference{{Name: "rs"}}},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox",
+			Env: []corev1.EnvVar{{Name: "BIG", Value: strings.Repeat("x", 1000)}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.5", Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}},
+	}
+}
+
+func TestTrimPod(t *testing.T) {
+	p := fullPod("ns", "a", "n1")
+	del := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	p.DeletionTimestamp, p.Spec.HostNetwork = &del, true
+	got, err := TrimPod(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: "uid-a", ResourceVersion: "7", DeletionTimestamp: &del},
+		Spec: corev1.PodSpec{NodeName: "n1", HostNetwork: true}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("trimmed %+v\nwant %+v", got, want)
+	}
+	if again, _ := TrimPod(got); !reflect.DeepEqual(again, want) {
+		t.Fatalf("not idempotent: %+v", again)
+	}
+	tomb := cache.DeletedFinalStateUnknown{Key: "ns/a", Obj: p}
+	if got, _ := TrimPod(tomb); !reflect.DeepEqual(got, tomb) {
+		t.Fatalf("a tombstone changed: %+v", got)
+	}
+}
+
+func TestTrimNode(t *testing.T) {
+	del := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "u1", ResourceVersion: "3", DeletionTimestamp: &del,
+		Annotations: map[string]string{"a": "b"}, Labels: map[string]string{"l": "v"}},
+		Spec:   corev1.NodeSpec{Unschedulable: true, PodCIDR: "10.0.0.0/24", ProviderID: "alicloud://i-1"},
+		Status: corev1.NodeStatus{Images: []corev1.ContainerImage{{Names: []string{"big"}}}, Conditions: []corev1.NodeCondition{{Type: "Ready"}}}}
+	got, _ := TrimNode(n)
+	want := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "u1", ResourceVersion: "3", DeletionTimestamp: &del},
+		Spec: corev1.NodeSpec{Unschedulable: true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("trimmed %+v", got)
+	}
+	if again, _ := TrimNode(got); !reflect.DeepEqual(again, want) {
+		t.Fatalf("not idempotent: %+v", again)
+	}
+	if got, _ := TrimNode("x"); got != "x" {
+		t.Fatalf("%v", got)
+	}
+}
+
+func withPhase(p *corev1.Pod, ph corev1.PodPhase) *corev1.Pod { p.Status.Phase = ph; return p }
+
+// The pod informer's logic against the fake clientset (which ignores field selectors: the real API server's
+// test checks that one). The fake serves the objects as created; what the cache holds is trimmed.
+func TestPodsLive(t *testing.T) {
+	del := metav1.Now()
+	hostNet := fullPod("kube-system", "host", "n1")
+	hostNet.Spec.HostNetwork = true
+	deleting := fullPod("ns", "deleting", "n1")
+	deleting.DeletionTimestamp = &del
+	deleting.Finalizers = []string{"x"}
+	c := fake.NewClientset(fullPod("ns", "running", "n1"), withPhase(fullPod("ns", "pending", "n1"), corev1.PodPending), hostNet,
+		withPhase(fullPod("ns", "done", "n1"), corev1.PodSucceeded), withPhase(fullPod("ns", "failed", "n1"), corev1.PodFailed), deleting)
+	p := NewPods(c, "n1")
+	if p.Synced() || p.Live() != nil {
+		t.Fatal("synced before Start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p.Start(ctx)
+	if err := p.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[PodKey]bool{{"ns", "running"}: true, {"ns", "pending"}: true, {"ns", "deleting"}: true}
+	if got := p.Live(); !maps.Equal(got, want) {
+		t.Fatalf("Live %v, want %v", got, want)
+	}
+	info, ok := p.Get("ns", "deleting")
+	if !ok || info != (PodInfo{Namespace: "ns", Name: "deleting", UID: "uid-deleting", Phase: corev1.PodRunning, Deleting: true}) {
+		t.Fatalf("Get %+v %v", info, ok)
+	}
+	if info, ok := p.Get("kube-system", "host"); !ok || !info.HostNetwork {
+		t.Fatalf("Get host %+v %v", info, ok)
+	}
+	if _, ok := p.Get("ns", "absent"); ok {
+		t.Fatal("found an absent pod")
+	}
+	for _, obj := range p.informer.GetStore().List() {
+		if pod := obj.(*corev1.Pod); pod.Annotations != nil || pod.Labels != nil || len(pod.Spec.Containers) != 0 || pod.ManagedFields != nil {
+			t.Fatalf("cached pod not trimmed: %+v", pod)
+		}
+	}
+	// A pod that terminates leaves Live.
+	run, _ := c.CoreV1().Pods("ns").Get(ctx, "running", metav1.GetOptions{})
+	run.Status.Phase = corev1.PodFailed
+	if _, err := c.CoreV1().Pods("ns").UpdateStatus(ctx, run, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed pod leaves Live", func() bool { return !p.Live()[PodKey{"ns", "running"}] })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNodesStates(t *testing.T) {
+	del := metav1.Now()
+	cordoned := fakeNode("cordoned", nil)
+	cordoned.Spec.Unschedulable = true
+	deleting := fakeNode("deleting", nil)
+	deleting.DeletionTimestamp, deleting.Finalizers = &del, []string{"x"}
+	c := fake.NewClientset(fakeNode("plain", map[string]string{"a": "b"}), cordoned, deleting)
+	n := NewNodes(c)
+	if n.Synced() || n.States() != nil {
+		t.Fatal("synced before Start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.Start(ctx)
+	if err := n.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]NodeState{"plain": {Exists: true}, "cordoned": {Exists: true, Unschedulable: true}, "deleting": {Exists: true, Deleting: true}}
+	if got := n.States(); !maps.Equal(got, want) {
+		t.Fatalf("States %v, want %v", got, want)
+	}
+	if err := c.CoreV1().Nodes().Delete(ctx, "plain", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted node leaves States", func() bool { _, ok := n.States()["plain"]; return !ok })
+}
+
+func TestWaitForSyncGivesUp(t *testing.T) {
+	c := fake.NewClientset()
+	c.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("forbidden")
+	})
+	p := NewPods(c, "n1")
+	ctx, cancel := context.WithCancel(context.Background())
+	p.Start(ctx)
+	cancel()
+	if err := p.WaitForSync(ctx); err == nil || !strings.Contains(err.Error(), "pod informer not synced") {
+		t.Fatalf("err %v", err)
+	}
+}
