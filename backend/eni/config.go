@@ -173,8 +173,8 @@ type field struct {
 	parse func(c *Config, raw json.RawMessage) error
 }
 
-// fields are the known keys, in the order the error for an unknown key lists them.
-var fields = []field{
+// configFields are the known keys, in the order the error for an unknown key lists them.
+var configFields = []field{
 	{"Type", func(_ *Config, raw json.RawMessage) error {
 		s, err := stringValue("Type", raw)
 		if err == nil && s != Name {
@@ -318,17 +318,17 @@ var fields = []field{
 
 // byKey finds a field by its key's lower-case spelling.
 var byKey = func() map[string]*field {
-	m := make(map[string]*field, len(fields))
-	for i := range fields {
-		m[strings.ToLower(fields[i].key)] = &fields[i]
+	m := make(map[string]*field, len(configFields))
+	for i := range configFields {
+		m[strings.ToLower(configFields[i].key)] = &configFields[i]
 	}
 	return m
 }()
 
 // KnownKeys are the keys ParseConfig accepts, in their canonical spelling.
 func KnownKeys() []string {
-	keys := make([]string, len(fields))
-	for i, f := range fields {
+	keys := make([]string, len(configFields))
+	for i, f := range configFields {
 		keys[i] = f.key
 	}
 	return keys

@@ -437,7 +437,9 @@ func NewNodes(client kubernetes.Interface) *KubeNodes {
 func (n *KubeNodes) Start(ctx context.Context) { n.factory.Start(ctx.Done()) }
 
 // WaitForSync waits until Synced or ctx ends (its error then).
-func (n *KubeNodes) WaitForSync(ctx context.Context) error { return waitSynced(ctx, n.informer, "node") }
+func (n *KubeNodes) WaitForSync(ctx context.Context) error {
+	return waitSynced(ctx, n.informer, "node")
+}
 
 // Synced implements Nodes.
 func (n *KubeNodes) Synced() bool { return n.informer.HasSynced() }

@@ -12,13 +12,18 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 // clock is a settable clock for the tests.
@@ -536,5 +541,241 @@ func TestWaitForSyncGivesUp(t *testing.T) {
 	cancel()
 	if err := p.WaitForSync(ctx); err == nil || !strings.Contains(err.Error(), "pod informer not synced") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// eniRules are the rules the DaemonSet grants weftd for the eni backend (the package comment lists them). The
+// test's ServiceAccount has exactly these, so a rule missing from them fails here.
+var eniRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},
+	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+}
+
+// kubeEnv is one real API server shared by the subtests of TestKubeAgainstAPIServer, each with its own nodes.
+type kubeEnv struct {
+	*testenv.KubeEnv
+	sa kubernetes.Interface // limited to eniRules
+}
+
+func TestKubeAgainstAPIServer(t *testing.T) {
+	k := testenv.StartAPIServer(t)
+	sa, err := kubernetes.NewForConfig(k.RESTConfigForToken(k.ServiceAccountToken(t, "kube-system", "weft", eniRules)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &kubeEnv{KubeEnv: k, sa: sa}
+	t.Run("node status through nodes/status", e.testNodeStatus)
+	t.Run("pod informer sees this node's pods only", e.testPods)
+	t.Run("node informer", e.testNodes)
+	t.Run("events on the node", e.testEvents)
+}
+
+func (e *kubeEnv) createNode(t *testing.T, n *corev1.Node) {
+	t.Helper()
+	if _, err := e.Client.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create node %s: %v", n.Name, err)
+	}
+}
+
+func (e *kubeEnv) getNode(t *testing.T, name string) *corev1.Node {
+	t.Helper()
+	n, err := e.Client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *kubeEnv) testNodeStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e.createNode(t, fakeNode("status-1", map[string]string{"other": "kept"}))
+	// Another writer's condition before weft's (the cloud route controller's): replaced, not doubled.
+	n := e.getNode(t, "status-1")
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue, Reason: "NoRouteCreated"},
+		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory"}}
+	if _, err := e.Client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := NewNodeStatus(e.sa, "status-1")
+	if err := s.SetNetworkReady(ctx, false, "NoVSwitchAddress", "vSwitch vsw-1 has no free address"); err != nil {
+		t.Fatal(err)
+	}
+	n = e.getNode(t, "status-1")
+	cd := networkUnavailable(t, n)
+	if cd.Status != corev1.ConditionTrue || cd.Reason != "NoVSwitchAddress" || cd.Message != "weft: vSwitch vsw-1 has no free address" ||
+		len(n.Status.Conditions) != 2 {
+		t.Fatalf("conditions %+v", n.Status.Conditions)
+	}
+	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetCapacity(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	n = e.getNode(t, "status-1")
+	if cd := networkUnavailable(t, n); cd.Status != corev1.ConditionFalse || cd.Reason != ReasonReady || cd.LastTransitionTime.IsZero() {
+		t.Fatalf("ready condition %+v", cd)
+	}
+	if !maps.Equal(n.Annotations, map[string]string{"other": "kept", AnnotationMaxAvailableIP: "30", AnnotationMaxPods: "30"}) {
+		t.Fatalf("annotations %v (written through nodes/status)", n.Annotations)
+	}
+	// Unchanged state: the node is not written again.
+	rv := n.ResourceVersion
+	for range 5 {
+		if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetCapacity(ctx, 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.getNode(t, "status-1").ResourceVersion; got != rv {
+		t.Fatalf("resourceVersion %s -> %s for an unchanged state", rv, got)
+	}
+	// The ServiceAccount has no write access to the node itself: nodes/status is all it needs.
+	_, err := e.sa.CoreV1().Nodes().Patch(ctx, "status-1", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("patching the node itself: %v, want forbidden (the rules grant nodes/status only)", err)
+	}
+}
+
+func networkUnavailable(t *testing.T, n *corev1.Node) corev1.NodeCondition {
+	t.Helper()
+	var found []corev1.NodeCondition
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("NetworkUnavailable conditions %+v, want one", found)
+	}
+	return found[0]
+}
+
+func (e *kubeEnv) createPod(t *testing.T, ns, name, node string, hostNetwork bool, phase corev1.PodPhase) {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{"big": strings.Repeat("x", 500)}},
+		Spec: corev1.PodSpec{NodeName: node, HostNetwork: hostNetwork, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	created, err := e.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s/%s: %v", ns, name, err)
+	}
+	if phase != "" {
+		created.Status.Phase = phase
+		if _, err := e.Client.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("pod %s/%s phase %s: %v", ns, name, phase, err)
+		}
+	}
+}
+
+func (e *kubeEnv) testPods(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e.createNode(t, fakeNode("pods-1", nil))
+	e.createNode(t, fakeNode("pods-2", nil))
+	// Pods need their namespace's default ServiceAccount (no controller manager runs to create it).
+	e.ServiceAccountToken(t, "app", "default", nil)
+	e.createPod(t, "app", "web", "pods-1", false, corev1.PodRunning)
+	e.createPod(t, "app", "queued", "pods-1", false, "")
+	e.createPod(t, "app", "hostnet", "pods-1", true, corev1.PodRunning)
+	e.createPod(t, "app", "job", "pods-1", false, corev1.PodSucceeded)
+	e.createPod(t, "app", "elsewhere", "pods-2", false, corev1.PodRunning)
+
+	p := NewPods(e.sa, "pods-1")
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	p.Start(pctx)
+	if err := p.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[PodKey]bool{{"app", "web"}: true, {"app", "queued"}: true}
+	if got := p.Live(); !maps.Equal(got, want) {
+		t.Fatalf("Live %v, want %v", got, want)
+	}
+	if _, ok := p.Get("app", "elsewhere"); ok {
+		t.Fatal("the pod informer holds another node's pod: the field selector is not applied")
+	}
+	if n := len(p.informer.GetStore().List()); n != 4 {
+		t.Fatalf("%d pods cached, want this node's 4", n)
+	}
+	info, ok := p.Get("app", "web")
+	if !ok || info.UID == "" || info.Phase != corev1.PodRunning || info.Deleting {
+		t.Fatalf("Get web %+v %v", info, ok)
+	}
+	// Changes arrive: a new pod, a pod deleted.
+	e.createPod(t, "app", "later", "pods-1", false, "")
+	if err := e.Client.CoreV1().Pods("app").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Live follows the API", func() bool {
+		return maps.Equal(p.Live(), map[PodKey]bool{{"app", "queued"}: true, {"app", "later"}: true})
+	})
+	for _, obj := range p.informer.GetStore().List() {
+		if pod := obj.(*corev1.Pod); pod.Annotations != nil || len(pod.Spec.Containers) != 0 || pod.ManagedFields != nil {
+			t.Fatalf("cached pod not trimmed: %+v", pod)
+		}
+	}
+}
+
+func (e *kubeEnv) testNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e.createNode(t, fakeNode("gc-plain", nil))
+	cordoned := fakeNode("gc-cordoned", nil)
+	cordoned.Spec.Unschedulable = true
+	e.createNode(t, cordoned)
+	deleting := fakeNode("gc-deleting", nil)
+	deleting.Finalizers = []string{"weft.test/hold"}
+	e.createNode(t, deleting)
+	if err := e.Client.CoreV1().Nodes().Delete(ctx, "gc-deleting", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // let it go
+		_, _ = e.Client.CoreV1().Nodes().Patch(context.Background(), "gc-deleting", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+	})
+	n := NewNodes(e.sa)
+	nctx, stop := context.WithCancel(ctx)
+	defer stop()
+	n.Start(nctx)
+	if err := n.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := n.States()
+	if st["gc-plain"] != (NodeState{Exists: true}) || st["gc-cordoned"] != (NodeState{Exists: true, Unschedulable: true}) ||
+		st["gc-deleting"] != (NodeState{Exists: true, Deleting: true}) {
+		t.Fatalf("States %v", st)
+	}
+	if err := e.Client.CoreV1().Nodes().Delete(ctx, "gc-plain", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a deleted node leaves States", func() bool { _, ok := n.States()["gc-plain"]; return !ok })
+}
+
+func (e *kubeEnv) testEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e.createNode(t, fakeNode("events-1", nil))
+	ev := NewEvents(e.sa, "events-1")
+	defer ev.Close()
+	for range 50 {
+		ev.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free address", "vsw-1")
+	}
+	// As `kubectl describe node` looks for a node's events.
+	sel := "involvedObject.kind=Node,involvedObject.name=events-1,involvedObject.uid=events-1"
+	got := waitForEvent(t, func() ([]corev1.Event, error) {
+		l, err := e.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return nil, err
+		}
+		return l.Items, nil
+	})
+	checkEvent(t, got, "events-1")
+	if got.Count > 1 {
+		t.Fatalf("count %d: the repeats were not held back", got.Count)
 	}
 }
