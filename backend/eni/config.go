@@ -30,8 +30,8 @@ import (
 	"time"
 )
 
-// Name is the backend's net-conf Backend.Type.
-const Name = "eni"
+// configType is the Backend.Type this configuration is for (the backend registers itself under the same name).
+const configType = "eni"
 
 // ReservedTagPrefix starts the keys of the tags weft itself puts on every ENI it creates (weft.io/cluster,
 // weft.io/node, weft.io/instance, weft.io/created-by); eni_tags may not use it, or a user's tag could make weft
@@ -73,8 +73,8 @@ const (
 	// frames are at most 8500 bytes.
 	MinMTU = 576
 	MaxMTU = 8500
-	// maxSocketPath is the longest unix socket path (sun_path is 108 bytes with its terminating NUL).
-	maxSocketPath = 107
+	// maxUnixSocketPath is the longest unix socket path (sun_path is 108 bytes with its terminating NUL).
+	maxUnixSocketPath = 107
 )
 
 // Config is the eni part of net-conf.json's Backend object, as ParseConfig returns it: defaults filled in,
@@ -167,37 +167,37 @@ func Defaults() Config {
 	}
 }
 
-// field is one known key: how its value is read into a Config.
-type field struct {
+// cfgField is one known key: how its value is read into a Config.
+type cfgField struct {
 	key   string
 	parse func(c *Config, raw json.RawMessage) error
 }
 
 // configFields are the known keys, in the order the error for an unknown key lists them.
-var configFields = []field{
+var configFields = []cfgField{
 	{"Type", func(_ *Config, raw json.RawMessage) error {
-		s, err := stringValue("Type", raw)
-		if err == nil && s != Name {
-			err = keyErr("Type", raw, fmt.Sprintf("%q", Name))
+		s, err := cfgString("Type", raw)
+		if err == nil && s != configType {
+			err = cfgKeyErr("Type", raw, fmt.Sprintf("%q", configType))
 		}
 		return err
 	}},
-	{"vswitches", parseVSwitches},
+	{"vswitches", parseVSwitchesKey},
 	{"vswitch_selection_policy", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("vswitch_selection_policy", raw)
+		s, err := cfgString("vswitch_selection_policy", raw)
 		if err == nil && s != PolicyOrdered && s != PolicyRandom {
-			err = keyErr("vswitch_selection_policy", raw, `"ordered" or "random"`)
+			err = cfgKeyErr("vswitch_selection_policy", raw, `"ordered" or "random"`)
 		}
 		c.VSwitchPolicy = s
 		return err
 	}},
 	{"security_group", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("security_group", raw)
+		s, err := cfgString("security_group", raw)
 		if err != nil {
 			return err
 		}
-		if !validID(s, "sg-") {
-			return keyErr("security_group", raw, "a security group id (sg-...)")
+		if !validCloudID(s, "sg-") {
+			return cfgKeyErr("security_group", raw, "a security group id (sg-...)")
 		}
 		c.SecurityGroups = append([]string{s}, c.SecurityGroups...) // first, whatever the key order
 		return nil
@@ -205,104 +205,104 @@ var configFields = []field{
 	{"security_groups", func(c *Config, raw json.RawMessage) error {
 		var ids []string
 		if err := json.Unmarshal(raw, &ids); err != nil {
-			return keyErr("security_groups", raw, "a list of security group ids")
+			return cfgKeyErr("security_groups", raw, "a list of security group ids")
 		}
 		for _, id := range ids {
-			if !validID(id, "sg-") {
-				return keyErr("security_groups", raw, fmt.Sprintf("security group ids (sg-...), not %q", id))
+			if !validCloudID(id, "sg-") {
+				return cfgKeyErr("security_groups", raw, fmt.Sprintf("security group ids (sg-...), not %q", id))
 			}
 		}
 		c.SecurityGroups = append(c.SecurityGroups, ids...)
 		return nil
 	}},
-	{"eni_tags", parseTags},
-	{"min_pool_size", intField("min_pool_size", 0, -1, func(c *Config) *int { return &c.MinPoolSize })},
-	{"warm_pool_target", intField("warm_pool_target", 1, -1, func(c *Config) *int { return &c.WarmPoolTarget },
+	{"eni_tags", parseENITagsKey},
+	{"min_pool_size", cfgInt("min_pool_size", 0, -1, func(c *Config) *int { return &c.MinPoolSize })},
+	{"warm_pool_target", cfgInt("warm_pool_target", 1, -1, func(c *Config) *int { return &c.WarmPoolTarget },
 		"a zero warm target makes every pod wait for a cloud call, aws#1451")},
-	{"max_pool_size", intField("max_pool_size", 1, -1, func(c *Config) *int { return &c.MaxPoolSize })},
-	{"idle_ip_reclaim_after", durationField("idle_ip_reclaim_after", time.Second, func(c *Config) *time.Duration { return &c.IdleIPReclaimAfter })},
-	{"idle_ip_reclaim_batch_size", intField("idle_ip_reclaim_batch_size", 1, -1, func(c *Config) *int { return &c.IdleIPReclaimBatchSize })},
+	{"max_pool_size", cfgInt("max_pool_size", 1, -1, func(c *Config) *int { return &c.MaxPoolSize })},
+	{"idle_ip_reclaim_after", cfgDuration("idle_ip_reclaim_after", time.Second, func(c *Config) *time.Duration { return &c.IdleIPReclaimAfter })},
+	{"idle_ip_reclaim_batch_size", cfgInt("idle_ip_reclaim_batch_size", 1, -1, func(c *Config) *int { return &c.IdleIPReclaimBatchSize })},
 	{"idle_ip_reclaim_jitter_factor", func(c *Config, raw json.RawMessage) error {
 		f, err := strconv.ParseFloat(string(raw), 64)
-		if err != nil || !isNumber(raw) || f < 0 || f > 1 {
-			return keyErr("idle_ip_reclaim_jitter_factor", raw, "a number from 0 to 1")
+		if err != nil || !isJSONNumber(raw) || f < 0 || f > 1 {
+			return cfgKeyErr("idle_ip_reclaim_jitter_factor", raw, "a number from 0 to 1")
 		}
 		c.IdleIPReclaimJitterFactor = f + 0 // + 0: -0 is 0
 		return nil
 	}},
 	{"ip_stack", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("ip_stack", raw)
+		s, err := cfgString("ip_stack", raw)
 		switch {
 		case err != nil:
 			return err
 		case strings.EqualFold(s, "dual"):
 			return fmt.Errorf(`Backend.ip_stack: "dual": dual stack is not yet supported by weft's eni backend; expected %q`, IPStackIPv4)
 		case s != IPStackIPv4:
-			return keyErr("ip_stack", raw, fmt.Sprintf("%q (the only stack weft's eni backend supports yet)", IPStackIPv4))
+			return cfgKeyErr("ip_stack", raw, fmt.Sprintf("%q (the only stack weft's eni backend supports yet)", IPStackIPv4))
 		}
 		c.IPStack = s
 		return nil
 	}},
 	{"service_cidr", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("service_cidr", raw)
+		s, err := cfgString("service_cidr", raw)
 		if err != nil {
 			return err
 		}
 		p, perr := netip.ParsePrefix(s)
 		if perr != nil || !p.Addr().Is4() || p.Masked() != p {
-			return keyErr("service_cidr", raw, "an IPv4 prefix such as \"10.96.0.0/12\" (its network address, no host bits)")
+			return cfgKeyErr("service_cidr", raw, "an IPv4 prefix such as \"10.96.0.0/12\" (its network address, no host bits)")
 		}
 		c.ServiceCIDR = p
 		return nil
 	}},
 	{"cluster_id", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("cluster_id", raw)
+		s, err := cfgString("cluster_id", raw)
 		if err == nil {
 			if why := tagValueProblem(s); why != "" {
-				err = keyErr("cluster_id", raw, "a tag value: "+why)
+				err = cfgKeyErr("cluster_id", raw, "a tag value: "+why)
 			}
 		}
 		c.ClusterID = s
 		return err
 	}},
 	{"region_id", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("region_id", raw)
-		if err == nil && !validRegion(s) {
-			err = keyErr("region_id", raw, `a region id such as "cn-hangzhou"`)
+		s, err := cfgString("region_id", raw)
+		if err == nil && !validRegionID(s) {
+			err = cfgKeyErr("region_id", raw, `a region id such as "cn-hangzhou"`)
 		}
 		c.RegionID = s
 		return err
 	}},
 	{"vpc_id", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("vpc_id", raw)
-		if err == nil && !validID(s, "vpc-") {
-			err = keyErr("vpc_id", raw, "a VPC id (vpc-...)")
+		s, err := cfgString("vpc_id", raw)
+		if err == nil && !validCloudID(s, "vpc-") {
+			err = cfgKeyErr("vpc_id", raw, "a VPC id (vpc-...)")
 		}
 		c.VPCID = s
 		return err
 	}},
-	{"route_table_base", intField("route_table_base", MinRouteTableBase, MaxRouteTableBase, func(c *Config) *int { return &c.RouteTableBase },
+	{"route_table_base", cfgInt("route_table_base", MinRouteTableBase, MaxRouteTableBase, func(c *Config) *int { return &c.RouteTableBase },
 		"base + ifindex must stay above 255, clear of the tables default 253, main 254 and local 255, and within 32 bits")},
-	{"rule_priority_to_pod", intField("rule_priority_to_pod", 1, 32765, func(c *Config) *int { return &c.RulePriorityToPod },
+	{"rule_priority_to_pod", cfgInt("rule_priority_to_pod", 1, 32765, func(c *Config) *int { return &c.RulePriorityToPod },
 		"0 is the local table's rule, 32766 and 32767 main's and default's")},
-	{"rule_priority_from_pod", intField("rule_priority_from_pod", 1, 32765, func(c *Config) *int { return &c.RulePriorityFromPod },
+	{"rule_priority_from_pod", cfgInt("rule_priority_from_pod", 1, 32765, func(c *Config) *int { return &c.RulePriorityFromPod },
 		"0 is the local table's rule, 32766 and 32767 main's and default's")},
-	{"cooldown", durationField("cooldown", MinCooldown, func(c *Config) *time.Duration { return &c.Cooldown },
+	{"cooldown", cfgDuration("cooldown", MinCooldown, func(c *Config) *time.Duration { return &c.Cooldown },
 		"an address reused sooner broke the old pod's connections, aws#2492")},
-	{"checkpoint", pathField("checkpoint", 4096, func(c *Config) *string { return &c.Checkpoint })},
-	{"socket", pathField("socket", maxSocketPath, func(c *Config) *string { return &c.Socket })},
-	{"eni_gc_grace", durationField("eni_gc_grace", MinENIGCGrace, func(c *Config) *time.Duration { return &c.ENIGCGrace },
+	{"checkpoint", cfgPath("checkpoint", 4096, func(c *Config) *string { return &c.Checkpoint })},
+	{"socket", cfgPath("socket", maxUnixSocketPath, func(c *Config) *string { return &c.Socket })},
+	{"eni_gc_grace", cfgDuration("eni_gc_grace", MinENIGCGrace, func(c *Config) *time.Duration { return &c.ENIGCGrace },
 		"an ENI is Available between its creation and its attachment")},
 	{"mtu", func(c *Config, raw json.RawMessage) error {
 		n, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil || n != 0 && (n < MinMTU || n > MaxMTU) {
-			return keyErr("mtu", raw, fmt.Sprintf("0 (the ENI's) or an integer from %d to %d", MinMTU, MaxMTU))
+			return cfgKeyErr("mtu", raw, fmt.Sprintf("0 (the ENI's) or an integer from %d to %d", MinMTU, MaxMTU))
 		}
 		c.MTU = int(n)
 		return nil
 	}},
 	{"AccessKeyID", func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue("AccessKeyID", raw)
+		s, err := cfgString("AccessKeyID", raw)
 		c.AccessKeyID = s
 		return err
 	}},
@@ -316,14 +316,28 @@ var configFields = []field{
 	}},
 }
 
-// byKey finds a field by its key's lower-case spelling.
-var byKey = func() map[string]*field {
-	m := make(map[string]*field, len(configFields))
+// cfgFieldByKey finds a cfgField by its key's lower-case spelling.
+var cfgFieldByKey = func() map[string]*cfgField {
+	m := make(map[string]*cfgField, len(configFields))
 	for i := range configFields {
 		m[strings.ToLower(configFields[i].key)] = &configFields[i]
 	}
 	return m
 }()
+
+// terwayOnly are keys of Terway's eni_conf that weft's eni backend does not take. They are refused like any
+// unknown key, but say why and what to use instead.
+var terwayOnly = map[string]string{
+	"eni_tag_filter":           "weft manages only the ENIs it created and tagged itself (weft.io/cluster, weft.io/created-by)",
+	"ip_warm_up_size":          "the pool fills up to warm_pool_target from the start",
+	"idle_ip_reclaim_interval": "weft schedules each release itself, a jittered idle_ip_reclaim_after after the address fell idle",
+	"ip_pool_sync_period":      "weft reconciles on every change and resyncs on its own",
+	"enable_eni_trunking":      "trunk ENIs are not supported by weft's eni backend",
+	"enable_erdma":             "ERDMA ENIs are not supported by weft's eni backend",
+	"credential_path":          "give AccessKeyID and AccessKeySecret, or better, the instance's RAM role",
+	"access_key":               "the key id is spelled AccessKeyID here (or, better, use the instance's RAM role)",
+	"access_secret":            "the secret is spelled AccessKeySecret here (or, better, use the instance's RAM role)",
+}
 
 // KnownKeys are the keys ParseConfig accepts, in their canonical spelling.
 func KnownKeys() []string {
@@ -339,14 +353,18 @@ func KnownKeys() []string {
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	c := Defaults()
 	c.VSwitchPolicy = ""
-	members, err := objectMembers(raw)
+	members, err := jsonObjectMembers(raw)
 	if err != nil {
 		return Config{}, err
 	}
 	given := map[string]bool{}
 	var errs []error
 	for _, m := range members {
-		f, ok := byKey[strings.ToLower(m.key)]
+		f, ok := cfgFieldByKey[strings.ToLower(m.key)]
+		if why, terway := terwayOnly[strings.ToLower(m.key)]; !ok && terway {
+			errs = append(errs, fmt.Errorf("Backend.%s: a Terway key weft's eni backend does not take: %s", m.key, why))
+			continue
+		}
 		if !ok {
 			errs = append(errs, fmt.Errorf("Backend.%s: unknown key (a typo?); the eni backend knows %s", m.key, strings.Join(KnownKeys(), ", ")))
 			continue
@@ -369,7 +387,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	if c.VSwitchPolicy == "" {
 		c.VSwitchPolicy = PolicyRandom
 	}
-	c.SecurityGroups = dedupe(c.SecurityGroups)
+	c.SecurityGroups = dedupeStrings(c.SecurityGroups)
 	fitPoolDefaults(&c, given)
 	if err := c.check(); err != nil {
 		return Config{}, err
@@ -439,8 +457,8 @@ func (c Config) VSwitchesFor(zone string) []string {
 	return ids
 }
 
-// wire is the canonical JSON form of a Config (MarshalJSON), which ParseConfig reads back to the same Config.
-type wire struct {
+// configWire is the canonical JSON form of a Config (MarshalJSON), which ParseConfig reads back to the same Config.
+type configWire struct {
 	Type                      string              `json:"Type"`
 	VSwitches                 map[string][]string `json:"vswitches"`
 	VSwitchSelectionPolicy    string              `json:"vswitch_selection_policy"`
@@ -469,8 +487,8 @@ type wire struct {
 	AccessKeySecret           string              `json:"AccessKeySecret,omitempty"`
 }
 
-func (c Config) wire() wire {
-	w := wire{Type: Name, VSwitches: c.VSwitches, VSwitchSelectionPolicy: c.VSwitchPolicy, SecurityGroups: c.SecurityGroups,
+func (c Config) toWire() configWire {
+	w := configWire{Type: configType, VSwitches: c.VSwitches, VSwitchSelectionPolicy: c.VSwitchPolicy, SecurityGroups: c.SecurityGroups,
 		ENITags: c.ENITags, MinPoolSize: c.MinPoolSize, WarmPoolTarget: c.WarmPoolTarget, MaxPoolSize: c.MaxPoolSize,
 		IdleIPReclaimAfter: c.IdleIPReclaimAfter.String(), IdleIPReclaimBatchSize: c.IdleIPReclaimBatchSize,
 		IdleIPReclaimJitterFactor: c.IdleIPReclaimJitterFactor, IPStack: c.IPStack, ClusterID: c.ClusterID,
@@ -487,16 +505,16 @@ func (c Config) wire() wire {
 // MarshalJSON writes the Config as a Backend object with the canonical keys, which ParseConfig reads back to the
 // same Config. It is the configuration itself, so it holds the AccessKeySecret: log String() (or the Config
 // through fmt or slog), never this.
-func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.wire()) }
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.toWire()) }
 
-// redacted is what the secret reads as wherever a Config is printed.
-const redacted = "<redacted>"
+// secretMarker is what the secret reads as wherever a Config is printed.
+const secretMarker = "<redacted>"
 
 // String is the effective configuration for the log: canonical JSON with the AccessKeySecret redacted.
 func (c Config) String() string {
-	w := c.wire()
+	w := c.toWire()
 	if w.AccessKeySecret != "" {
-		w.AccessKeySecret = redacted
+		w.AccessKeySecret = secretMarker
 	}
 	var b strings.Builder
 	enc := json.NewEncoder(&b)
@@ -520,15 +538,15 @@ func (c Config) Format(f fmt.State, verb rune) {
 // LogValue is String, for slog.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// member is one key of a JSON object with its raw value.
-type member struct {
+// jsonMember is one key of a JSON object with its raw value.
+type jsonMember struct {
 	key   string
 	value json.RawMessage
 }
 
-// objectMembers splits a JSON object into its members in order, keeping duplicates (which encoding/json would
+// jsonObjectMembers splits a JSON object into its members in order, keeping duplicates (which encoding/json would
 // silently resolve to the last).
-func objectMembers(raw json.RawMessage) ([]member, error) {
+func jsonObjectMembers(raw json.RawMessage) ([]jsonMember, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil
 	}
@@ -547,7 +565,7 @@ func objectMembers(raw json.RawMessage) ([]member, error) {
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return nil, bad(fmt.Errorf("found %v", tok))
 	}
-	var ms []member
+	var ms []jsonMember
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -558,7 +576,7 @@ func objectMembers(raw json.RawMessage) ([]member, error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, bad(fmt.Errorf("value of %q: %v", key, err))
 		}
-		ms = append(ms, member{key, v})
+		ms = append(ms, jsonMember{key, v})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, bad(err)
@@ -569,14 +587,14 @@ func objectMembers(raw json.RawMessage) ([]member, error) {
 	return ms, nil
 }
 
-// keyErr is the error for a value of key that is not what was expected: it names the key and quotes the value
+// cfgKeyErr is the error for a value of key that is not what was expected: it names the key and quotes the value
 // (shortened).
-func keyErr(key string, raw json.RawMessage, expected string) error {
-	return fmt.Errorf("Backend.%s: %s: expected %s", key, quote(raw), expected)
+func cfgKeyErr(key string, raw json.RawMessage, expected string) error {
+	return fmt.Errorf("Backend.%s: %s: expected %s", key, quoteRaw(raw), expected)
 }
 
-// quote is a raw JSON value for an error message: compacted and shortened.
-func quote(raw json.RawMessage) string {
+// quoteRaw is a raw JSON value for an error message: compacted and shortened.
+func quoteRaw(raw json.RawMessage) string {
 	var b bytes.Buffer
 	if json.Compact(&b, raw) != nil {
 		b.Reset()
@@ -589,22 +607,22 @@ func quote(raw json.RawMessage) string {
 	return s
 }
 
-func stringValue(key string, raw json.RawMessage) (string, error) {
+func cfgString(key string, raw json.RawMessage) (string, error) {
 	var s string
 	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", keyErr(key, raw, "a string")
+		return "", cfgKeyErr(key, raw, "a string")
 	}
 	return s, nil
 }
 
-// isNumber: a JSON number, not a string strconv would also read ("Inf", "0x1p-2").
-func isNumber(raw json.RawMessage) bool {
+// isJSONNumber: a JSON number, not a string strconv would also read ("Inf", "0x1p-2").
+func isJSONNumber(raw json.RawMessage) bool {
 	var n json.Number
 	return raw[0] != '"' && json.Unmarshal(raw, &n) == nil
 }
 
-// intField reads an integer from lo to hi (hi < 0: no upper bound of its own, at most 2^31-1).
-func intField(key string, lo, hi int, at func(*Config) *int, why ...string) func(*Config, json.RawMessage) error {
+// cfgInt reads an integer from lo to hi (hi < 0: no upper bound of its own, at most 2^31-1).
+func cfgInt(key string, lo, hi int, at func(*Config) *int, why ...string) func(*Config, json.RawMessage) error {
 	expected := fmt.Sprintf("an integer from %d to %d", lo, hi)
 	if hi < 0 { // no bound of its own: an int32
 		hi, expected = math.MaxInt32, fmt.Sprintf("an integer >= %d", lo)
@@ -615,50 +633,50 @@ func intField(key string, lo, hi int, at func(*Config) *int, why ...string) func
 	return func(c *Config, raw json.RawMessage) error {
 		n, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil || n < int64(lo) || n > int64(hi) {
-			return keyErr(key, raw, expected)
+			return cfgKeyErr(key, raw, expected)
 		}
 		*at(c) = int(n)
 		return nil
 	}
 }
 
-func durationField(key string, least time.Duration, at func(*Config) *time.Duration, why ...string) func(*Config, json.RawMessage) error {
+func cfgDuration(key string, least time.Duration, at func(*Config) *time.Duration, why ...string) func(*Config, json.RawMessage) error {
 	expected := fmt.Sprintf("a duration such as %q of at least %v", "10m", least)
 	if len(why) > 0 {
 		expected += " (" + why[0] + ")"
 	}
 	return func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue(key, raw)
+		s, err := cfgString(key, raw)
 		if err != nil {
-			return keyErr(key, raw, expected)
+			return cfgKeyErr(key, raw, expected)
 		}
 		d, err := time.ParseDuration(s)
 		if err != nil || d < least {
-			return keyErr(key, raw, expected)
+			return cfgKeyErr(key, raw, expected)
 		}
 		*at(c) = d
 		return nil
 	}
 }
 
-func pathField(key string, longest int, at func(*Config) *string) func(*Config, json.RawMessage) error {
+func cfgPath(key string, longest int, at func(*Config) *string) func(*Config, json.RawMessage) error {
 	return func(c *Config, raw json.RawMessage) error {
-		s, err := stringValue(key, raw)
+		s, err := cfgString(key, raw)
 		if err != nil {
 			return err
 		}
 		if !filepath.IsAbs(s) || filepath.Clean(s) != s || s == "/" || len(s) > longest || strings.ContainsRune(s, 0) {
-			return keyErr(key, raw, fmt.Sprintf("an absolute, clean file path of at most %d bytes", longest))
+			return cfgKeyErr(key, raw, fmt.Sprintf("an absolute, clean file path of at most %d bytes", longest))
 		}
 		*at(c) = s
 		return nil
 	}
 }
 
-func parseVSwitches(c *Config, raw json.RawMessage) error {
+func parseVSwitchesKey(c *Config, raw json.RawMessage) error {
 	var byZone map[string][]string
 	if raw[0] != '{' || json.Unmarshal(raw, &byZone) != nil {
-		return keyErr("vswitches", raw, `an object of zone -> vSwitch ids: {"cn-hangzhou-h": ["vsw-..."]}`)
+		return cfgKeyErr("vswitches", raw, `an object of zone -> vSwitch ids: {"cn-hangzhou-h": ["vsw-..."]}`)
 	}
 	zoneOf := map[string]string{}
 	out := make(map[string][]string, len(byZone))
@@ -668,19 +686,19 @@ func parseVSwitches(c *Config, raw json.RawMessage) error {
 	}
 	sort.Strings(zones) // the same error for the same input
 	for _, z := range zones {
-		if !validRegion(z) {
-			return keyErr("vswitches", raw, fmt.Sprintf(`zone ids such as "cn-hangzhou-h" as keys, not %q`, z))
+		if !validRegionID(z) {
+			return cfgKeyErr("vswitches", raw, fmt.Sprintf(`zone ids such as "cn-hangzhou-h" as keys, not %q`, z))
 		}
 		for _, id := range byZone[z] {
-			if !validID(id, "vsw-") {
-				return keyErr("vswitches", raw, fmt.Sprintf("vSwitch ids (vsw-...), not %q in zone %s", id, z))
+			if !validCloudID(id, "vsw-") {
+				return cfgKeyErr("vswitches", raw, fmt.Sprintf("vSwitch ids (vsw-...), not %q in zone %s", id, z))
 			}
 			if other, seen := zoneOf[id]; seen && other != z {
-				return keyErr("vswitches", raw, fmt.Sprintf("each vSwitch in one zone only, not %s in %s and %s", id, other, z))
+				return cfgKeyErr("vswitches", raw, fmt.Sprintf("each vSwitch in one zone only, not %s in %s and %s", id, other, z))
 			}
 			zoneOf[id] = z
 		}
-		if ids := dedupe(byZone[z]); len(ids) > 0 {
+		if ids := dedupeStrings(byZone[z]); len(ids) > 0 {
 			out[z] = ids
 		}
 	}
@@ -691,13 +709,13 @@ func parseVSwitches(c *Config, raw json.RawMessage) error {
 	return nil
 }
 
-func parseTags(c *Config, raw json.RawMessage) error {
+func parseENITagsKey(c *Config, raw json.RawMessage) error {
 	var tags map[string]string
 	if raw[0] != '{' || json.Unmarshal(raw, &tags) != nil {
-		return keyErr("eni_tags", raw, `an object of tag key -> value: {"team": "net"}`)
+		return cfgKeyErr("eni_tags", raw, `an object of tag key -> value: {"team": "net"}`)
 	}
 	if len(tags) > MaxENITags {
-		return keyErr("eni_tags", raw, fmt.Sprintf("at most %d tags (an ENI carries 20, weft's own take 4)", MaxENITags))
+		return cfgKeyErr("eni_tags", raw, fmt.Sprintf("at most %d tags (an ENI carries 20, weft's own take 4)", MaxENITags))
 	}
 	keys := make([]string, 0, len(tags))
 	for k := range tags {
@@ -706,13 +724,13 @@ func parseTags(c *Config, raw json.RawMessage) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if strings.HasPrefix(strings.ToLower(k), ReservedTagPrefix) {
-			return keyErr("eni_tags", raw, fmt.Sprintf("tag keys outside weft's own prefix %s, not %q", ReservedTagPrefix, k))
+			return cfgKeyErr("eni_tags", raw, fmt.Sprintf("tag keys outside weft's own prefix %s, not %q", ReservedTagPrefix, k))
 		}
 		if why := tagKeyProblem(k); why != "" {
-			return keyErr("eni_tags", raw, fmt.Sprintf("valid tag keys: %q %s", k, why))
+			return cfgKeyErr("eni_tags", raw, fmt.Sprintf("valid tag keys: %q %s", k, why))
 		}
 		if why := tagValueProblem(tags[k]); why != "" {
-			return keyErr("eni_tags", raw, fmt.Sprintf("valid tag values: the value of %q %s", k, why))
+			return cfgKeyErr("eni_tags", raw, fmt.Sprintf("valid tag values: the value of %q %s", k, why))
 		}
 	}
 	if len(tags) == 0 {
@@ -754,9 +772,9 @@ func tagValueProblem(v string) string {
 	return ""
 }
 
-// validID: prefix followed by at least one lower-case letter or digit, as Alibaba Cloud spells its ids
+// validCloudID: prefix followed by at least one lower-case letter or digit, as Alibaba Cloud spells its ids
 // (vsw-bp1..., sg-bp1..., vpc-bp1...).
-func validID(s, prefix string) bool {
+func validCloudID(s, prefix string) bool {
 	rest, ok := strings.CutPrefix(s, prefix)
 	if !ok || rest == "" || len(s) > 64 {
 		return false
@@ -769,9 +787,9 @@ func validID(s, prefix string) bool {
 	return true
 }
 
-// validRegion: a region or zone id such as cn-hangzhou or cn-hangzhou-h: lower-case letters, digits and inner
+// validRegionID: a region or zone id such as cn-hangzhou or cn-hangzhou-h: lower-case letters, digits and inner
 // dashes.
-func validRegion(s string) bool {
+func validRegionID(s string) bool {
 	if s == "" || len(s) > 64 || s[0] == '-' || s[len(s)-1] == '-' {
 		return false
 	}
@@ -783,8 +801,8 @@ func validRegion(s string) bool {
 	return true
 }
 
-// dedupe keeps the first of each value, in order; nil when none.
-func dedupe(ss []string) []string {
+// dedupeStrings keeps the first of each value, in order; nil when none.
+func dedupeStrings(ss []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, s := range ss {

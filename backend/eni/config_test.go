@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-func readTestdata(t testing.TB, name string) json.RawMessage {
+func readConfigTestdata(t testing.TB, name string) json.RawMessage {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -25,7 +25,7 @@ func readTestdata(t testing.TB, name string) json.RawMessage {
 }
 
 func TestParseConfigFull(t *testing.T) {
-	c, err := ParseConfig(readTestdata(t, "full.json"))
+	c, err := ParseConfig(readConfigTestdata(t, "full.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +43,12 @@ func TestParseConfigFull(t *testing.T) {
 		AccessKeyID: "LTAIexample", AccessKeySecret: "s3cr3t-value",
 	}
 	if !reflect.DeepEqual(c, want) {
-		t.Fatalf("got\n%#v\nwant\n%#v", c.wire(), want.wire())
+		t.Fatalf("got\n%#v\nwant\n%#v", c.toWire(), want.toWire())
 	}
 }
 
 func TestParseConfigMinimalTakesDefaults(t *testing.T) {
-	c, err := ParseConfig(readTestdata(t, "minimal.json"))
+	c, err := ParseConfig(readConfigTestdata(t, "minimal.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestParseConfigMinimalTakesDefaults(t *testing.T) {
 
 // A Terway eni_conf (its chart's pool sizes, min 0 and max 5) carries over as it is.
 func TestParseConfigTerway(t *testing.T) {
-	c, err := ParseConfig(readTestdata(t, "terway.json"))
+	c, err := ParseConfig(readConfigTestdata(t, "terway.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +82,11 @@ func TestParseConfigTerway(t *testing.T) {
 	}
 }
 
-// withKeys is minimal.json with the members of extra added (or replaced).
-func withKeys(t testing.TB, extra string) json.RawMessage {
+// configWith is minimal.json with the members of extra added (or replaced).
+func configWith(t testing.TB, extra string) json.RawMessage {
 	t.Helper()
 	base := map[string]json.RawMessage{}
-	if err := json.Unmarshal(readTestdata(t, "minimal.json"), &base); err != nil {
+	if err := json.Unmarshal(readConfigTestdata(t, "minimal.json"), &base); err != nil {
 		t.Fatal(err)
 	}
 	add := map[string]json.RawMessage{}
@@ -100,16 +100,16 @@ func withKeys(t testing.TB, extra string) json.RawMessage {
 	return b
 }
 
-// keyCase is one value of one key: check, when the value is accepted, says whether the Config is right; when it
+// configKeyCase is one value of one key: check, when the value is accepted, says whether the Config is right; when it
 // is refused, the error must contain every one of errHas.
-type keyCase struct {
+type configKeyCase struct {
 	key    string
 	value  string
 	check  func(Config) bool
 	errHas []string
 }
 
-var keyCases = []keyCase{
+var configKeyCases = []configKeyCase{
 	{key: "Type", value: `"eni"`, check: func(c Config) bool { return true }},
 	{key: "Type", value: `"vxlan"`, errHas: []string{`Backend.Type: "vxlan": expected "eni"`}},
 	{key: "Type", value: `3`, errHas: []string{"Backend.Type: 3: expected a string"}},
@@ -240,9 +240,9 @@ var keyCases = []keyCase{
 }
 
 func TestParseConfigKeys(t *testing.T) {
-	for _, kc := range keyCases {
+	for _, kc := range configKeyCases {
 		t.Run(kc.key+"="+kc.value[:min(len(kc.value), 30)], func(t *testing.T) {
-			c, err := ParseConfig(withKeys(t, fmt.Sprintf(`{%q:%s}`, kc.key, kc.value)))
+			c, err := ParseConfig(configWith(t, fmt.Sprintf(`{%q:%s}`, kc.key, kc.value)))
 			if kc.check != nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -270,10 +270,10 @@ func TestParseConfigKeys(t *testing.T) {
 	}
 }
 
-// Every key the parser knows has a value that is accepted and one that is refused in keyCases.
+// Every key the parser knows has a value that is accepted and one that is refused in configKeyCases.
 func TestKeyCasesCoverEveryKey(t *testing.T) {
 	ok, bad := map[string]bool{}, map[string]bool{}
-	for _, kc := range keyCases {
+	for _, kc := range configKeyCases {
 		if kc.check != nil {
 			ok[kc.key] = true
 		} else {
@@ -282,29 +282,42 @@ func TestKeyCasesCoverEveryKey(t *testing.T) {
 	}
 	for _, k := range KnownKeys() {
 		if !bad[k] {
-			t.Errorf("no refused value of %s in keyCases", k)
+			t.Errorf("no refused value of %s in configKeyCases", k)
 		}
 		if !ok[k] && k != "AccessKeyID" && k != "AccessKeySecret" { // those two only in pairs: TestParseConfigFull
-			t.Errorf("no accepted value of %s in keyCases", k)
+			t.Errorf("no accepted value of %s in configKeyCases", k)
 		}
 	}
 }
 
 func TestParseConfigUnknownKey(t *testing.T) {
-	_, err := ParseConfig(withKeys(t, `{"max_pool_szie":5,"eni_tag_filter":{}}`))
+	_, err := ParseConfig(configWith(t, `{"max_pool_szie":5,"min_pool_sise":1}`))
 	if err == nil {
 		t.Fatal("accepted a typo")
 	}
-	for _, s := range []string{"Backend.max_pool_szie: unknown key", "Backend.eni_tag_filter: unknown key", "max_pool_size", "vswitch_selection_policy", "AccessKeySecret"} {
+	for _, s := range []string{"Backend.max_pool_szie: unknown key", "Backend.min_pool_sise: unknown key", "max_pool_size", "vswitch_selection_policy", "AccessKeySecret"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not contain %q", err, s)
 		}
 	}
 }
 
+// Terway's keys that weft does not take are refused with the reason, never with the value (access_secret).
+func TestParseConfigTerwayOnlyKeys(t *testing.T) {
+	for k := range terwayOnly {
+		_, err := ParseConfig(configWith(t, fmt.Sprintf(`{%q:"hush-hush"}`, k)))
+		if err == nil || !strings.Contains(err.Error(), "Backend."+k+": a Terway key weft's eni backend does not take: ") {
+			t.Errorf("%s: %v", k, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "hush-hush") {
+			t.Errorf("%s: the error shows the value: %v", k, err)
+		}
+	}
+}
+
 // Keys match regardless of case, as encoding/json matches ali-vpc's; one key spelled twice is refused.
 func TestParseConfigKeyCase(t *testing.T) {
-	c, err := ParseConfig(withKeys(t, `{"MAX_POOL_SIZE":20,"accesskeyid":"LTAI","ACCESSKEYSECRET":"hush-hush"}`))
+	c, err := ParseConfig(configWith(t, `{"MAX_POOL_SIZE":20,"accesskeyid":"LTAI","ACCESSKEYSECRET":"hush-hush"}`))
 	if err != nil || c.MaxPoolSize != 20 || c.AccessKeyID != "LTAI" || c.AccessKeySecret != "hush-hush" {
 		t.Fatalf("%v %v", c, err)
 	}
@@ -338,7 +351,7 @@ func TestParseConfigNotAnObject(t *testing.T) {
 
 // Every problem is reported at once, not one per restart.
 func TestParseConfigReportsAllProblems(t *testing.T) {
-	_, err := ParseConfig(withKeys(t, `{"min_pool_size":-1,"cooldown":"1s","bogus":1}`))
+	_, err := ParseConfig(configWith(t, `{"min_pool_size":-1,"cooldown":"1s","bogus":1}`))
 	for _, s := range []string{"Backend.min_pool_size", "Backend.cooldown", "Backend.bogus"} {
 		if err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("error %v does not name %s", err, s)
@@ -356,7 +369,7 @@ func TestParseConfigPoolCrossChecks(t *testing.T) {
 		`{"warm_pool_target":1}`:                                        "", // min follows: 1
 		`{"min_pool_size":4,"warm_pool_target":4,"max_pool_size":4000}`: "",
 	} {
-		c, err := ParseConfig(withKeys(t, extra))
+		c, err := ParseConfig(configWith(t, extra))
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("%s: %v", extra, err)
@@ -366,7 +379,7 @@ func TestParseConfigPoolCrossChecks(t *testing.T) {
 			t.Errorf("%s: %v, want %q", extra, err, want)
 		}
 	}
-	c, _ := ParseConfig(withKeys(t, `{"min_pool_size":20}`))
+	c, _ := ParseConfig(configWith(t, `{"min_pool_size":20}`))
 	if c.MinPoolSize != 20 || c.WarmPoolTarget != 20 || c.MaxPoolSize != 20 {
 		t.Errorf("min 20 alone: %d/%d/%d, want 20/20/20", c.MinPoolSize, c.WarmPoolTarget, c.MaxPoolSize)
 	}
@@ -374,7 +387,7 @@ func TestParseConfigPoolCrossChecks(t *testing.T) {
 
 // The secret is never printed: not by any fmt verb, not by slog, not in an error.
 func TestConfigNeverPrintsTheSecret(t *testing.T) {
-	c, err := ParseConfig(readTestdata(t, "full.json"))
+	c, err := ParseConfig(readConfigTestdata(t, "full.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +417,7 @@ func TestConfigNeverPrintsTheSecret(t *testing.T) {
 // MarshalJSON is the configuration itself, read back to the same Config.
 func TestConfigMarshalRoundTrip(t *testing.T) {
 	for _, name := range []string{"full.json", "minimal.json", "terway.json"} {
-		c, err := ParseConfig(readTestdata(t, name))
+		c, err := ParseConfig(readConfigTestdata(t, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +433,7 @@ func TestConfigMarshalRoundTrip(t *testing.T) {
 }
 
 func TestVSwitchesFor(t *testing.T) {
-	c, err := ParseConfig(withKeys(t, `{"vswitches":{"z-a":["vsw-1","vsw-2","vsw-3","vsw-4","vsw-5","vsw-6"],"z-b":["vsw-9"]},"vswitch_selection_policy":"ordered"}`))
+	c, err := ParseConfig(configWith(t, `{"vswitches":{"z-a":["vsw-1","vsw-2","vsw-3","vsw-4","vsw-5","vsw-6"],"z-b":["vsw-9"]},"vswitch_selection_policy":"ordered"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,10 +468,10 @@ func TestVSwitchesFor(t *testing.T) {
 
 func FuzzParseConfig(f *testing.F) {
 	for _, name := range []string{"full.json", "minimal.json", "terway.json"} {
-		f.Add(string(readTestdata(f, name)))
+		f.Add(string(readConfigTestdata(f, name)))
 	}
-	for _, kc := range keyCases {
-		f.Add(string(withKeys(f, fmt.Sprintf(`{%q:%s}`, kc.key, kc.value))))
+	for _, kc := range configKeyCases {
+		f.Add(string(configWith(f, fmt.Sprintf(`{%q:%s}`, kc.key, kc.value))))
 	}
 	f.Add(`{"TYPE":"eni","VSwitches":{"cn-a":["vsw-1"]},"Security_Groups":["sg-1"],"security_group":"sg-1","eni_tags":{}}`)
 	f.Add(`{"vswitches":{"cn-a":["vsw-1"]},"security_groups":["sg-1"],"min_pool_size":0,"max_pool_size":1,"idle_ip_reclaim_jitter_factor":-0}`)

@@ -58,8 +58,8 @@ const (
 	AnnotationMaxAvailableIP = "k8s.aliyun.com/max-available-ip"
 	// AnnotationMaxPods is the same figure under weft's own name.
 	AnnotationMaxPods = "weft.io/eni-max-pods"
-	// conditionPrefix starts the message of every condition weft writes, telling it from another writer's.
-	conditionPrefix = "weft: "
+	// eniConditionPrefix starts the message of every condition weft writes, telling it from another writer's.
+	eniConditionPrefix = "weft: "
 )
 
 // NodeStatus publishes the node's readiness and capacity.
@@ -184,8 +184,8 @@ func (s *KubeNodeStatus) patch(ctx context.Context, what string, body map[string
 	return nil
 }
 
-// networkCondition is the NetworkUnavailable condition SetNetworkReady wants (times not set).
-func networkCondition(ready bool, reason, message string) corev1.NodeCondition {
+// eniNetworkCondition is the NetworkUnavailable condition SetNetworkReady wants (times not set).
+func eniNetworkCondition(ready bool, reason, message string) corev1.NodeCondition {
 	c := corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue, Reason: reason}
 	switch {
 	case ready:
@@ -202,8 +202,8 @@ func networkCondition(ready bool, reason, message string) corev1.NodeCondition {
 			message = "no address can be served to a pod on this node"
 		}
 	}
-	if !strings.HasPrefix(message, conditionPrefix) {
-		message = conditionPrefix + message
+	if !strings.HasPrefix(message, eniConditionPrefix) {
+		message = eniConditionPrefix + message
 	}
 	c.Message = message
 	return c
@@ -216,7 +216,7 @@ func (s *KubeNodeStatus) SetNetworkReady(ctx context.Context, ready bool, reason
 	if err := s.refresh(ctx); err != nil {
 		return err
 	}
-	want := networkCondition(ready, reason, message)
+	want := eniNetworkCondition(ready, reason, message)
 	if c := s.cond; c != nil && c.Status == want.Status && c.Reason == want.Reason && c.Message == want.Message {
 		return nil
 	}
@@ -364,7 +364,9 @@ func NewPods(client kubernetes.Interface, node string) *KubePods {
 func (p *KubePods) Start(ctx context.Context) { p.factory.Start(ctx.Done()) }
 
 // WaitForSync waits until Synced or ctx ends (its error then).
-func (p *KubePods) WaitForSync(ctx context.Context) error { return waitSynced(ctx, p.informer, "pod") }
+func (p *KubePods) WaitForSync(ctx context.Context) error {
+	return waitInformerSynced(ctx, p.informer, "pod")
+}
 
 // Synced implements Pods.
 func (p *KubePods) Synced() bool { return p.informer.HasSynced() }
@@ -376,15 +378,15 @@ func (p *KubePods) Live() map[PodKey]bool {
 	}
 	live := map[PodKey]bool{}
 	for _, obj := range p.informer.GetStore().List() {
-		if pod, ok := obj.(*corev1.Pod); ok && isLive(pod) {
+		if pod, ok := obj.(*corev1.Pod); ok && isLivePod(pod) {
 			live[PodKey{pod.Namespace, pod.Name}] = true
 		}
 	}
 	return live
 }
 
-// isLive: a pod that may hold an address from the pool.
-func isLive(p *corev1.Pod) bool {
+// isLivePod: a pod that may hold an address from the pool.
+func isLivePod(p *corev1.Pod) bool {
 	return !p.Spec.HostNetwork && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
 }
 
@@ -438,7 +440,7 @@ func (n *KubeNodes) Start(ctx context.Context) { n.factory.Start(ctx.Done()) }
 
 // WaitForSync waits until Synced or ctx ends (its error then).
 func (n *KubeNodes) WaitForSync(ctx context.Context) error {
-	return waitSynced(ctx, n.informer, "node")
+	return waitInformerSynced(ctx, n.informer, "node")
 }
 
 // Synced implements Nodes.
@@ -471,7 +473,7 @@ func TrimNode(obj any) (any, error) {
 	}, nil
 }
 
-func waitSynced(ctx context.Context, inf cache.SharedIndexInformer, what string) error {
+func waitInformerSynced(ctx context.Context, inf cache.SharedIndexInformer, what string) error {
 	if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return nil
 	}

@@ -26,30 +26,32 @@ import (
 	"github.com/weftnet/weft/internal/testenv"
 )
 
-// clock is a settable clock for the tests.
-type clock struct {
+// kubeTestClock is a settable clock for the tests.
+type kubeTestClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)} }
-func (c *clock) Now() time.Time {
+func newKubeTestClock() *kubeTestClock {
+	return &kubeTestClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+}
+func (c *kubeTestClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
-func (c *clock) Add(d time.Duration) {
+func (c *kubeTestClock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
 
-func fakeNode(name string, ann map[string]string, conds ...corev1.NodeCondition) *corev1.Node {
+func kubeTestNode(name string, ann map[string]string, conds ...corev1.NodeCondition) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}, Status: corev1.NodeStatus{Conditions: conds}}
 }
 
-// writes are the patches sent to nodes/status since the last call, as decoded JSON.
-func writes(t *testing.T, c *fake.Clientset) []map[string]any {
+// statusPatches are the patches sent to nodes/status since the last call, as decoded JSON.
+func statusPatches(t *testing.T, c *fake.Clientset) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, a := range c.Actions() {
@@ -72,7 +74,7 @@ func writes(t *testing.T, c *fake.Clientset) []map[string]any {
 	return out
 }
 
-func gets(c *fake.Clientset) int {
+func nodeGets(c *fake.Clientset) int {
 	n := 0
 	for _, a := range c.Actions() {
 		if a.GetVerb() == "get" {
@@ -82,7 +84,7 @@ func gets(c *fake.Clientset) int {
 	return n
 }
 
-func patchedCondition(t *testing.T, w map[string]any) map[string]any {
+func patchedNodeCondition(t *testing.T, w map[string]any) map[string]any {
 	t.Helper()
 	conds, _ := w["status"].(map[string]any)["conditions"].([]any)
 	if len(w) != 1 || len(conds) != 1 {
@@ -91,7 +93,7 @@ func patchedCondition(t *testing.T, w map[string]any) map[string]any {
 	return conds[0].(map[string]any)
 }
 
-func nodeCondition(t *testing.T, c *fake.Clientset, name string) corev1.NodeCondition {
+func fakeNodeCondition(t *testing.T, c *fake.Clientset, name string) corev1.NodeCondition {
 	t.Helper()
 	n, err := c.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -111,25 +113,25 @@ func nodeCondition(t *testing.T, c *fake.Clientset, name string) corev1.NodeCond
 
 func TestNodeStatusCondition(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
+	clk := newKubeTestClock()
 	other := corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory"}
-	c := fake.NewClientset(fakeNode("n1", nil, other))
+	c := fake.NewClientset(kubeTestNode("n1", nil, other))
 	s := NewNodeStatus(c, "n1")
 	s.Now = clk.Now
 
 	if err := s.SetNetworkReady(ctx, false, "NoVSwitchAddress", "vSwitch vsw-1 has no free address"); err != nil {
 		t.Fatal(err)
 	}
-	w := writes(t, c)
+	w := statusPatches(t, c)
 	if len(w) != 1 {
-		t.Fatalf("writes %v, want one patch", w)
+		t.Fatalf("patches %v, want one patch", w)
 	}
 	t0 := clk.Now().Format(time.RFC3339)
-	if got, want := patchedCondition(t, w[0]), map[string]any{"type": "NetworkUnavailable", "status": "True", "reason": "NoVSwitchAddress",
+	if got, want := patchedNodeCondition(t, w[0]), map[string]any{"type": "NetworkUnavailable", "status": "True", "reason": "NoVSwitchAddress",
 		"message": "weft: vSwitch vsw-1 has no free address", "lastHeartbeatTime": t0, "lastTransitionTime": t0}; !maps.Equal(got, want) {
 		t.Fatalf("patched condition %v, want %v", got, want)
 	}
-	if cd := nodeCondition(t, c, "n1"); cd.Status != corev1.ConditionTrue || cd.Reason != "NoVSwitchAddress" {
+	if cd := fakeNodeCondition(t, c, "n1"); cd.Status != corev1.ConditionTrue || cd.Reason != "NoVSwitchAddress" {
 		t.Fatalf("node condition %+v", cd)
 	}
 	c.ClearActions()
@@ -150,14 +152,14 @@ func TestNodeStatusCondition(t *testing.T) {
 	if err := s.SetNetworkReady(ctx, false, "NoVSwitchAddress", "vSwitch vsw-1 and vsw-2 have no free address"); err != nil {
 		t.Fatal(err)
 	}
-	w = writes(t, c)
+	w = statusPatches(t, c)
 	if len(w) != 1 {
-		t.Fatalf("writes %v", w)
+		t.Fatalf("patches %v", w)
 	}
-	if _, ok := patchedCondition(t, w[0])["lastTransitionTime"]; ok {
+	if _, ok := patchedNodeCondition(t, w[0])["lastTransitionTime"]; ok {
 		t.Errorf("a new message is no transition: %v", w[0])
 	}
-	if cd := nodeCondition(t, c, "n1"); cd.LastTransitionTime.UTC().Format(time.RFC3339) != t0 || !strings.Contains(cd.Message, "vsw-2") {
+	if cd := fakeNodeCondition(t, c, "n1"); cd.LastTransitionTime.UTC().Format(time.RFC3339) != t0 || !strings.Contains(cd.Message, "vsw-2") {
 		t.Errorf("after a new message: %+v, want the transition time %s kept", cd, t0)
 	}
 	c.ClearActions()
@@ -167,11 +169,11 @@ func TestNodeStatusCondition(t *testing.T) {
 	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	w = writes(t, c)
+	w = statusPatches(t, c)
 	if len(w) != 1 {
-		t.Fatalf("writes %v", w)
+		t.Fatalf("patches %v", w)
 	}
-	got := patchedCondition(t, w[0])
+	got := patchedNodeCondition(t, w[0])
 	if got["status"] != "False" || got["reason"] != ReasonReady || got["lastTransitionTime"] != clk.Now().Format(time.RFC3339) ||
 		!strings.HasPrefix(got["message"].(string), "weft: ") {
 		t.Fatalf("ready patch %v", got)
@@ -196,13 +198,13 @@ func TestNodeStatusCondition(t *testing.T) {
 	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if g := gets(c); g != 1 {
+	if g := nodeGets(c); g != 1 {
 		t.Fatalf("%d reads at the resync, want 1", g)
 	}
-	if w := writes(t, c); len(w) != 1 {
-		t.Fatalf("writes %v, want the repair", w)
+	if w := statusPatches(t, c); len(w) != 1 {
+		t.Fatalf("patches %v, want the repair", w)
 	}
-	if cd := nodeCondition(t, c, "n1"); cd.Status != corev1.ConditionFalse || cd.Reason != ReasonReady {
+	if cd := fakeNodeCondition(t, c, "n1"); cd.Status != corev1.ConditionFalse || cd.Reason != ReasonReady {
 		t.Fatalf("after the repair: %+v", cd)
 	}
 }
@@ -210,7 +212,7 @@ func TestNodeStatusCondition(t *testing.T) {
 // A new KubeNodeStatus (weftd restarted) reads the node first and writes nothing when it already says so.
 func TestNodeStatusAfterRestart(t *testing.T) {
 	ctx := context.Background()
-	c := fake.NewClientset(fakeNode("n1", map[string]string{AnnotationMaxAvailableIP: "12", AnnotationMaxPods: "12"}))
+	c := fake.NewClientset(kubeTestNode("n1", map[string]string{AnnotationMaxAvailableIP: "12", AnnotationMaxPods: "12"}))
 	first := NewNodeStatus(c, "n1")
 	if err := first.SetNetworkReady(ctx, true, "", ""); err != nil {
 		t.Fatal(err)
@@ -223,29 +225,29 @@ func TestNodeStatusAfterRestart(t *testing.T) {
 	if err := again.SetCapacity(ctx, 12); err != nil {
 		t.Fatal(err)
 	}
-	if w := writes(t, c); len(w) != 0 {
-		t.Fatalf("writes %v after a restart in the same state", w)
+	if w := statusPatches(t, c); len(w) != 0 {
+		t.Fatalf("patches %v after a restart in the same state", w)
 	}
 	// Not ready with no reason: ReasonNotReady.
 	if err := again.SetNetworkReady(ctx, false, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if cd := nodeCondition(t, c, "n1"); cd.Status != corev1.ConditionTrue || cd.Reason != ReasonNotReady {
+	if cd := fakeNodeCondition(t, c, "n1"); cd.Status != corev1.ConditionTrue || cd.Reason != ReasonNotReady {
 		t.Fatalf("%+v", cd)
 	}
 }
 
 func TestNodeStatusCapacity(t *testing.T) {
 	ctx := context.Background()
-	c := fake.NewClientset(fakeNode("n1", map[string]string{"other": "kept", AnnotationMaxPods: "3"}))
+	c := fake.NewClientset(kubeTestNode("n1", map[string]string{"other": "kept", AnnotationMaxPods: "3"}))
 	s := NewNodeStatus(c, "n1")
 	if err := s.SetCapacity(ctx, 12); err != nil {
 		t.Fatal(err)
 	}
-	w := writes(t, c)
+	w := statusPatches(t, c)
 	want := map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationMaxAvailableIP: "12", AnnotationMaxPods: "12"}}}
 	if len(w) != 1 || !reflect.DeepEqual(w[0], want) {
-		t.Fatalf("writes %v, want %v", w, want)
+		t.Fatalf("patches %v, want %v", w, want)
 	}
 	n, _ := c.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
 	if !maps.Equal(n.Annotations, map[string]string{"other": "kept", AnnotationMaxAvailableIP: "12", AnnotationMaxPods: "12"}) {
@@ -258,8 +260,8 @@ func TestNodeStatusCapacity(t *testing.T) {
 	if err := s.SetCapacity(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	if w := writes(t, c); len(w) != 1 {
-		t.Fatalf("writes %v", w)
+	if w := statusPatches(t, c); len(w) != 1 {
+		t.Fatalf("patches %v", w)
 	}
 	if err := s.SetCapacity(ctx, -1); err == nil || !strings.Contains(err.Error(), "-1") {
 		t.Fatalf("negative capacity: %v", err)
@@ -269,7 +271,7 @@ func TestNodeStatusCapacity(t *testing.T) {
 // A failed patch is reported, and the node is read again before the next decision.
 func TestNodeStatusPatchFailure(t *testing.T) {
 	ctx := context.Background()
-	c := fake.NewClientset(fakeNode("n1", nil))
+	c := fake.NewClientset(kubeTestNode("n1", nil))
 	fail := true
 	c.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if fail {
@@ -287,10 +289,10 @@ func TestNodeStatusPatchFailure(t *testing.T) {
 	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if g := gets(c); g != 1 {
+	if g := nodeGets(c); g != 1 {
 		t.Fatalf("%d reads after a failed patch, want 1", g)
 	}
-	if cd := nodeCondition(t, c, "n1"); cd.Reason != ReasonReady {
+	if cd := fakeNodeCondition(t, c, "n1"); cd.Reason != ReasonReady {
 		t.Fatalf("%+v", cd)
 	}
 	if err := NewNodeStatus(c, "absent").SetCapacity(ctx, 1); err == nil || !strings.Contains(err.Error(), `read node "absent"`) {
@@ -298,7 +300,7 @@ func TestNodeStatusPatchFailure(t *testing.T) {
 	}
 }
 
-func drain(ch chan string) []string {
+func drainEvents(ch chan string) []string {
 	var out []string
 	for {
 		select {
@@ -315,13 +317,13 @@ func drain(ch chan string) []string {
 func TestEventsDedupe(t *testing.T) {
 	rec := record.NewFakeRecorder(10000)
 	e := newEvents(rec, "n1", nil)
-	clk := newClock()
+	clk := newKubeTestClock()
 	e.Now = clk.Now
 	for range 3600 {
 		e.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free address", "vsw-1")
 		clk.Add(time.Second)
 	}
-	got := drain(rec.Events)
+	got := drainEvents(rec.Events)
 	if len(got) != 6 { // at 0, 10, 20, 30, 40, 50 minutes
 		t.Fatalf("%d events in an hour, want 6: %v", len(got), got[:min(len(got), 8)])
 	}
@@ -333,7 +335,7 @@ func TestEventsDedupe(t *testing.T) {
 	e.Eventf(corev1.EventTypeNormal, "ENIAttached", "eni-2")
 	clk.Add(DefaultEventSpacing)
 	e.Eventf(corev1.EventTypeNormal, "ENIAttached", "eni-3")
-	if got := drain(rec.Events); !reflect.DeepEqual(got, []string{"Normal ENIAttached eni-1", "Normal ENIAttached eni-3"}) {
+	if got := drainEvents(rec.Events); !reflect.DeepEqual(got, []string{"Normal ENIAttached eni-1", "Normal ENIAttached eni-3"}) {
 		t.Fatalf("events %v", got)
 	}
 	if n := len(e.sent) + len(e.byReason); n > 4 {
@@ -347,17 +349,17 @@ func TestEventsReachTheAPI(t *testing.T) {
 	e := NewEvents(c, "n1")
 	defer e.Close()
 	e.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free address", "vsw-1")
-	ev := waitForEvent(t, func() ([]corev1.Event, error) {
+	ev := waitForNodeEvent(t, func() ([]corev1.Event, error) {
 		l, err := c.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return nil, err
 		}
 		return l.Items, nil
 	})
-	checkEvent(t, ev, "n1")
+	checkNodeEvent(t, ev, "n1")
 }
 
-func waitForEvent(t *testing.T, list func() ([]corev1.Event, error)) corev1.Event {
+func waitForNodeEvent(t *testing.T, list func() ([]corev1.Event, error)) corev1.Event {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -378,7 +380,7 @@ func waitForEvent(t *testing.T, list func() ([]corev1.Event, error)) corev1.Even
 	}
 }
 
-func checkEvent(t *testing.T, ev corev1.Event, node string) {
+func checkNodeEvent(t *testing.T, ev corev1.Event, node string) {
 	t.Helper()
 	io := ev.InvolvedObject
 	if io.Kind != "Node" || io.Name != node || io.UID != types.UID(node) || ev.Type != corev1.EventTypeWarning ||
@@ -388,7 +390,7 @@ func checkEvent(t *testing.T, ev corev1.Event, node string) {
 	}
 }
 
-func fullPod(ns, name, node string) *corev1.Pod {
+func kubeTestPod(ns, name, node string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), ResourceVersion: "7",
 			Labels: map[string]string{"app": "x"}, Annotations: map[string]string{"k8s.aliyun.com/pod-ip-reservation": "true"},
@@ -400,7 +402,7 @@ func fullPod(ns, name, node string) *corev1.Pod {
 }
 
 func TestTrimPod(t *testing.T) {
-	p := fullPod("ns", "a", "n1")
+	p := kubeTestPod("ns", "a", "n1")
 	del := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	p.DeletionTimestamp, p.Spec.HostNetwork = &del, true
 	got, err := TrimPod(p)
@@ -441,19 +443,19 @@ func TestTrimNode(t *testing.T) {
 	}
 }
 
-func withPhase(p *corev1.Pod, ph corev1.PodPhase) *corev1.Pod { p.Status.Phase = ph; return p }
+func podWithPhase(p *corev1.Pod, ph corev1.PodPhase) *corev1.Pod { p.Status.Phase = ph; return p }
 
 // The pod informer's logic against the fake clientset (which ignores field selectors: the real API server's
 // test checks that one). The fake serves the objects as created; what the cache holds is trimmed.
 func TestPodsLive(t *testing.T) {
 	del := metav1.Now()
-	hostNet := fullPod("kube-system", "host", "n1")
+	hostNet := kubeTestPod("kube-system", "host", "n1")
 	hostNet.Spec.HostNetwork = true
-	deleting := fullPod("ns", "deleting", "n1")
+	deleting := kubeTestPod("ns", "deleting", "n1")
 	deleting.DeletionTimestamp = &del
 	deleting.Finalizers = []string{"x"}
-	c := fake.NewClientset(fullPod("ns", "running", "n1"), withPhase(fullPod("ns", "pending", "n1"), corev1.PodPending), hostNet,
-		withPhase(fullPod("ns", "done", "n1"), corev1.PodSucceeded), withPhase(fullPod("ns", "failed", "n1"), corev1.PodFailed), deleting)
+	c := fake.NewClientset(kubeTestPod("ns", "running", "n1"), podWithPhase(kubeTestPod("ns", "pending", "n1"), corev1.PodPending), hostNet,
+		podWithPhase(kubeTestPod("ns", "done", "n1"), corev1.PodSucceeded), podWithPhase(kubeTestPod("ns", "failed", "n1"), corev1.PodFailed), deleting)
 	p := NewPods(c, "n1")
 	if p.Synced() || p.Live() != nil {
 		t.Fatal("synced before Start")
@@ -489,10 +491,10 @@ func TestPodsLive(t *testing.T) {
 	if _, err := c.CoreV1().Pods("ns").UpdateStatus(ctx, run, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the failed pod leaves Live", func() bool { return !p.Live()[PodKey{"ns", "running"}] })
+	eventually(t, "the failed pod leaves Live", func() bool { return !p.Live()[PodKey{"ns", "running"}] })
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -505,11 +507,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestNodesStates(t *testing.T) {
 	del := metav1.Now()
-	cordoned := fakeNode("cordoned", nil)
+	cordoned := kubeTestNode("cordoned", nil)
 	cordoned.Spec.Unschedulable = true
-	deleting := fakeNode("deleting", nil)
+	deleting := kubeTestNode("deleting", nil)
 	deleting.DeletionTimestamp, deleting.Finalizers = &del, []string{"x"}
-	c := fake.NewClientset(fakeNode("plain", map[string]string{"a": "b"}), cordoned, deleting)
+	c := fake.NewClientset(kubeTestNode("plain", map[string]string{"a": "b"}), cordoned, deleting)
 	n := NewNodes(c)
 	if n.Synced() || n.States() != nil {
 		t.Fatal("synced before Start")
@@ -527,7 +529,7 @@ func TestNodesStates(t *testing.T) {
 	if err := c.CoreV1().Nodes().Delete(ctx, "plain", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deleted node leaves States", func() bool { _, ok := n.States()["plain"]; return !ok })
+	eventually(t, "the deleted node leaves States", func() bool { _, ok := n.States()["plain"]; return !ok })
 }
 
 func TestWaitForSyncGivesUp(t *testing.T) {
@@ -544,42 +546,42 @@ func TestWaitForSyncGivesUp(t *testing.T) {
 	}
 }
 
-// eniRules are the rules the DaemonSet grants weftd for the eni backend (the package comment lists them). The
+// daemonSetRules are the rules the DaemonSet grants weftd for the eni backend (the package comment lists them). The
 // test's ServiceAccount has exactly these, so a rule missing from them fails here.
-var eniRules = []rbacv1.PolicyRule{
+var daemonSetRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 }
 
-// kubeEnv is one real API server shared by the subtests of TestKubeAgainstAPIServer, each with its own nodes.
-type kubeEnv struct {
+// eniKubeEnv is one real API server shared by the subtests of TestKubeAgainstAPIServer, each with its own nodes.
+type eniKubeEnv struct {
 	*testenv.KubeEnv
-	sa kubernetes.Interface // limited to eniRules
+	sa kubernetes.Interface // limited to daemonSetRules
 }
 
 func TestKubeAgainstAPIServer(t *testing.T) {
 	k := testenv.StartAPIServer(t)
-	sa, err := kubernetes.NewForConfig(k.RESTConfigForToken(k.ServiceAccountToken(t, "kube-system", "weft", eniRules)))
+	sa, err := kubernetes.NewForConfig(k.RESTConfigForToken(k.ServiceAccountToken(t, "kube-system", "weft", daemonSetRules)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &kubeEnv{KubeEnv: k, sa: sa}
+	e := &eniKubeEnv{KubeEnv: k, sa: sa}
 	t.Run("node status through nodes/status", e.testNodeStatus)
 	t.Run("pod informer sees this node's pods only", e.testPods)
 	t.Run("node informer", e.testNodes)
 	t.Run("events on the node", e.testEvents)
 }
 
-func (e *kubeEnv) createNode(t *testing.T, n *corev1.Node) {
+func (e *eniKubeEnv) createNode(t *testing.T, n *corev1.Node) {
 	t.Helper()
 	if _, err := e.Client.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create node %s: %v", n.Name, err)
 	}
 }
 
-func (e *kubeEnv) getNode(t *testing.T, name string) *corev1.Node {
+func (e *eniKubeEnv) getNode(t *testing.T, name string) *corev1.Node {
 	t.Helper()
 	n, err := e.Client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -588,10 +590,10 @@ func (e *kubeEnv) getNode(t *testing.T, name string) *corev1.Node {
 	return n
 }
 
-func (e *kubeEnv) testNodeStatus(t *testing.T) {
+func (e *eniKubeEnv) testNodeStatus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	e.createNode(t, fakeNode("status-1", map[string]string{"other": "kept"}))
+	e.createNode(t, kubeTestNode("status-1", map[string]string{"other": "kept"}))
 	// Another writer's condition before weft's (the cloud route controller's): replaced, not doubled.
 	n := e.getNode(t, "status-1")
 	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue, Reason: "NoRouteCreated"},
@@ -604,7 +606,7 @@ func (e *kubeEnv) testNodeStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	n = e.getNode(t, "status-1")
-	cd := networkUnavailable(t, n)
+	cd := networkUnavailableOf(t, n)
 	if cd.Status != corev1.ConditionTrue || cd.Reason != "NoVSwitchAddress" || cd.Message != "weft: vSwitch vsw-1 has no free address" ||
 		len(n.Status.Conditions) != 2 {
 		t.Fatalf("conditions %+v", n.Status.Conditions)
@@ -616,7 +618,7 @@ func (e *kubeEnv) testNodeStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	n = e.getNode(t, "status-1")
-	if cd := networkUnavailable(t, n); cd.Status != corev1.ConditionFalse || cd.Reason != ReasonReady || cd.LastTransitionTime.IsZero() {
+	if cd := networkUnavailableOf(t, n); cd.Status != corev1.ConditionFalse || cd.Reason != ReasonReady || cd.LastTransitionTime.IsZero() {
 		t.Fatalf("ready condition %+v", cd)
 	}
 	if !maps.Equal(n.Annotations, map[string]string{"other": "kept", AnnotationMaxAvailableIP: "30", AnnotationMaxPods: "30"}) {
@@ -642,7 +644,7 @@ func (e *kubeEnv) testNodeStatus(t *testing.T) {
 	}
 }
 
-func networkUnavailable(t *testing.T, n *corev1.Node) corev1.NodeCondition {
+func networkUnavailableOf(t *testing.T, n *corev1.Node) corev1.NodeCondition {
 	t.Helper()
 	var found []corev1.NodeCondition
 	for _, c := range n.Status.Conditions {
@@ -656,7 +658,7 @@ func networkUnavailable(t *testing.T, n *corev1.Node) corev1.NodeCondition {
 	return found[0]
 }
 
-func (e *kubeEnv) createPod(t *testing.T, ns, name, node string, hostNetwork bool, phase corev1.PodPhase) {
+func (e *eniKubeEnv) createPod(t *testing.T, ns, name, node string, hostNetwork bool, phase corev1.PodPhase) {
 	t.Helper()
 	ctx := context.Background()
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{"big": strings.Repeat("x", 500)}},
@@ -673,11 +675,11 @@ func (e *kubeEnv) createPod(t *testing.T, ns, name, node string, hostNetwork boo
 	}
 }
 
-func (e *kubeEnv) testPods(t *testing.T) {
+func (e *eniKubeEnv) testPods(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	e.createNode(t, fakeNode("pods-1", nil))
-	e.createNode(t, fakeNode("pods-2", nil))
+	e.createNode(t, kubeTestNode("pods-1", nil))
+	e.createNode(t, kubeTestNode("pods-2", nil))
 	// Pods need their namespace's default ServiceAccount (no controller manager runs to create it).
 	e.ServiceAccountToken(t, "app", "default", nil)
 	e.createPod(t, "app", "web", "pods-1", false, corev1.PodRunning)
@@ -712,7 +714,7 @@ func (e *kubeEnv) testPods(t *testing.T) {
 	if err := e.Client.CoreV1().Pods("app").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Live follows the API", func() bool {
+	eventually(t, "Live follows the API", func() bool {
 		return maps.Equal(p.Live(), map[PodKey]bool{{"app", "queued"}: true, {"app", "later"}: true})
 	})
 	for _, obj := range p.informer.GetStore().List() {
@@ -722,14 +724,14 @@ func (e *kubeEnv) testPods(t *testing.T) {
 	}
 }
 
-func (e *kubeEnv) testNodes(t *testing.T) {
+func (e *eniKubeEnv) testNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	e.createNode(t, fakeNode("gc-plain", nil))
-	cordoned := fakeNode("gc-cordoned", nil)
+	e.createNode(t, kubeTestNode("gc-plain", nil))
+	cordoned := kubeTestNode("gc-cordoned", nil)
 	cordoned.Spec.Unschedulable = true
 	e.createNode(t, cordoned)
-	deleting := fakeNode("gc-deleting", nil)
+	deleting := kubeTestNode("gc-deleting", nil)
 	deleting.Finalizers = []string{"weft.test/hold"}
 	e.createNode(t, deleting)
 	if err := e.Client.CoreV1().Nodes().Delete(ctx, "gc-deleting", metav1.DeleteOptions{}); err != nil {
@@ -753,30 +755,30 @@ func (e *kubeEnv) testNodes(t *testing.T) {
 	if err := e.Client.CoreV1().Nodes().Delete(ctx, "gc-plain", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a deleted node leaves States", func() bool { _, ok := n.States()["gc-plain"]; return !ok })
+	eventually(t, "a deleted node leaves States", func() bool { _, ok := n.States()["gc-plain"]; return !ok })
 }
 
-func (e *kubeEnv) testEvents(t *testing.T) {
+func (e *eniKubeEnv) testEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	e.createNode(t, fakeNode("events-1", nil))
+	e.createNode(t, kubeTestNode("events-1", nil))
 	ev := NewEvents(e.sa, "events-1")
 	defer ev.Close()
-	clk := newClock()
+	clk := newKubeTestClock()
 	ev.Now = clk.Now
 	for range 50 {
 		ev.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free address", "vsw-1")
 	}
 	// As `kubectl describe node` looks for a node's events.
 	sel := "involvedObject.kind=Node,involvedObject.name=events-1,involvedObject.uid=events-1"
-	got := waitForEvent(t, func() ([]corev1.Event, error) {
+	got := waitForNodeEvent(t, func() ([]corev1.Event, error) {
 		l, err := e.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
 		if err != nil {
 			return nil, err
 		}
 		return l.Items, nil
 	})
-	checkEvent(t, got, "events-1")
+	checkNodeEvent(t, got, "events-1")
 	if got.Count > 1 {
 		t.Fatalf("count %d: the repeats were not held back", got.Count)
 	}
@@ -784,7 +786,7 @@ func (e *kubeEnv) testEvents(t *testing.T) {
 	// (a patch: the rule events/patch).
 	clk.Add(DefaultEventRepeat)
 	ev.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free address", "vsw-1")
-	waitFor(t, "the repeat counted on the same Event", func() bool {
+	eventually(t, "the repeat counted on the same Event", func() bool {
 		l, err := e.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
 		return err == nil && len(l.Items) == 1 && l.Items[0].Count == 2
 	})
