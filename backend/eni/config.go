@@ -357,7 +357,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	given := map[string]bool{}
+	seen, given := map[string]bool{}, map[string]bool{} // given: with a value other than null
 	var errs []error
 	for _, m := range members {
 		f, ok := cfgFieldByKey[strings.ToLower(m.key)]
@@ -369,14 +369,15 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 			errs = append(errs, fmt.Errorf("Backend.%s: unknown key (a typo?); the eni backend knows %s", m.key, strings.Join(KnownKeys(), ", ")))
 			continue
 		}
-		if given[f.key] {
+		if seen[f.key] {
 			errs = append(errs, fmt.Errorf("Backend.%s: given twice (keys match regardless of case)", f.key))
 			continue
 		}
-		given[f.key] = true
+		seen[f.key] = true
 		if bytes.Equal(m.value, []byte("null")) {
 			continue // null: as if not given
 		}
+		given[f.key] = true
 		if err := f.parse(&c, m.value); err != nil {
 			errs = append(errs, err)
 		}

@@ -367,6 +367,7 @@ func TestParseConfigPoolCrossChecks(t *testing.T) {
 		`{"min_pool_size":1,"warm_pool_target":1,"max_pool_size":1}`:    "",
 		`{"min_pool_size":20}`:                                          "", // max and target follow: 20, 20
 		`{"warm_pool_target":1}`:                                        "", // min follows: 1
+		`{"min_pool_size":20,"max_pool_size":null}`:                     "", // null: as if not given
 		`{"min_pool_size":4,"warm_pool_target":4,"max_pool_size":4000}`: "",
 	} {
 		c, err := ParseConfig(configWith(t, extra))
