@@ -1,5 +1,5 @@
 # weft's node image: weftd (also answering to /opt/bin/flanneld, so upstream's kube-flannel.yml works with only the
-# image name changed), the weft CLI and the flannel CNI meta-plugin (also at /flannel, which kube-flannel.yml's
+# image name changed), the weft CLI, the eni backend's CNI plugin weft-eni and the flannel CNI meta-plugin (also at /flannel, which kube-flannel.yml's
 # init container copies into /opt/cni/bin), on a small Debian base that carries the iptables and nft binaries the
 # rule writers exec.
 #
@@ -34,7 +34,7 @@ ARG TARGETARCH
 RUN --mount=type=cache,target=/home/build/go/pkg/mod,uid=65532,gid=65532 \
     --mount=type=cache,target=/home/build/.cache/go-build,uid=65532,gid=65532 \
     GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X github.com/weftnet/weft/internal/version.Version=${VERSION}" \
-      -o /out/ ./cmd/weftd ./cmd/weft ./cmd/flannel
+      -o /out/ ./cmd/weftd ./cmd/weft ./cmd/flannel ./cmd/weft-eni
 
 FROM ${BASE_IMAGE}
 # The run-time tools weftd execs: debian:bookworm-slim lacks them and gets them from apt; a base that already has
@@ -47,7 +47,7 @@ RUN set -e; pkgs="iptables nftables iproute2 ca-certificates"; \
     fi; \
     mkdir -p /opt/bin && ln -s /opt/bin/weftd /opt/bin/flanneld && ln -s /opt/bin/weft /opt/bin/install-conf \
     && ln -s /opt/bin/flannel /flannel
-COPY --from=build --chown=0:0 /out/weftd /out/weft /out/flannel /opt/bin/
+COPY --from=build --chown=0:0 /out/weftd /out/weft /out/flannel /out/weft-eni /opt/bin/
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="weft" \
       org.opencontainers.image.description="flanneld-compatible pod-networking daemon (weftd), weft CLI and flannel CNI plugin" \

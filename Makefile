@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/weftnet/weft/internal/version.Version=$(VERSION)
 export WEFT_CACHE ?= $(HOME)/.cache/weft
-BINS := weftd weft flannel
+BINS := weftd weft flannel weft-eni
 
 .PHONY: all build deps tools test test-unit fuzz bench bench-alisim bench-alivpc demo demo-down clean fmt vet
 
@@ -20,7 +20,7 @@ deps:
 
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/weftd ./cmd/weft ./cmd/flannel ./cmd/alisim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/weftd ./cmd/weft ./cmd/flannel ./cmd/weft-eni ./cmd/alisim
 
 # Third-party binaries the tests start, cached under $(WEFT_CACHE) keyed by version.
 tools:

@@ -38,15 +38,15 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/weftnet/weft/internal/eni/reconcile"
 )
 
-// PodKey names a pod. It mirrors reconcile.PodKey (internal/eni/reconcile, written at the same time); the
-// integrator replaces this definition by an alias of that one.
-type PodKey struct{ Namespace, Name string }
+// PodKey names a pod (reconcile's, whose GC decisions take these).
+type PodKey = reconcile.PodKey
 
-// NodeState is what the ENI GC needs of a node. It mirrors reconcile.NodeState; the integrator replaces this
-// definition by an alias of that one.
-type NodeState struct{ Exists, Unschedulable, Deleting bool }
+// NodeState is what the ENI GC needs of a node (reconcile's).
+type NodeState = reconcile.NodeState
 
 // The node status weft's eni backend publishes.
 const (
@@ -379,7 +379,7 @@ func (p *KubePods) Live() map[PodKey]bool {
 	live := map[PodKey]bool{}
 	for _, obj := range p.informer.GetStore().List() {
 		if pod, ok := obj.(*corev1.Pod); ok && isLivePod(pod) {
-			live[PodKey{pod.Namespace, pod.Name}] = true
+			live[PodKey{Namespace: pod.Namespace, Name: pod.Name}] = true
 		}
 	}
 	return live

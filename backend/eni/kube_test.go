@@ -466,7 +466,7 @@ func TestPodsLive(t *testing.T) {
 	if err := p.WaitForSync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[PodKey]bool{{"ns", "running"}: true, {"ns", "pending"}: true, {"ns", "deleting"}: true}
+	want := map[PodKey]bool{{Namespace: "ns", Name: "running"}: true, {Namespace: "ns", Name: "pending"}: true, {Namespace: "ns", Name: "deleting"}: true}
 	if got := p.Live(); !maps.Equal(got, want) {
 		t.Fatalf("Live %v, want %v", got, want)
 	}
@@ -491,7 +491,7 @@ func TestPodsLive(t *testing.T) {
 	if _, err := c.CoreV1().Pods("ns").UpdateStatus(ctx, run, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the failed pod leaves Live", func() bool { return !p.Live()[PodKey{"ns", "running"}] })
+	eventually(t, "the failed pod leaves Live", func() bool { return !p.Live()[PodKey{Namespace: "ns", Name: "running"}] })
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -695,7 +695,7 @@ func (e *eniKubeEnv) testPods(t *testing.T) {
 	if err := p.WaitForSync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[PodKey]bool{{"app", "web"}: true, {"app", "queued"}: true}
+	want := map[PodKey]bool{{Namespace: "app", Name: "web"}: true, {Namespace: "app", Name: "queued"}: true}
 	if got := p.Live(); !maps.Equal(got, want) {
 		t.Fatalf("Live %v, want %v", got, want)
 	}
@@ -715,7 +715,7 @@ func (e *eniKubeEnv) testPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "Live follows the API", func() bool {
-		return maps.Equal(p.Live(), map[PodKey]bool{{"app", "queued"}: true, {"app", "later"}: true})
+		return maps.Equal(p.Live(), map[PodKey]bool{{Namespace: "app", Name: "queued"}: true, {Namespace: "app", Name: "later"}: true})
 	})
 	for _, obj := range p.informer.GetStore().List() {
 		if pod := obj.(*corev1.Pod); pod.Annotations != nil || len(pod.Spec.Containers) != 0 || pod.ManagedFields != nil {

@@ -34,6 +34,7 @@ import (
 
 	// The backends weftd offers.
 	_ "github.com/weftnet/weft/backend/alivpc"
+	_ "github.com/weftnet/weft/backend/eni"
 	_ "github.com/weftnet/weft/backend/hostgw"
 	_ "github.com/weftnet/weft/backend/vxlan"
 )
