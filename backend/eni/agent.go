@@ -270,6 +270,9 @@ func (n *Network) fillLoop(ctx context.Context) {
 	resync := time.NewTicker(poolSync)
 	defer resync.Stop()
 	b := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
+	// settling paces the re-reads while one of the node's ENIs is not usable yet (attached but not yet on the
+	// host, its metadata lagging): soon at first, then less often.
+	settling := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
 	for {
 		changed := n.pool.Changed()
 		plan := n.pool.Plan()
@@ -297,18 +300,42 @@ func (n *Network) fillLoop(ctx context.Context) {
 		if !plan.NextCheck.IsZero() {
 			wait = time.After(max(time.Until(plan.NextCheck), 10*time.Millisecond))
 		}
+		var settle <-chan time.Time
+		if why := n.unsettled(); why != "" {
+			d := settling.Next()
+			klog.V(2).Infof("eni: %s; looking again in %s", why, d.Round(time.Millisecond))
+			settle = time.After(d)
+		} else {
+			settling.Reset()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-n.kick:
 		case <-wait:
+		case <-settle:
+			if err := n.refresh(ctx); err != nil {
+				klog.Warningf("eni: pool sync: %v", err)
+			}
 		case <-resync.C:
 			if err := n.refresh(ctx); err != nil {
 				klog.Warningf("eni: pool sync: %v", err)
 			}
 		}
 	}
+}
+
+// unsettled says which of the node's ENIs is not usable yet and why ("" when all are).
+func (n *Network) unsettled() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, e := range n.enis {
+		if !e.usable {
+			return fmt.Sprintf("%s is not usable yet: %s", id, e.why)
+		}
+	}
+	return ""
 }
 
 // execute carries out one plan; acted says whether anything changed in the cloud.

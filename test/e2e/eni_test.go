@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 type eniEnv struct {
 	*vpcEnv
 	kube    *lab.Kube
+	ecs     *aliyun.Client // to the same alisim, from the test process (loopback)
 	sa      string
 	plugin  string
 	rts     map[string]*lab.Runtime // node name -> its runtime
@@ -61,6 +63,14 @@ func newENIEnv(t *testing.T, nodes int, mod func(*sim.State)) *eniEnv {
 	})
 	e := &eniEnv{vpcEnv: v, plugin: testenv.WeftBin(t, "weft-eni"), rts: map[string]*lab.Runtime{}, pods: map[string]*eniPod{},
 		healthz: map[string]int{}}
+	srv := httptest.NewServer(v.srv)
+	t.Cleanup(srv.Close)
+	var err error
+	e.ecs, err = aliyun.NewClient(aliyun.Config{Region: "cn-hangzhou", ECSEndpoint: strings.TrimPrefix(srv.URL, "http://"), Scheme: "HTTP",
+		Credentials: aliyun.Static{AccessKeyID: sim.DefaultAccessKeyID, AccessKeySecret: sim.DefaultAccessKeySecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	testenv.Bin(t, "kube-apiserver")
 	v.lab.ServiceIP = gw
 	k, err := v.lab.StartKube()
@@ -76,6 +86,11 @@ func newENIEnv(t *testing.T, nodes int, mod func(*sim.State)) *eniEnv {
 		return fmt.Sprintf(`{"EnableIPv4":true,"Backend":{"Type":"eni","vswitches":{"cn-hangzhou-h":["vsw-alisim0001"],"cn-hangzhou-i":["vsw-alisim0002"]},`+
 			`"security_group":"sg-alisim0001","cluster_id":"e2e-eni","min_pool_size":1,"warm_pool_target":2,"max_pool_size":4,`+
 			`"checkpoint":%q,"socket":%q}}`, filepath.Join(n.Dir, "eni", "checkpoint.json"), filepath.Join(n.Dir, "eni.sock"))
+	}
+	// No controller-manager runs: the pods' namespace needs its default ServiceAccount made by hand.
+	if _, err := k.Client.CoreV1().ServiceAccounts("default").Create(context.Background(),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	for _, n := range v.nodes {
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name}}
@@ -187,7 +202,7 @@ func (p *eniPod) ping(ip string) error {
 // enisOf lists the instance's ENIs as the cloud has them.
 func (e *eniEnv) enisOf(instance string) []aliyun.ENI {
 	e.t.Helper()
-	list, err := e.api.ENIs(context.Background(), aliyun.ENIFilter{InstanceID: instance})
+	list, err := e.ecs.ENIs(context.Background(), aliyun.ENIFilter{InstanceID: instance})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -219,21 +234,24 @@ func TestENI(t *testing.T) {
 
 	// The node says it is ready and what it holds: (3 - 1) x 2 = 4 pods on n1.
 	ctx := context.Background()
-	node, err := e.kube.Client.CoreV1().Nodes().Get(ctx, n1.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	var node *corev1.Node
+	var cond *corev1.NodeCondition
+	if err := lab.WaitFor(10*time.Second, "n1 NetworkUnavailable=False", func() (bool, error) {
+		var err error
+		if node, err = e.kube.Client.CoreV1().Nodes().Get(ctx, n1.Name, metav1.GetOptions{}); err != nil {
+			return false, err
+		}
+		for i := range node.Status.Conditions {
+			if node.Status.Conditions[i].Type == corev1.NodeNetworkUnavailable {
+				cond = &node.Status.Conditions[i]
+			}
+		}
+		return cond != nil && cond.Status == corev1.ConditionFalse, nil
+	}); err != nil {
+		t.Errorf("%v: %+v", err, cond)
 	}
 	if got := node.Annotations["k8s.aliyun.com/max-available-ip"]; got != "4" {
 		t.Errorf("n1 advertises %q pods, want 4 ((3 ENIs - the primary) x 2)", got)
-	}
-	var cond *corev1.NodeCondition
-	for i := range node.Status.Conditions {
-		if node.Status.Conditions[i].Type == corev1.NodeNetworkUnavailable {
-			cond = &node.Status.Conditions[i]
-		}
-	}
-	if cond == nil || cond.Status != corev1.ConditionFalse {
-		t.Errorf("n1 NetworkUnavailable: %+v, want False", cond)
 	}
 
 	var pods []*eniPod

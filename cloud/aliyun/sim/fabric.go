@@ -31,7 +31,8 @@ import (
 //     and a permanent neighbour entry address -> the ENI's MAC on it: the VPC knows where each address lives and
 //     never ARPs towards an instance for it, so an address reaches its instance only through the ENI it is
 //     assigned to, and an address on no ENI is not routed (the vSwitch bridge only resolves what instances
-//     answer for themselves: their primaries).
+//     answer for themselves: their primaries); the bridges answer ARP for ENI addresses (proxy ARP), so a host
+//     of the same vSwitch reaches them through the router as the VPC delivers them.
 //
 // Unassigning an address removes its route and neighbour; detaching or deleting the ENI removes its veth.
 // Sync reads the kernel state with netlink and writes only differences: a Sync with nothing changed runs no
@@ -110,6 +111,14 @@ func NewFabric(w *World, prefix string) (*Fabric, error) {
 	}
 	for _, s := range steps {
 		if err := run(s...); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	// A vSwitch delivers an ENI's addresses to the ENI even to hosts in the same block, which ARP for them on
+	// the segment: the router answers for every address it routes through another link (an ENI's veth).
+	for _, br := range bridge {
+		if err := run("netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+br+".proxy_arp=1"); err != nil {
 			f.Close()
 			return nil, err
 		}
