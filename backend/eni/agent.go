@@ -25,6 +25,7 @@ import (
 
 // Cloud is the part of the ECS API the agent uses; cloud/aliyun's Client implements it.
 type Cloud interface {
+	Instance(ctx context.Context, id string) (aliyun.Instance, error)
 	InstanceTypes(ctx context.Context, ids ...string) ([]aliyun.InstanceType, error)
 	ENIs(ctx context.Context, f aliyun.ENIFilter) ([]aliyun.ENI, error)
 	CreateENI(ctx context.Context, n aliyun.NewENI) (aliyun.ENI, error)
@@ -128,12 +129,16 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		d.host = datapath.Host{Rules: n.rules()}
 		n.d.host = d.host
 	}
-	var err error
-	if n.zone, err = n.metaValue(ctx, "zone-id"); err != nil {
-		return nil, err
+	// The API is the truth about the instance (its type sets the limits); the metadata only a hint, logged
+	// when it disagrees.
+	in, err := d.cloud.Instance(ctx, n.instance)
+	n.cloudResult("DescribeInstances", err)
+	if err != nil {
+		return nil, fmt.Errorf("eni: %w", err)
 	}
-	if n.itype, err = n.metaValue(ctx, "instance/instance-type"); err != nil {
-		return nil, err
+	n.zone, n.itype = in.Zone, in.Type
+	if hint, err := n.metaValue(ctx, "instance/instance-type"); err == nil && hint != in.Type {
+		klog.Warningf("eni: the instance metadata says type %s, DescribeInstances %s: using the API's", hint, in.Type)
 	}
 	if len(cfg.VSwitchesFor(n.zone)) == 0 {
 		return nil, fmt.Errorf("Backend.vswitches: no vSwitch configured for this node's zone %s", n.zone)

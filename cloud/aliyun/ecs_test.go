@@ -385,3 +385,19 @@ func TestCreateENIChecksCallerToken(t *testing.T) {
 		t.Fatalf("%d calls made with a token the service refuses", n)
 	}
 }
+
+// The instance's type and zone come from DescribeInstances; an unknown instance is an error naming it.
+func TestInstance(t *testing.T) {
+	f := newFixture(t, sim.DefaultTiming, nil)
+	cl := ecsClient(t, f)
+	in, err := cl.Instance(context.Background(), "i-alisim0002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Type != "ecs.c6.4xlarge" || in.Zone != "cn-hangzhou-i" || in.VSwitchID != "vsw-alisim0002" || in.VPCID != "vpc-alisim0001" {
+		t.Errorf("%+v", in)
+	}
+	if _, err := cl.Instance(context.Background(), "i-nonexistent"); err == nil || !strings.Contains(err.Error(), "i-nonexistent") {
+		t.Errorf("unknown instance: %v", err)
+	}
+}
