@@ -101,15 +101,16 @@ type Network struct {
 	pool     *pool.Pool
 	kick     chan struct{}
 
-	mu        sync.Mutex
-	enis      map[string]*eniState // by ENI id
-	vswitches map[string]aliyun.VSwitch
-	exhausted map[string]time.Time // vSwitch id -> until when it is left out of selection
-	cloudErr  string               // the last failed cloud call, "" after a success
-	cloudFail int                  // consecutive failures
-	state     string               // a condition the node is in (VSwitchExhausted, ENILimit), "" for none
-	stateMsg  string
-	published string // readiness last written to the node
+	mu             sync.Mutex
+	enis           map[string]*eniState // by ENI id
+	vswitches      map[string]aliyun.VSwitch
+	exhausted      map[string]time.Time // vSwitch id -> until when it is left out of selection
+	cloudErr       string               // the last failed cloud call, "" after a success
+	cloudFail      int                  // consecutive failures
+	state          string               // a condition the node is in (VSwitchExhausted, ENILimit), "" for none
+	stateMsg       string
+	published      string // readiness last written to the node
+	publishedState string // state last written to the node's WeftENIExhausted condition
 	// eniLimitUntil: the instance refused another ENI (foreign ENIs take slots); no create is tried before then.
 	eniLimitUntil time.Time
 }
@@ -765,6 +766,7 @@ func (n *Network) statusLoop(ctx context.Context) {
 				n.mu.Unlock()
 			}
 		}
+		n.publishExhausted(ctx)
 		n.d.m.setPool(n.pool.Stats())
 		select {
 		case <-ctx.Done():
@@ -772,6 +774,24 @@ func (n *Network) statusLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// publishExhausted writes the node's WeftENIExhausted condition when the agent's state changes.
+func (n *Network) publishExhausted(ctx context.Context) {
+	n.mu.Lock()
+	state, msg, last := n.state, n.stateMsg, n.publishedState
+	n.mu.Unlock()
+	key := state + "\x00" + msg
+	if key == last {
+		return
+	}
+	if err := n.d.status.SetExhausted(ctx, state != "", state, msg); err != nil {
+		klog.Warningf("eni: node condition %s: %v", ConditionExhausted, err)
+		return
+	}
+	n.mu.Lock()
+	n.publishedState = key
+	n.mu.Unlock()
 }
 
 // cloudView is an ENI as the reconcile sees it.

@@ -54,6 +54,12 @@ const (
 	ReasonReady = "WeftENIReady"
 	// ReasonNotReady is the reason of NetworkUnavailable=True when the caller gives none.
 	ReasonNotReady = "WeftENINotReady"
+	// ConditionExhausted is the node condition that says the node cannot get more pod addresses from the cloud
+	// (all its zone's vSwitches are out of addresses, or the instance refuses another ENI); it is not
+	// NetworkUnavailable, since the pods the node has keep working.
+	ConditionExhausted corev1.NodeConditionType = "WeftENIExhausted"
+	// ReasonAddressesAvailable is ConditionExhausted's reason when False.
+	ReasonAddressesAvailable = "AddressesAvailable"
 	// AnnotationMaxAvailableIP is Terway's annotation of a node's shared-ENI pod capacity.
 	AnnotationMaxAvailableIP = "k8s.aliyun.com/max-available-ip"
 	// AnnotationMaxPods is the same figure under weft's own name.
@@ -67,6 +73,9 @@ type NodeStatus interface {
 	// SetNetworkReady sets NetworkUnavailable: False (reason ReasonReady unless reason is given) when ready,
 	// True with reason (ReasonNotReady when "") otherwise. Nothing is written when the node already says so.
 	SetNetworkReady(ctx context.Context, ready bool, reason, message string) error
+	// SetExhausted sets the ConditionExhausted condition: True with the reason (VSwitchExhausted,
+	// ENILimitExceeded) while the node cannot get more addresses from the cloud, False otherwise.
+	SetExhausted(ctx context.Context, exhausted bool, reason, message string) error
 	// SetCapacity publishes how many pods the node's ENIs can hold (AnnotationMaxAvailableIP and
 	// AnnotationMaxPods). Nothing is written when the node already says so.
 	SetCapacity(ctx context.Context, pods int) error
@@ -117,7 +126,7 @@ type KubeNodeStatus struct {
 	mu     sync.Mutex
 	known  bool // cond and ann hold what the node said at readAt
 	readAt time.Time
-	cond   *corev1.NodeCondition // the node's NetworkUnavailable condition; nil: none
+	conds  map[corev1.NodeConditionType]*corev1.NodeCondition // the node's conditions weft writes
 	ann    map[string]string     // the node's two capacity annotations
 }
 
@@ -154,10 +163,10 @@ func (s *KubeNodeStatus) refresh(ctx context.Context) error {
 
 // remember takes what the node says. Called with mu held.
 func (s *KubeNodeStatus) remember(n *corev1.Node) {
-	s.known, s.readAt, s.cond = true, s.now(), nil
+	s.known, s.readAt, s.conds = true, s.now(), map[corev1.NodeConditionType]*corev1.NodeCondition{}
 	for i, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeNetworkUnavailable {
-			s.cond = n.Status.Conditions[i].DeepCopy()
+		if c.Type == corev1.NodeNetworkUnavailable || c.Type == ConditionExhausted {
+			s.conds[c.Type] = n.Status.Conditions[i].DeepCopy()
 		}
 	}
 	s.ann = map[string]string{}
@@ -211,22 +220,40 @@ func eniNetworkCondition(ready bool, reason, message string) corev1.NodeConditio
 
 // SetNetworkReady implements NodeStatus.
 func (s *KubeNodeStatus) SetNetworkReady(ctx context.Context, ready bool, reason, message string) error {
+	return s.setCondition(ctx, eniNetworkCondition(ready, reason, message))
+}
+
+// SetExhausted implements NodeStatus.
+func (s *KubeNodeStatus) SetExhausted(ctx context.Context, exhausted bool, reason, message string) error {
+	c := corev1.NodeCondition{Type: ConditionExhausted, Status: corev1.ConditionFalse, Reason: ReasonAddressesAvailable,
+		Message: "the node can get more pod addresses"}
+	if exhausted {
+		c.Status, c.Reason, c.Message = corev1.ConditionTrue, reason, message
+	}
+	if !strings.HasPrefix(c.Message, eniConditionPrefix) {
+		c.Message = eniConditionPrefix + c.Message
+	}
+	return s.setCondition(ctx, c)
+}
+
+// setCondition writes one condition when it differs from what the node says.
+func (s *KubeNodeStatus) setCondition(ctx context.Context, want corev1.NodeCondition) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.refresh(ctx); err != nil {
 		return err
 	}
-	want := eniNetworkCondition(ready, reason, message)
-	if c := s.cond; c != nil && c.Status == want.Status && c.Reason == want.Reason && c.Message == want.Message {
+	cur := s.conds[want.Type]
+	if c := cur; c != nil && c.Status == want.Status && c.Reason == want.Reason && c.Message == want.Message {
 		return nil
 	}
 	now := metav1.NewTime(s.now()).Rfc3339Copy()
 	cond := map[string]any{"type": want.Type, "status": want.Status, "reason": want.Reason, "message": want.Message,
 		"lastHeartbeatTime": now}
-	if s.cond == nil || s.cond.Status != want.Status {
+	if cur == nil || cur.Status != want.Status {
 		cond["lastTransitionTime"] = now // kept as it was when only the reason or message changes
 	}
-	return s.patch(ctx, "NetworkUnavailable="+string(want.Status),
+	return s.patch(ctx, string(want.Type)+"="+string(want.Status),
 		map[string]any{"status": map[string]any{"conditions": []any{cond}}})
 }
 

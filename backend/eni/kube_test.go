@@ -791,3 +791,48 @@ func (e *eniKubeEnv) testEvents(t *testing.T) {
 		return err == nil && len(l.Items) == 1 && l.Items[0].Count == 2
 	})
 }
+
+// WeftENIExhausted is its own condition: True with the state's reason while no more addresses can be had, False
+// after; it leaves NetworkUnavailable as it is, and an unchanged state writes nothing.
+func TestNodeStatusExhausted(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientset(kubeTestNode("n1", nil))
+	s := NewNodeStatus(c, "n1")
+	if err := s.SetNetworkReady(ctx, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	cond := func() corev1.NodeCondition {
+		n, err := c.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cd := range n.Status.Conditions {
+			if cd.Type == ConditionExhausted {
+				return cd
+			}
+		}
+		return corev1.NodeCondition{}
+	}
+	if err := s.SetExhausted(ctx, true, "VSwitchExhausted", "vSwitch vsw-1 has no free addresses"); err != nil {
+		t.Fatal(err)
+	}
+	if cd := cond(); cd.Status != corev1.ConditionTrue || cd.Reason != "VSwitchExhausted" || !strings.Contains(cd.Message, "vsw-1") {
+		t.Fatalf("exhausted: %+v", cd)
+	}
+	if cd := fakeNodeCondition(t, c, "n1"); cd.Status != corev1.ConditionFalse {
+		t.Errorf("NetworkUnavailable changed with WeftENIExhausted: %+v", cd)
+	}
+	c.ClearActions()
+	if err := s.SetExhausted(ctx, true, "VSwitchExhausted", "vSwitch vsw-1 has no free addresses"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.Actions()); n != 0 {
+		t.Errorf("%d API calls for an unchanged state", n)
+	}
+	if err := s.SetExhausted(ctx, false, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if cd := cond(); cd.Status != corev1.ConditionFalse || cd.Reason != ReasonAddressesAvailable {
+		t.Fatalf("recovered: %+v", cd)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"net/netip"
@@ -352,6 +353,42 @@ func TestENI(t *testing.T) {
 		c.Close()
 		if got := <-seen; got != other.IP {
 			t.Fatalf("the outside instance saw %s, want the pod address %s", got, other.IP)
+		}
+	})
+	t.Run("a Service's DNAT on the node (as kube-proxy's) reaches a pod on another node", func(t *testing.T) {
+		var ln net.Listener
+		if err := lab.InNS(remote.ns, func() (err error) { ln, err = net.Listen("tcp", ":7102"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("svc\n"))
+				c.Close()
+			}
+		}()
+		rules := fmt.Sprintf("table ip e2e-kp {\n chain pre { type nat hook prerouting priority -100; ip daddr 10.96.0.10 tcp dport 80 dnat to %s:7102; }\n}\n", remote.IP)
+		if out, err := lab.NSRun(n1.Name, "sh", "-c", "printf '"+rules+"' | nft -f -"); err != nil {
+			t.Fatalf("nft: %v: %s", err, out)
+		}
+		defer func() { _, _ = lab.NSRun(n1.Name, "nft", "delete", "table", "ip", "e2e-kp") }()
+		var got []byte
+		if err := lab.InNS(other.ns, func() error {
+			c, err := net.DialTimeout("tcp", "10.96.0.10:80", 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			got = make([]byte, 4)
+			_, err = io.ReadFull(c, got)
+			return err
+		}); err != nil || string(got) != "svc\n" {
+			t.Fatalf("pod -> Service 10.96.0.10:80 (DNAT to %s:7102): %q %v", remote.IP, got, err)
 		}
 	})
 	t.Run("CHECK, then DEL releases into the cooldown", func(t *testing.T) {
