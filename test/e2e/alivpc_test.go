@@ -248,27 +248,9 @@ func TestAliVPC(t *testing.T) {
 	allPairs(t, pods)
 
 	t.Run("pod source addresses reach the VPC unchanged", func(t *testing.T) {
-		var ln net.Listener
-		if err := lab.InNS(e.outside, func() (err error) { ln, err = net.Listen("tcp", ":7100"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		seen := make(chan string, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err == nil {
-				seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
-				c.Close()
-			}
-		}()
 		outsideIP := strings.Fields(strings.Split(lab.MustIP(e.outside, "-4", "-o", "addr", "show", "eth0"), "inet ")[1])[0]
 		outsideIP = strings.Split(outsideIP, "/")[0]
-		var c net.Conn
-		if err := lab.InNS(pods[0].Name, func() (err error) { c, err = net.DialTimeout("tcp", outsideIP+":7100", 3*time.Second); return err }); err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-		if got := <-seen; got != pods[0].IP4 {
+		if got := sourceSeenBy(t, e.outside, outsideIP, 7100, pods[0].Name); got != pods[0].IP4 {
 			t.Fatalf("the outside instance saw %s, want the pod address %s", got, pods[0].IP4)
 		}
 	})
@@ -505,4 +487,32 @@ func TestAliVPCDualStack(t *testing.T) {
 		t.Fatalf("%d entries, want 2 IPv4 + 2 IPv6", n)
 	}
 	allPairs(t, pods)
+}
+
+// sourceSeenBy listens on ip:port in the namespace listenNS, connects to it from the namespace dialNS and returns
+// the source address the listener saw.
+func sourceSeenBy(t *testing.T, listenNS, ip string, port int, dialNS string) string {
+	t.Helper()
+	var ln net.Listener
+	if err := lab.InNS(listenNS, func() (err error) { ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	var c net.Conn
+	if err := lab.InNS(dialNS, func() (err error) {
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(ip, fmt.Sprint(port)), 3*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	return <-seen
 }

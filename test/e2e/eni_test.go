@@ -333,25 +333,7 @@ func TestENI(t *testing.T) {
 		}
 	})
 	t.Run("an instance outside the cluster sees the pod's own address", func(t *testing.T) {
-		var ln net.Listener
-		if err := lab.InNS(e.outside, func() (err error) { ln, err = net.Listen("tcp", ":7101"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		seen := make(chan string, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err == nil {
-				seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
-				c.Close()
-			}
-		}()
-		var c net.Conn
-		if err := lab.InNS(other.ns, func() (err error) { c, err = net.DialTimeout("tcp", "192.168.0.12:7101", 3*time.Second); return err }); err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-		if got := <-seen; got != other.IP {
+		if got := sourceSeenBy(t, e.outside, "192.168.0.12", 7101, other.ns); got != other.IP {
 			t.Fatalf("the outside instance saw %s, want the pod address %s", got, other.IP)
 		}
 	})
