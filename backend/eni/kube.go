@@ -127,7 +127,7 @@ type KubeNodeStatus struct {
 	known  bool // cond and ann hold what the node said at readAt
 	readAt time.Time
 	conds  map[corev1.NodeConditionType]*corev1.NodeCondition // the node's conditions weft writes
-	ann    map[string]string     // the node's two capacity annotations
+	ann    map[string]string                                  // the node's two capacity annotations
 }
 
 var _ NodeStatus = (*KubeNodeStatus)(nil)
