@@ -131,7 +131,8 @@ func (e *eniEnv) startENI(n *lab.Node, port int) {
 		if err := os.Symlink(e.plugin, filepath.Join(bin, "weft-eni")); err != nil && !os.IsExist(err) {
 			e.t.Fatal(err)
 		}
-		list := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"weft","plugins":[{"type":"weft-eni","socket":%q,"timeout":"30s"}]}`, filepath.Join(n.Dir, "eni.sock"))
+		list := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"weft","plugins":[{"type":"weft-eni","socket":%q,"timeout":"30s","dataDir":%q}]}`,
+			filepath.Join(n.Dir, "eni.sock"), filepath.Join(n.Dir, "cni-state"))
 		rt, err := lab.NewRuntime(n.Name, bin, filepath.Join(n.Dir, "cni-cache"), []byte(list))
 		if err != nil {
 			e.t.Fatal(err)
