@@ -4,7 +4,7 @@
 // kube-flannel.yml run unchanged on weft's image.
 //
 // One file per concern: manifests_test.go (static checks of every YAML file), dryrun_test.go (the API server),
-// rbac_test.go (weftd under the manifest's ServiceAccount), install_test.go (the init container), systemd_test.go,
+// rbac_test.go (weftd, and the eni backend's Kubernetes side, under the manifest's ServiceAccount), install_test.go (the init container), systemd_test.go,
 // dropin_test.go (upstream's manifest); this file holds what they share: loading manifests and reading weftd's
 // options from a DaemonSet.
 package dist_test
