@@ -379,7 +379,7 @@ func (n *node) waitProbe(t *testing.T, which string, want int, timeout time.Dura
 
 // TestENIBackendUnderManifestRBAC makes every Kubernetes call of the eni backend, through the backend's own
 // types, as a ServiceAccount holding exactly kube-weft-eni.yaml's ClusterRole rules: the pod and node informers
-// sync, the node gets NetworkUnavailable and the capacity annotations through nodes/status, Events reach the API
+// sync, the node gets NetworkUnavailable, WeftENIExhausted and the capacity annotations through nodes/status, Events reach the API
 // (a repeat patched into the first's count), the ENI collector's Lease is taken, and the kube-system namespace
 // (the default cluster id) is read. Then each rule is taken away in turn, and some call must fail: the ClusterRole
 // grants nothing the backend does not use. (test/e2e TestENI runs the whole weftd eni under these rules.)
@@ -409,9 +409,12 @@ func TestENIBackendUnderManifestRBAC(t *testing.T) {
 			n.Start(ctx)
 			return n.WaitForSync(ctx)
 		}},
-		{"NetworkUnavailable and capacity through nodes/status", func(ctx context.Context, c kubernetes.Interface, node string) error {
+		{"NetworkUnavailable, WeftENIExhausted and capacity through nodes/status", func(ctx context.Context, c kubernetes.Interface, node string) error {
 			s := eni.NewNodeStatus(c, node)
-			if err := s.SetNetworkReady(ctx, false, "VSwitchExhausted", "no addresses"); err != nil {
+			if err := s.SetNetworkReady(ctx, false, "WeftENINotReady", "no usable ENI yet"); err != nil {
+				return err
+			}
+			if err := s.SetExhausted(ctx, true, "VSwitchExhausted", "no addresses"); err != nil {
 				return err
 			}
 			return s.SetCapacity(ctx, 210)
@@ -481,8 +484,15 @@ func TestENIBackendUnderManifestRBAC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st, reason := netUnavailable(n); st != corev1.ConditionTrue || reason != "VSwitchExhausted" {
-			t.Errorf("NetworkUnavailable %q (%s), want True (VSwitchExhausted)", st, reason)
+		if st, reason := netUnavailable(n); st != corev1.ConditionTrue || reason != "WeftENINotReady" {
+			t.Errorf("NetworkUnavailable %q (%s), want True (WeftENINotReady)", st, reason)
+		}
+		exhausted := false
+		for _, c := range n.Status.Conditions {
+			exhausted = exhausted || (c.Type == eni.ConditionExhausted && c.Status == corev1.ConditionTrue && c.Reason == "VSwitchExhausted")
+		}
+		if !exhausted {
+			t.Errorf("no %s=True (VSwitchExhausted) in %+v", eni.ConditionExhausted, n.Status.Conditions)
 		}
 		if a := n.Annotations; a[eni.AnnotationMaxAvailableIP] != "210" || a[eni.AnnotationMaxPods] != "210" {
 			t.Errorf("capacity annotations %v", a)
