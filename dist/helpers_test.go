@@ -4,7 +4,7 @@
 // kube-flannel.yml run unchanged on weft's image.
 //
 // One file per concern: manifests_test.go (static checks of every YAML file), dryrun_test.go (the API server),
-// rbac_test.go (weftd under the manifest's ServiceAccount), install_test.go (the init container), systemd_test.go,
+// rbac_test.go (weftd, and the eni backend's Kubernetes side, under the manifest's ServiceAccount), install_test.go (the init container), systemd_test.go,
 // dropin_test.go (upstream's manifest); this file holds what they share: loading manifests and reading weftd's
 // options from a DaemonSet.
 package dist_test
@@ -37,11 +37,28 @@ import (
 	"github.com/weftnet/weft/internal/testenv"
 )
 
-// backends names the backend each per-backend manifest deploys; a new manifest must be added here.
-var backends = map[string]string{
-	"kube-weft.yaml":         "vxlan",
-	"kube-weft-host-gw.yaml": "host-gw",
-	"kube-weft-ali-vpc.yaml": "ali-vpc",
+// backendSpec is what a per-backend manifest must deploy where the backends differ; everything else it holds
+// equals kube-weft.yaml's (checkSameAsDefault).
+type backendSpec struct {
+	backend string // net-conf.json's Backend.Type
+	// subnetless: no Network in net-conf.json and no subnet.env; pods get their addresses from the backend.
+	subnetless bool
+	// ipMasq: weftd runs with --ip-masq (pods' traffic leaving the cluster network is masqueraded).
+	ipMasq bool
+	// cni is install-cni's --backend ("" for its default, flannel): the plugin and conflist the init step
+	// installs (install.ForBackend), and conflist the file under dist/cni/ that cni-conf.json must equal.
+	cni      string
+	conflist string
+	// plugin is the CNI plugin binary installed into the host's /opt/cni/bin.
+	plugin string
+}
+
+// backends names what each per-backend manifest deploys; a new manifest must be added here.
+var backends = map[string]backendSpec{
+	"kube-weft.yaml":         {backend: "vxlan", ipMasq: true, conflist: "10-flannel.conflist", plugin: "flannel"},
+	"kube-weft-host-gw.yaml": {backend: "host-gw", ipMasq: true, conflist: "10-flannel.conflist", plugin: "flannel"},
+	"kube-weft-ali-vpc.yaml": {backend: "ali-vpc", ipMasq: true, conflist: "10-flannel.conflist", plugin: "flannel"},
+	"kube-weft-eni.yaml":     {backend: "eni", subnetless: true, cni: "eni", conflist: "10-weft-eni.conflist", plugin: "weft-eni"},
 }
 
 const (
@@ -209,7 +226,7 @@ func jsonEqual(t testing.TB, a, b []byte) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// imageRoot builds a directory standing in for weft's image root: the built weftd, weft and flannel in opt/bin,
+// imageRoot builds a directory standing in for weft's image root: the built weftd, weft, flannel and weft-eni in opt/bin,
 // as the Dockerfile copies them, and the links the Dockerfile makes (flanneld, install-conf, /flannel).
 func imageRoot(t *testing.T) string {
 	t.Helper()
@@ -217,7 +234,7 @@ func imageRoot(t *testing.T) string {
 	if err := os.MkdirAll(filepath.Join(img, "opt", "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{"weftd", "weft", "flannel"} {
+	for _, b := range []string{"weftd", "weft", "flannel", "weft-eni"} {
 		if err := os.Symlink(testenv.WeftBin(t, b), filepath.Join(img, "opt", "bin", b)); err != nil {
 			t.Fatal(err)
 		}

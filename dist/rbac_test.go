@@ -25,7 +25,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/weftnet/weft/backend/eni"
+	"github.com/weftnet/weft/internal/coordination"
 	"github.com/weftnet/weft/internal/nsutil"
 	"github.com/weftnet/weft/internal/testenv"
 )
@@ -371,5 +374,147 @@ func (n *node) waitProbe(t *testing.T, which string, want int, timeout time.Dura
 			t.Fatalf("%s still %d %q after %s", which, code, body, timeout)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestENIBackendUnderManifestRBAC makes every Kubernetes call of the eni backend, through the backend's own
+// types, as a ServiceAccount holding exactly kube-weft-eni.yaml's ClusterRole rules: the pod and node informers
+// sync, the node gets NetworkUnavailable, WeftENIExhausted and the capacity annotations through nodes/status, Events reach the API
+// (a repeat patched into the first's count), the ENI collector's Lease is taken, and the kube-system namespace
+// (the default cluster id) is read. Then each rule is taken away in turn, and some call must fail: the ClusterRole
+// grants nothing the backend does not use. (test/e2e TestENI runs the whole weftd eni under these rules.)
+func TestENIBackendUnderManifestRBAC(t *testing.T) {
+	m := loadManifest(t, "kube-weft-eni.yaml")
+	k := testenv.StartAPIServer(t)
+	sa := get[corev1.ServiceAccount](t, m, "ServiceAccount", "flannel")
+	role := get[rbacv1.ClusterRole](t, m, "ClusterRole", "flannel")
+	ctx := context.Background()
+
+	type call struct {
+		what string
+		do   func(ctx context.Context, c kubernetes.Interface, node string) error
+	}
+	calls := []call{
+		{"pod informer of the node", func(ctx context.Context, c kubernetes.Interface, node string) error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			p := eni.NewPods(c, node)
+			p.Start(ctx)
+			return p.WaitForSync(ctx)
+		}},
+		{"node informer", func(ctx context.Context, c kubernetes.Interface, _ string) error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			n := eni.NewNodes(c)
+			n.Start(ctx)
+			return n.WaitForSync(ctx)
+		}},
+		{"NetworkUnavailable, WeftENIExhausted and capacity through nodes/status", func(ctx context.Context, c kubernetes.Interface, node string) error {
+			s := eni.NewNodeStatus(c, node)
+			if err := s.SetNetworkReady(ctx, false, "WeftENINotReady", "no usable ENI yet"); err != nil {
+				return err
+			}
+			if err := s.SetExhausted(ctx, true, "VSwitchExhausted", "no addresses"); err != nil {
+				return err
+			}
+			return s.SetCapacity(ctx, 210)
+		}},
+		{"Events on the node, a repeat patched", func(ctx context.Context, c kubernetes.Interface, node string) error {
+			ev := eni.NewEvents(c, node)
+			defer ev.Close()
+			ev.Repeat, ev.Spacing = time.Nanosecond, time.Nanosecond // past weft's own filter: client-go aggregates
+			ev.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free addresses", "vsw-test")
+			time.Sleep(50 * time.Millisecond)
+			ev.Eventf(corev1.EventTypeWarning, "VSwitchExhausted", "vSwitch %s has no free addresses", "vsw-test")
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				l, err := k.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=VSwitchExhausted,involvedObject.name=" + node})
+				if err == nil && len(l.Items) == 1 && l.Items[0].Count >= 2 {
+					return nil
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("no Event VSwitchExhausted on %s with count 2 within 10 s (list: %v, %d events)", node, err, len(l.Items))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}},
+		{"the ENI collector's Lease", func(ctx context.Context, c kubernetes.Interface, node string) error {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			co := &coordination.Kube{Client: c, Namespace: sa.Namespace}
+			lctx, err := co.Lead(ctx, "eni-gc-"+node, node)
+			if err != nil {
+				return fmt.Errorf("lead: %w", err)
+			}
+			l, err := k.Client.CoordinationV1().Leases(sa.Namespace).Get(lctx, "weft-eni-gc-"+node, metav1.GetOptions{})
+			if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != node {
+				return fmt.Errorf("Lease weft-eni-gc-%s not held by %s: %v", node, node, err)
+			}
+			return nil
+		}},
+		{"the kube-system namespace's UID (the default cluster_id)", func(ctx context.Context, c kubernetes.Interface, _ string) error {
+			_, err := c.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+			return err
+		}},
+	}
+	newNode := func(t *testing.T, name string) {
+		t.Helper()
+		if _, err := k.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := func(t *testing.T, name string, rules []rbacv1.PolicyRule) kubernetes.Interface {
+		t.Helper()
+		c, err := kubernetes.NewForConfig(k.RESTConfigForToken(k.ServiceAccountToken(t, sa.Namespace, name, rules)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	t.Run("manifest rules", func(t *testing.T) {
+		c := client(t, sa.Name, role.Rules)
+		newNode(t, "eni-a")
+		for _, cl := range calls {
+			if err := cl.do(ctx, c, "eni-a"); err != nil {
+				t.Errorf("%s: %v", cl.what, err)
+			}
+		}
+		n, err := k.Client.CoreV1().Nodes().Get(ctx, "eni-a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, reason := netUnavailable(n); st != corev1.ConditionTrue || reason != "WeftENINotReady" {
+			t.Errorf("NetworkUnavailable %q (%s), want True (WeftENINotReady)", st, reason)
+		}
+		exhausted := false
+		for _, c := range n.Status.Conditions {
+			exhausted = exhausted || (c.Type == eni.ConditionExhausted && c.Status == corev1.ConditionTrue && c.Reason == "VSwitchExhausted")
+		}
+		if !exhausted {
+			t.Errorf("no %s=True (VSwitchExhausted) in %+v", eni.ConditionExhausted, n.Status.Conditions)
+		}
+		if a := n.Annotations; a[eni.AnnotationMaxAvailableIP] != "210" || a[eni.AnnotationMaxPods] != "210" {
+			t.Errorf("capacity annotations %v", a)
+		}
+	})
+	for i, r := range role.Rules {
+		rest := slices.Delete(slices.Clone(role.Rules), i, i+1)
+		name := fmt.Sprintf("without-%d", i)
+		t.Run(fmt.Sprintf("without %v %v", r.Resources, r.Verbs), func(t *testing.T) {
+			c := client(t, "flannel-"+name, rest)
+			node := "eni-" + name
+			newNode(t, node)
+			var failed []string
+			for _, cl := range calls {
+				if err := cl.do(ctx, c, node); err != nil {
+					failed = append(failed, cl.what)
+				}
+			}
+			if len(failed) == 0 {
+				t.Errorf("every call of the eni backend succeeds without rule %+v: the ClusterRole grants more than it needs", r)
+			}
+			t.Logf("without %v %v: %v fail", r.Resources, r.Verbs, failed)
+		})
 	}
 }
