@@ -279,6 +279,7 @@ func (n *Network) fillLoop(ctx context.Context) {
 	// settling paces the re-reads while one of the node's ENIs is not usable yet (attached but not yet on the
 	// host, its metadata lagging): soon at first, then less often.
 	settling := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
+	var settleAt time.Time
 	for {
 		changed := n.pool.Changed()
 		plan := n.pool.Plan()
@@ -306,13 +307,19 @@ func (n *Network) fillLoop(ctx context.Context) {
 		if !plan.NextCheck.IsZero() {
 			wait = time.After(max(time.Until(plan.NextCheck), 10*time.Millisecond))
 		}
+		// One look is due at a time: waking for another reason (a pod waiting, the pool changing) keeps the
+		// look already scheduled instead of backing off further.
 		var settle <-chan time.Time
 		if why := n.unsettled(); why != "" {
-			d := settling.Next()
-			klog.V(2).Infof("eni: %s; looking again in %s", why, d.Round(time.Millisecond))
-			settle = time.After(d)
+			if settleAt.IsZero() {
+				d := settling.Next()
+				settleAt = time.Now().Add(d)
+				klog.V(2).Infof("eni: %s; looking again in %s", why, d.Round(time.Millisecond))
+			}
+			settle = time.After(max(time.Until(settleAt), 0))
 		} else {
 			settling.Reset()
+			settleAt = time.Time{}
 		}
 		select {
 		case <-ctx.Done():
@@ -321,6 +328,7 @@ func (n *Network) fillLoop(ctx context.Context) {
 		case <-n.kick:
 		case <-wait:
 		case <-settle:
+			settleAt = time.Time{}
 			if err := n.refresh(ctx); err != nil {
 				klog.Warningf("eni: pool sync: %v", err)
 			}
