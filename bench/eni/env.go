@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,6 +73,7 @@ type pod struct {
 	ns   string
 	ip   string
 	node *node
+	done time.Time // when ADD answered
 }
 
 // instance layout: A (zone h) and B (zone i) are the warm and traffic nodes; P (zone i) takes -pods at once;
@@ -278,7 +280,8 @@ func (e *env) newPod(n *node, name string) (*pod, error) {
 func (e *env) add(p *pod) (time.Duration, error) {
 	t0 := time.Now()
 	res, err := p.node.rt.Add(context.Background(), p.Sandbox)
-	d := time.Since(t0)
+	p.done = time.Now()
+	d := p.done.Sub(t0)
 	if err != nil {
 		return d, fmt.Errorf("ADD %s on %s: %w", p.Name, p.node.name, err)
 	}
@@ -369,6 +372,52 @@ func (e *env) cleanup() {
 			_ = os.RemoveAll(e.dir)
 		}
 	})
+}
+
+// eniTimes is one ENI of an instance as the emulator has it: when it was created and when it became InUse.
+type eniTimes struct {
+	id             string
+	created, inUse time.Time
+	addrs          []string
+}
+
+// enisTimeline lists an instance's ENIs from the emulator's state (no API call).
+func (e *env) enisTimeline(instance string) []eniTimes {
+	b, err := e.world.Dump()
+	if err != nil {
+		return nil
+	}
+	var st struct {
+		ENIs []struct {
+			ID         string               `json:"id"`
+			InstanceID string               `json:"instanceId"`
+			PrimaryIP  string               `json:"primaryIp"`
+			Secondary  []string             `json:"secondary"`
+			Created    time.Time            `json:"creationTime"`
+			Since      map[string]time.Time `json:"since"`
+		} `json:"enis"`
+	}
+	if json.Unmarshal(b, &st) != nil {
+		return nil
+	}
+	var out []eniTimes
+	for _, x := range st.ENIs {
+		if x.InstanceID == instance {
+			out = append(out, eniTimes{id: x.ID, created: x.Created, inUse: x.Since["attached"], addrs: append([]string{x.PrimaryIP}, x.Secondary...)})
+		}
+	}
+	// CreationTime has the API's one-second resolution: ENIs are ordered by when they became InUse (the agent
+	// creates and attaches one at a time), and their creation is taken from the write audit, in the same order.
+	sort.Slice(out, func(i, j int) bool { return out[i].inUse.Before(out[j].inUse) })
+	ws, _ := e.world.Writes()
+	k := 0
+	for _, w := range ws {
+		if w.Instance == instance && w.Action == "CreateNetworkInterface" && w.Lost == "" && k < len(out) {
+			out[k].created = w.At
+			k++
+		}
+	}
+	return out
 }
 
 // enisOf counts the ENIs attached to an instance (primary excluded) and the addresses they carry, from the

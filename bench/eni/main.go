@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weftnet/weft/cloud/aliyun/sim"
 	"github.com/weftnet/weft/internal/lab"
 )
 
@@ -62,7 +63,8 @@ type scenario struct {
 	nodes    int
 	failures int
 	firstErr string
-	short    string // column heading
+	timeline []string // -pods: each ENI's creation, InUse and first pod served, from the first ADD
+	short    string   // column heading
 }
 
 type traffic struct{ nodeGbps, podGbps, nodeRR, podRR []float64 }
@@ -271,6 +273,28 @@ func runMany(e *env, n *node, pods int) (*scenario, error) {
 	s.agent = agentWrites(m1).minus(agentWrites(m0))
 	s.weftd = m1.histogram("weft_eni_allocation_seconds").sub(m0.histogram("weft_eni_allocation_seconds"))
 	s.enis, _ = e.enisOf(n.id)
+	served := map[string]time.Duration{} // address -> first ADD sent .. its answer
+	for i, p := range ps {
+		if errs[i] == nil {
+			served[p.ip] = p.done.Sub(t1)
+		}
+	}
+	for k, x := range e.enisTimeline(n.id) {
+		first, count := time.Duration(-1), 0
+		for _, a := range x.addrs {
+			if d, ok := served[a]; ok {
+				count++
+				if first < 0 || d < first {
+					first = d
+				}
+			}
+		}
+		line := fmt.Sprintf("ENI %d (%s): CreateNetworkInterface %+.1f s, InUse %+.1f s", k+1, x.id, x.created.Sub(t1).Seconds(), x.inUse.Sub(t1).Seconds())
+		if count > 0 {
+			line += fmt.Sprintf(", first of its %d pods answered %+.1f s", count, first.Seconds())
+		}
+		s.timeline = append(s.timeline, line)
+	}
 	logf("%d pods: all answered in %s (%d failed), %d ENIs", pods, s.wall.Round(time.Millisecond), s.failures, s.enis)
 	if s.failures > 0 {
 		logf("%d of %d ADDs failed, the first: %s", s.failures, pods, s.firstErr)
@@ -430,10 +454,20 @@ func msf(sec float64) string {
 	return fmt.Sprintf("%.1f", sec*1000)
 }
 
+// hq is a histogram quantile in ms, marked ">" when it lies beyond the highest finite bucket.
+func hq(h hist, q float64) string {
+	v := h.quantile(q)
+	if n := len(h.buckets); n >= 2 && math.IsInf(h.buckets[n-1].le, 1) && h.buckets[n-2].count < q*h.count {
+		return ">" + msf(v)
+	}
+	return msf(v)
+}
+
 func report(o options, started time.Time, load0, load1 string, ss []*scenario, tr *traffic, a, b *node) string {
 	var w strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format, args...) }
-	p("weft eni backend on alisim's fabric (sim.DefaultTiming: ENI attach %s; metadata lag default 1 s), %s nodes\n", "2s", benchType)
+	p("weft eni backend on alisim's fabric (sim.DefaultTiming: ENI attach %s; instance metadata lag %s, its default), %s nodes\n",
+		sim.DefaultTiming.ENITransition, sim.NewMetadata(nil, "").Lag, benchType)
 	p("command: %s\n", strings.Join(os.Args, " "))
 	p("machine: %s\n", machine())
 	p("run: %s, load average %s at the start, %s at the end; the machine was SHARED with other engineers' e2e tests\n\n",
@@ -442,11 +476,12 @@ func report(o options, started time.Time, load0, load1 string, ss []*scenario, t
 	p("1-2. pod address allocation (ms)      n   ADD p50   ADD p99   ADD max | weftd p50  weftd p99  weftd mean\n")
 	for _, s := range ss {
 		p("%-34s %5d %9s %9s %9s | %9s  %9s  %9s\n", s.name, len(s.adds), ms(percentile(s.adds, 0.5)), ms(percentile(s.adds, 0.99)),
-			ms(percentile(s.adds, 1)), msf(s.weftd.quantile(0.5)), msf(s.weftd.quantile(0.99)), msf(s.weftd.sum/s.weftd.count))
+			ms(percentile(s.adds, 1)), hq(s.weftd, 0.5), hq(s.weftd, 0.99), msf(s.weftd.sum/s.weftd.count))
 	}
 	p("  ADD: CNI ADD through libcni and weft-eni, as the runtime sees it (nearest-rank percentiles).\n")
 	p("  weftd: weft_eni_allocation_seconds from /metrics (ADD reaching weftd -> address checkpointed), p50/p99\n")
-	p("  interpolated within its buckets (x2 apart from 0.5 ms) as histogram_quantile does; mean = _sum/_count.\n")
+	p("  interpolated within its buckets (x2 apart from 0.5 ms to 65.5 s; \">\": beyond the last) as histogram_quantile\n")
+	p("  does; mean = _sum/_count.\n")
 	for _, s := range ss {
 		if s.wall > 0 {
 			p("  %s: wall time first ADD sent -> last answer %s ms; per pod p50 %s, p90 %s, p99 %s, max %s ms; %d ENIs after; %d ADDs failed\n",
@@ -454,6 +489,10 @@ func report(o options, started time.Time, load0, load1 string, ss []*scenario, t
 				ms(percentile(s.adds, 1)), s.enis, s.failures)
 			if s.firstErr != "" {
 				p("    first failure: %s\n", s.firstErr)
+			}
+			p("    its ENIs, times from the first ADD sent (alisim's audit and state; answers as the runtime saw them):\n")
+			for _, l := range s.timeline {
+				p("      %s\n", l)
 			}
 		}
 	}
