@@ -50,6 +50,18 @@ bench: deps build
 bench-alivpc:
 	$(GO) run ./bench/alivpc -nodes 1000 -time-scale 0.02 -rate 20
 
+# The eni backend on alisim's fabric: allocation latency (warm pool, cold node), -pods pods at once, API calls per
+# action, pod-to-pod traffic against node-to-node; writes bench/eni/RESULTS.md. Not part of make test. Whatever
+# an interrupted run leaves (it cleans up itself on SIGINT/SIGTERM), the namespaces of its prefix are removed here.
+BENCH_ENI_FLAGS ?= -reps 5 -warm 40 -secs 5 -pods 100 -o bench/eni/RESULTS.md
+.PHONY: bench-eni
+bench-eni: deps build
+	@tools/build.sh etcd k8s cni >/dev/null
+	$(GO) build -o bin/bench-eni ./bench/eni
+	@trap : INT TERM; p=eb$$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n'); rc=0; \
+	WEFT_TOOLS_BIN=$$(tools/build.sh etcd k8s cni | tail -1) bin/bench-eni -prefix $$p $(BENCH_ENI_FLAGS) || rc=$$?; \
+	for ns in $$(ip netns list | awk '{print $$1}' | grep "^$$p-"); do ip netns del $$ns; done; exit $$rc
+
 # alisim's own capacity on loopback through the real SDK.
 bench-alisim:
 	$(GO) test -run XXX -bench Alisim -benchtime 5s ./cloud/aliyun
