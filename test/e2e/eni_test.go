@@ -374,6 +374,22 @@ func TestENI(t *testing.T) {
 			t.Fatalf("pod -> Service 10.96.0.10:80 (DNAT to %s:7102): %q %v", remote.IP, got, err)
 		}
 	})
+	t.Run("weftd restores a pod's rule and an ENI's table route removed by hand", func(t *testing.T) {
+		if out, err := lab.NSRun(n1.Name, "ip", "rule", "del", "pref", "2048", "from", other.IP); err != nil {
+			t.Fatalf("ip rule del: %v: %s", err, out)
+		}
+		if out, err := lab.NSRun(n1.Name, "sh", "-c", "ip route flush table all proto 87 exact 0.0.0.0/0"); err != nil {
+			t.Fatalf("ip route flush: %v: %s", err, out)
+		}
+		if err := lab.WaitFor(15*time.Second, "rule and table restored", func() (bool, error) {
+			return strings.Contains(n1.IP("rule", "show", "pref", "2048"), "from "+other.IP+" lookup"), nil
+		}); err != nil {
+			t.Fatalf("%v: %s", err, n1.IP("rule"))
+		}
+		if err := lab.WaitFor(15*time.Second, "traffic to another node again", func() (bool, error) { return other.ping(remote.IP) == nil, nil }); err != nil {
+			t.Fatalf("%v: %s", err, n1.IP("route", "show", "table", "all", "proto", "87"))
+		}
+	})
 	t.Run("CHECK, then DEL releases into the cooldown", func(t *testing.T) {
 		if err := e.rts[n1.Name].Check(ctx, sameA.Sandbox); err != nil {
 			t.Fatalf("CHECK: %v", err)
