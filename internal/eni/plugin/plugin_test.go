@@ -113,6 +113,8 @@ type fakeWeftd struct {
 	next netip.Addr
 	reqs []any
 	err  map[string]error
+	// mutate, when set, changes each ADD reply.
+	mutate func(*cniproto.AddReply)
 }
 
 func newWeftd() *fakeWeftd {
@@ -136,6 +138,9 @@ func (w *fakeWeftd) Add(_ context.Context, r cniproto.AddRequest) (cniproto.AddR
 	reply := cniproto.AddReply{IP: ip, Table: 1003, MTU: 1500,
 		ENI: cniproto.ENIInfo{ID: "eni-1", MAC: "00:16:3e:00:00:01", VSwitchCIDR: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.253")}}
 	reply.Rules.ToPod, reply.Rules.FromPod = 600, 2100
+	if w.mutate != nil {
+		w.mutate(&reply)
+	}
 	return reply, nil
 }
 
