@@ -4,6 +4,7 @@ package plugin
 // cniproto: what a runtime's ADD and DEL leave in the kernel, and what a failure after weftd answered gives back.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -194,5 +195,37 @@ func TestKernelAddFailsAfterWeftdAnswered(t *testing.T) {
 	}
 	if st := k.states(); len(st) != 0 {
 		t.Errorf("records left: %v", st)
+	}
+}
+
+// A careless runtime's second ADD for a container whose datapath stands (no DEL between) fails, and must neither
+// tear down the standing datapath nor give its address back: weftd answers the same address to the same
+// container, so giving it back would free an address a running pod uses, for the next pod to get it too.
+func TestKernelAddTwiceKeepsTheFirst(t *testing.T) {
+	k := newKernelEnv(t)
+	k.add(t, "kt1")
+	ip := netip.MustParseAddr("10.0.1.7")
+	var stderr bytes.Buffer
+	k.p.Stderr = &stderr
+	err := k.run(t, k.p.Add, k.args(t, "kt1", k.conf(nil)))
+	if err == nil {
+		t.Fatal("a second ADD without DEL succeeded")
+	}
+	if !strings.Contains(err.Error(), "already") {
+		t.Errorf("second ADD: %v, want it to say the datapath is already there", err)
+	}
+	if err := k.checkDatapath(t, "kt1", ip); err != nil {
+		t.Errorf("the first ADD's datapath is damaged: %v", err)
+	}
+	if h := k.weftd.holding(); h["kt1/eth0"] != ip {
+		t.Errorf("weftd holds %v: the running pod's address was given back", h)
+	}
+	if st := k.states(); len(st) != 1 {
+		t.Errorf("records %v, want the first ADD's", st)
+	}
+	for _, r := range k.weftd.requests() {
+		if _, ok := r.(cniproto.DelRequest); ok {
+			t.Errorf("weftd got a Del: %+v", r)
+		}
 	}
 }
