@@ -115,6 +115,9 @@ type fakeWeftd struct {
 	err  map[string]error
 	// mutate, when set, changes each ADD reply.
 	mutate func(*cniproto.AddReply)
+	// gate, when set, holds each ADD until it is closed; entered gets each ADD's container as it starts.
+	gate    chan struct{}
+	entered chan string
 }
 
 func newWeftd() *fakeWeftd {
@@ -122,6 +125,15 @@ func newWeftd() *fakeWeftd {
 }
 
 func (w *fakeWeftd) Add(_ context.Context, r cniproto.AddRequest) (cniproto.AddReply, error) {
+	w.mu.Lock()
+	gate, entered := w.gate, w.entered
+	w.mu.Unlock()
+	if entered != nil {
+		entered <- r.Pod.ContainerID
+	}
+	if gate != nil {
+		<-gate // as a pool waiting for an address: the context's end is not looked at
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.reqs = append(w.reqs, r)
