@@ -52,7 +52,8 @@ func testPod(name, node string) *corev1.Pod {
 // its result; it returns true in that child, which then runs the test's body. The agent's host side
 // (datapath.Host) writes sysctls in the namespace of the thread calling it, so the whole process, alisim's
 // servers on its loopback included, lives in the namespace the test made.
-func runInFreshNetns(t *testing.T) bool {
+// Nothing the child prints (its log included) may contain any of forbid.
+func runInFreshNetns(t *testing.T, forbid ...string) bool {
 	t.Helper()
 	testenv.RequireRoot(t)
 	if os.Getenv("WEFT_ENI_HANDLER_CHILD") == t.Name() {
@@ -71,6 +72,11 @@ func runInFreshNetns(t *testing.T) bool {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Errorf("in a fresh namespace: %v\n%s", err, out)
+	}
+	for _, f := range forbid {
+		if strings.Contains(string(out), f) {
+			t.Errorf("the output shows %q:\n%s", f, out)
+		}
 	}
 	return false
 }
