@@ -3,6 +3,8 @@ package cniproto
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,5 +77,30 @@ func TestAddAnsweredInTimeIsKept(t *testing.T) {
 	defer h.mu.Unlock()
 	if len(h.dels) != 0 {
 		t.Errorf("Dels %+v after ADDs answered in time", h.dels)
+	}
+}
+
+// Listen tells at once whether the socket can be made (a directory in its place: no), and ServeListener serves
+// what it made.
+func TestListenThenServe(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Listen(dir); err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("Listen on a directory: %v, want an error naming it", err)
+	}
+	sock := filepath.Join(dir, "run", "eni.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeListener(ctx, ln, &testHandler{reply: goodReply()}) }()
+	c := &Client{Socket: sock, Timeout: 10 * time.Second}
+	if err := c.Status(context.Background()); err != nil {
+		t.Errorf("STATUS on ServeListener: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ServeListener: %v", err)
 	}
 }

@@ -40,10 +40,25 @@ func Serve(ctx context.Context, path string, h Handler) error {
 	if h == nil {
 		return errors.New("cniproto: Serve needs a Handler")
 	}
-	ln, err := listen(path)
+	ln, err := Listen(path)
 	if err != nil {
 		return err
 	}
+	return ServeListener(ctx, ln, h)
+}
+
+// Listen makes the socket Serve serves (see Serve for the directory, a stale socket, the mode): a caller that
+// must know whether the plugin can reach it (readiness) listens first and serves the listener with ServeListener.
+func Listen(path string) (net.Listener, error) { return listen(path) }
+
+// ServeListener is Serve on a listener made by Listen, which it closes; it returns when ctx ends (nil) or the
+// listener fails.
+func ServeListener(ctx context.Context, ln net.Listener, h Handler) error {
+	if h == nil {
+		ln.Close()
+		return errors.New("cniproto: Serve needs a Handler")
+	}
+	path := ln.Addr().String()
 	base, cancelAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelAll()
 	s := &server{h: h, busy: map[string]bool{}, base: base}
