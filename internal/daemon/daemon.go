@@ -34,7 +34,7 @@ import (
 
 	// The backends weftd offers.
 	_ "github.com/weftnet/weft/backend/alivpc"
-	_ "github.com/weftnet/weft/backend/eni"
+	"github.com/weftnet/weft/backend/eni"
 	_ "github.com/weftnet/weft/backend/hostgw"
 	_ "github.com/weftnet/weft/backend/vxlan"
 )
@@ -84,6 +84,9 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		return err
 	}); err != nil {
 		return ignoreCancel(err)
+	}
+	if err := checkMode(o, cfg); err != nil {
+		return err
 	}
 	if cfg.BackendDefaulted {
 		klog.Warning("Backend.Type is not set: using vxlan (upstream flanneld would pick udp despite documenting vxlan)")
@@ -197,6 +200,19 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		return err
 	}
 	klog.Info("stopping; devices, routes, rules and the lease are left in place")
+	return nil
+}
+
+// kubeOnly are the backends that need Kubernetes mode: eni reads pods from the API server, which etcd mode has
+// not. (The backend's constructor says the same, but only after the external interface was looked up, which such
+// a backend does not use: an operator must hear about the mode, not about an interface.)
+var kubeOnly = map[string]bool{eni.Name: true}
+
+// checkMode refuses, as soon as the network config is read, a backend the daemon's mode cannot run.
+func checkMode(o *Options, cfg *subnet.Config) error {
+	if kubeOnly[cfg.BackendType] && !o.KubeSubnetMgr {
+		return fmt.Errorf("Backend.Type %q needs Kubernetes mode (--kube-subnet-mgr): pods and their addresses are read from the Kubernetes API, which etcd mode does not have", cfg.BackendType)
+	}
 	return nil
 }
 

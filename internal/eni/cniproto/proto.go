@@ -10,7 +10,10 @@
 // A failure is a non-2xx answer whose body is {"Version", "Error": {"Code", "Message"}}; the client returns it as
 // *Error. Both sides check Version: a plugin and a daemon of different protocol versions refuse each other with
 // Code Version rather than guess. The client sends its deadline in the Weft-Timeout header (a Go duration); the
-// server gives the handler that deadline, capped at MaxTimeout, and answers Code Timeout when it passes.
+// server gives the handler that deadline less a margin (a tenth, at most 2 s, so that its answer arrives in time),
+// capped at MaxTimeout, and answers Code Timeout when it passes. An ADD that the handler completes after the
+// request was answered (or whose answer cannot be delivered) is given back with the handler's Del: an address
+// the plugin never learnt of is never left held.
 //
 // The server validates every request before the Handler sees it (container ID, interface name, netns path, pod
 // namespace and name, addresses), bounds the body (MaxBody), refuses a second request for a ContainerID+IfName

@@ -40,13 +40,28 @@ func Serve(ctx context.Context, path string, h Handler) error {
 	if h == nil {
 		return errors.New("cniproto: Serve needs a Handler")
 	}
-	ln, err := listen(path)
+	ln, err := Listen(path)
 	if err != nil {
 		return err
 	}
+	return ServeListener(ctx, ln, h)
+}
+
+// Listen makes the socket Serve serves (see Serve for the directory, a stale socket, the mode): a caller that
+// must know whether the plugin can reach it (readiness) listens first and serves the listener with ServeListener.
+func Listen(path string) (net.Listener, error) { return listen(path) }
+
+// ServeListener is Serve on a listener made by Listen, which it closes; it returns when ctx ends (nil) or the
+// listener fails.
+func ServeListener(ctx context.Context, ln net.Listener, h Handler) error {
+	if h == nil {
+		ln.Close()
+		return errors.New("cniproto: Serve needs a Handler")
+	}
+	path := ln.Addr().String()
 	base, cancelAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelAll()
-	s := &server{h: h, busy: map[string]bool{}}
+	s := &server{h: h, busy: map[string]bool{}, base: base}
 	mux := http.NewServeMux()
 	for verb := range verbs {
 		mux.HandleFunc("/v1/"+verb, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, verb) })
@@ -123,6 +138,7 @@ func listen(path string) (net.Listener, error) {
 
 type server struct {
 	h    Handler
+	base context.Context // ends when Serve stops waiting for handlers
 	mu   sync.Mutex
 	busy map[string]bool // ContainerID/IfName of the requests running
 	wg   sync.WaitGroup  // handler calls running
@@ -299,7 +315,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, verb string) {
 			writeError(w, http.StatusBadRequest, badRequest("%s %q: expected a positive duration", TimeoutHeader, clip(v)))
 			return
 		}
-		timeout = min(timeout, d)
+		timeout = min(timeout, d-answerMargin(d))
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -325,31 +341,78 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, verb string) {
 			return
 		}
 	}
-	done := make(chan outcome, 1)
+	// done is unbuffered and abandoned closed once this request is answered without the handler's outcome: the
+	// handler's goroutine then knows for sure that its outcome reached no one.
+	done, abandoned := make(chan outcome), make(chan struct{})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		o := s.safeCall(ctx, verb, req)
-		if key != "" {
-			s.release(key) // before the answer, so the client's next request never finds it busy
+		select {
+		case done <- o: // the answer is on its way; serve releases the pod
+		case <-abandoned:
+			s.giveBack(req, o)
+			if key != "" {
+				s.release(key)
+			}
 		}
-		done <- o
 	}()
 	select {
 	case o := <-done:
+		if key != "" {
+			s.release(key) // before the answer, so the client's next request never finds it busy
+		}
 		if o.err != nil {
 			e := asError(o.err)
 			writeError(w, statusOf(e.Code), e)
 			return
 		}
 		writeJSON(w, http.StatusOK, o.reply)
+		if err := http.NewResponseController(w).Flush(); err != nil && key != "" {
+			// The plugin is gone (it gave up waiting): an address it was given it never learnt of. Unless its
+			// retry already runs (and gets this same address), give it back.
+			if s.acquire(key) {
+				s.giveBack(req, o)
+				s.release(key)
+			}
+		}
 	case <-ctx.Done():
+		close(abandoned)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			writeError(w, statusOf(CodeTimeout), &Error{Code: CodeTimeout, Message: fmt.Sprintf("%s for %s: no answer within %v", verb, orAll(what), timeout)})
 			return
 		}
 		writeError(w, statusOf(CodeInternal), &Error{Code: CodeInternal, Message: verb + ": cancelled (weftd stopping)"})
 	}
+}
+
+// answerMargin is how much sooner than the client's deadline the server gives up on the handler, so that its
+// Timeout answer reaches the client before the client stops waiting: then every ADD the client saw fail and the
+// handler completed anyway is known to the server, which gives its address back.
+func answerMargin(d time.Duration) time.Duration {
+	return min(d/10, 2*time.Second)
+}
+
+// giveBackTimeout bounds the Del that gives back an address no one was told of.
+const giveBackTimeout = 30 * time.Second
+
+// giveBack undoes an ADD the handler completed after the request had been answered (Timeout, or weftd stopping)
+// or whose answer could not be delivered: the plugin saw a failure and built no datapath, so the address would be
+// held by no one until a GC. It runs while the pod is busy, so a retried ADD cannot get the address and then lose
+// it to this Del.
+func (s *server) giveBack(req any, o outcome) {
+	r, ok := req.(AddRequest)
+	reply, replied := o.reply.(AddReply)
+	if !ok || o.err != nil || !replied {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.base, giveBackTimeout)
+	defer cancel()
+	if err := s.h.Del(ctx, DelRequest{Version: Version, Pod: r.Pod, IP: reply.IP}); err != nil {
+		klog.Errorf("cniproto: give back %s of container %s interface %s, whose ADD completed after its answer: %v", reply.IP, r.Pod.ContainerID, r.Pod.IfName, err)
+		return
+	}
+	klog.Warningf("cniproto: gave back %s of container %s interface %s: its ADD completed after the request had been answered", reply.IP, r.Pod.ContainerID, r.Pod.IfName)
 }
 
 func orAll(what string) string {

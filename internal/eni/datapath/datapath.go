@@ -58,6 +58,10 @@ const DefaultMTU = 1500
 // ErrNotFound: the link asked for is not (yet) on the host.
 var ErrNotFound = errors.New("not found")
 
+// ErrExists: Add found the pod's host veth or its interface in the pod already there (an earlier ADD of the same
+// container and interface without a DEL); Add changed nothing.
+var ErrExists = errors.New("already exists")
+
 var gatewayV4 = netip.MustParseAddr(GatewayV4)
 
 // HostVethName is the host end of a pod's veth: "wen" and 12 hex digits of sha256(containerID "/" ifName), 15

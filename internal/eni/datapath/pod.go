@@ -138,12 +138,12 @@ func (a *adder) open() error {
 		return fmt.Errorf("netlink in pod netns %s: %w", a.p.Netns, err)
 	}
 	if _, err := a.host.LinkByName(a.veth); err == nil {
-		return fmt.Errorf("host veth %s already exists (left by an earlier ADD of this container: DEL it first)", a.veth)
+		return fmt.Errorf("host veth %s %w (left by an earlier ADD of this container: DEL it first)", a.veth, ErrExists)
 	} else if !notFound(err) {
 		return fmt.Errorf("host veth %s: %w", a.veth, err)
 	}
 	if _, err := a.pod.LinkByName(a.p.IfName); err == nil {
-		return fmt.Errorf("pod netns %s already has an interface %s", a.p.Netns, a.p.IfName)
+		return fmt.Errorf("pod netns %s already has an interface %s (%w)", a.p.Netns, a.p.IfName, ErrExists)
 	} else if !notFound(err) {
 		return fmt.Errorf("pod interface %s: %w", a.p.IfName, err)
 	}

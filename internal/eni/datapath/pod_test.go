@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -338,7 +339,7 @@ func TestAddRefusesWhatIsThere(t *testing.T) {
 			t.Fatal(err)
 		}
 		hostBefore, podBefore := dump(t, n.host), dump(t, n.pod)
-		if _, err := n.add(n.testPod()); err == nil || !strings.Contains(err.Error(), "already has an interface eth0") {
+		if _, err := n.add(n.testPod()); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already has an interface eth0") {
 			t.Errorf("Add into a netns with eth0: %v", err)
 		}
 		sameDump(t, "host netns", hostBefore, dump(t, n.host))
@@ -351,7 +352,7 @@ func TestAddRefusesWhatIsThere(t *testing.T) {
 			t.Fatal(err)
 		}
 		hostBefore, podBefore := dump(t, n.host), dump(t, n.pod)
-		if _, err := n.add(p); err == nil || !strings.Contains(err.Error(), "already exists") {
+		if _, err := n.add(p); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already exists") {
 			t.Errorf("Add over a leftover host veth: %v", err)
 		}
 		sameDump(t, "host netns", hostBefore, dump(t, n.host))

@@ -4,8 +4,9 @@
 // host a /32 route and Terway's two policy rules).
 //
 //	ADD    K8S_POD_NAMESPACE and K8S_POD_NAME from CNI_ARGS; weftd's Add; datapath.Add. A failure once weftd has
-//	       answered gives the address back (weftd's Del; the datapath undoes its own part). The result: the host
-//	       veth, the pod's interface in its netns, IP/32 with gateway 169.254.1.1, the default route.
+//	       answered gives the address back (weftd's Del; the datapath undoes its own part), except when the pod's
+//	       datapath already stands (a second ADD without DEL: weftd answered the address that datapath uses). The
+//	       result: the host veth, the pod's interface in its netns, IP/32 with gateway 169.254.1.1, the default route.
 //	DEL    the address from prevResult when there is one; datapath.Del, then weftd's Del. An unreachable weftd is
 //	       no failure (weftd's GC frees the address later): DEL must not leave pods stuck terminating; the plugin
 //	       says so on stderr.
@@ -273,9 +274,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	// From here weftd holds an address for the pod: any failure gives it back.
 	pod := datapathPod(args, reply.IP, reply)
 	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
-	datapathDone := false
+	datapathDone, standing := false, false
 	defer func() {
-		if err == nil {
+		if err == nil || standing {
 			return
 		}
 		if datapathDone {
@@ -291,6 +292,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		}
 	}()
 	res, err := p.Datapath.Add(pod)
+	if errors.Is(err, datapath.ErrExists) {
+		// An ADD without a DEL since the last: weftd answered the address it holds for this container, which the
+		// standing datapath uses. Giving it back would free a running pod's address for the next pod.
+		standing = true
+		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: container %s interface %s already has its datapath (%v): "+
+			"a second ADD without DEL; DEL it first (its address %v stays held)", args.ContainerID, args.IfName, err, reply.IP), "")
+	}
 	if err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: the datapath of %v: %v", reply.IP, err), "")
 	}

@@ -113,6 +113,11 @@ type fakeWeftd struct {
 	next netip.Addr
 	reqs []any
 	err  map[string]error
+	// mutate, when set, changes each ADD reply.
+	mutate func(*cniproto.AddReply)
+	// gate, when set, holds each ADD until it is closed; entered gets each ADD's container as it starts.
+	gate    chan struct{}
+	entered chan string
 }
 
 func newWeftd() *fakeWeftd {
@@ -120,6 +125,15 @@ func newWeftd() *fakeWeftd {
 }
 
 func (w *fakeWeftd) Add(_ context.Context, r cniproto.AddRequest) (cniproto.AddReply, error) {
+	w.mu.Lock()
+	gate, entered := w.gate, w.entered
+	w.mu.Unlock()
+	if entered != nil {
+		entered <- r.Pod.ContainerID
+	}
+	if gate != nil {
+		<-gate // as a pool waiting for an address: the context's end is not looked at
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.reqs = append(w.reqs, r)
@@ -136,6 +150,9 @@ func (w *fakeWeftd) Add(_ context.Context, r cniproto.AddRequest) (cniproto.AddR
 	reply := cniproto.AddReply{IP: ip, Table: 1003, MTU: 1500,
 		ENI: cniproto.ENIInfo{ID: "eni-1", MAC: "00:16:3e:00:00:01", VSwitchCIDR: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.253")}}
 	reply.Rules.ToPod, reply.Rules.FromPod = 600, 2100
+	if w.mutate != nil {
+		w.mutate(&reply)
+	}
 	return reply, nil
 }
 
