@@ -406,7 +406,16 @@ func (n *Network) createENI(ctx context.Context, secondary int) (bool, error) {
 	}
 	candidates := n.candidateVSwitches()
 	if len(candidates) == 0 {
-		return false, fmt.Errorf("no vSwitch of zone %s has free addresses (all %d configured are exhausted; retried every %s)", n.zone, len(n.cfg.VSwitchesFor(n.zone)), exhaustedFor)
+		// All are marked exhausted: the VPC may have freed addresses since (an ENI of another node deleted, a
+		// vSwitch's reservations given back). DescribeVSwitches says, at the fill loop's backoff, so that the
+		// node recovers as soon as there is room rather than after the mark runs out.
+		if err := n.refreshVSwitches(ctx); err != nil {
+			return false, err
+		}
+		candidates = n.refilled(secondary + 1)
+	}
+	if len(candidates) == 0 {
+		return false, fmt.Errorf("no vSwitch of zone %s has free addresses (all %d configured are exhausted: %s)", n.zone, len(n.cfg.VSwitchesFor(n.zone)), strings.Join(n.cfg.VSwitchesFor(n.zone), ", "))
 	}
 	tags := map[string]string{TagCluster: n.cfg.ClusterID, TagNode: n.d.deps.NodeName, TagInstance: n.instance, TagCreatedBy: "weftd"}
 	for k, v := range n.cfg.ENITags {
@@ -645,6 +654,20 @@ func (n *Network) candidateVSwitches() []string {
 	return out
 }
 
+// refilled clears the exhaustion mark of the zone's vSwitches that DescribeVSwitches last listed with at least
+// need free addresses and returns the candidates then.
+func (n *Network) refilled(need int) []string {
+	n.mu.Lock()
+	for _, id := range n.cfg.VSwitchesFor(n.zone) {
+		if sw, ok := n.vswitches[id]; ok && sw.Available >= need && !n.exhausted[id].IsZero() {
+			klog.Infof("eni: vSwitch %s has %d free addresses again", id, sw.Available)
+			delete(n.exhausted, id)
+		}
+	}
+	n.mu.Unlock()
+	return n.candidateVSwitches()
+}
+
 // markExhausted takes a vSwitch out of selection for a while and says so on the node.
 func (n *Network) markExhausted(ctx context.Context, sw string, cause error) {
 	if sw == "" {
@@ -660,6 +683,11 @@ func (n *Network) markExhausted(ctx context.Context, sw string, cause error) {
 	}
 	n.mu.Unlock()
 	msg := fmt.Sprintf("vSwitch %s has no free addresses (%v); %d other vSwitches of zone %s left to fail over to", sw, cause, left, n.zone)
+	if left == 0 {
+		all := n.cfg.VSwitchesFor(n.zone)
+		msg = fmt.Sprintf("no vSwitch of zone %s has free addresses (%d configured: %s; %s was the last tried: %v): free addresses in them or configure another vSwitch",
+			n.zone, len(all), strings.Join(all, ", "), sw, cause)
+	}
 	klog.Warning("eni: " + msg)
 	n.d.events.Eventf("Warning", "VSwitchExhausted", "%s", msg)
 	n.setState(ctx, "VSwitchExhausted", msg)
