@@ -635,7 +635,17 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 		why = fmt.Sprintf("MAC %q: %v", e.MAC, err)
 		return st
 	}
-	link, err := n.d.host.LinkByMAC(mac)
+	link, err := n.linkByMAC(mac)
+	if err != nil && !errors.Is(err, datapath.ErrNotFound) {
+		// A failed read of the host's links (a netlink dump interrupted by the churn of pod veths) says nothing
+		// about the ENI: it keeps what it had, rather than its pods losing their rules until the next look.
+		n.mu.Lock()
+		was := st.usable
+		n.mu.Unlock()
+		klog.Warningf("eni: %s: %v", e.ID, err)
+		usable, why, gone = was, err.Error(), false
+		return st
+	}
 	if err != nil {
 		why = "not on the host yet: " + err.Error()
 		return st
@@ -657,6 +667,19 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 	n.mu.Unlock()
 	usable = true
 	return st
+}
+
+// linkByMAC is the host's link of an ENI; a failed read of the links (not a complete one without it) is tried
+// again a few times.
+func (n *Network) linkByMAC(mac net.HardwareAddr) (netlink.Link, error) {
+	var err error
+	for try := 0; try < 3; try++ {
+		var l netlink.Link
+		if l, err = n.d.host.LinkByMAC(mac); err == nil || errors.Is(err, datapath.ErrNotFound) {
+			return l, err
+		}
+	}
+	return nil, err
 }
 
 // gateway is the vSwitch gateway of an ENI: from the metadata (per MAC), else the block's third-last address,
