@@ -521,6 +521,9 @@ func TestENIChurnKill(t *testing.T) {
 		t.Errorf("the crash was not exercised: %d ADDs retried, %d DELs while down", retried.Load(), outageDels.Load())
 	}
 	e.waitReady(n, 60*time.Second)
+	if evs := e.eventsOf(n.Name, "PodAddressLost"); len(evs) > 0 {
+		t.Errorf("no ENI left the node, yet it reported pods as lost: %q", evs[0].Message)
+	}
 	for _, p := range live {
 		if err := e.rts[n.Name].Check(context.Background(), p.Sandbox); err != nil {
 			t.Errorf("CHECK of %s, kept alive across the crash: %v", p.Name, err)
