@@ -837,10 +837,14 @@ func (n *Network) syncHost() error {
 	tables := map[string]int{}
 	links := map[string]datapath.ENILink{}
 	for id, e := range n.enis {
+		if e.table != 0 {
+			// Also while the ENI is not usable (it left the host, it is being set up again): its pods keep
+			// their rules, to the table it had, until it is back (with its new table) or gone.
+			tables[id] = e.table
+		}
 		if !e.usable {
 			continue
 		}
-		tables[id] = e.table
 		mac, _ := net.ParseMAC(e.MAC)
 		links[id] = datapath.ENILink{MAC: mac, Gateway: e.gateway, CIDR: e.cidr, Table: e.table, MTU: n.cfg.MTU}
 	}
@@ -867,9 +871,32 @@ func (n *Network) syncHost() error {
 			errs = append(errs, err)
 		}
 	}
+	// A pod's rules are the plugin's to make while its ADD is under way: an allocation younger than gcMinAge
+	// whose address has no rule yet is left alone (adding them here made the plugin's own add fail with "file
+	// exists"); once it has one, or is older, its rules are kept whole and right (a table that changed with its
+	// ENI's ifindex, rules someone removed).
+	records := n.pool.Records()
+	now := n.d.clock.Now()
+	var present map[netip.Addr]bool
+	for _, r := range records {
+		if r.State == checkpoint.Assigned && now.Sub(r.AssignedAt) < gcMinAge {
+			obs, err := n.d.host.Observe()
+			if err != nil {
+				return errors.Join(append(errs, err)...) // nothing removed on a partial view
+			}
+			present = map[netip.Addr]bool{}
+			for _, pr := range obs.Rules {
+				present[pr.IP] = true
+			}
+			break
+		}
+	}
 	var want []datapath.PodRule
-	for _, r := range n.pool.Records() {
+	for _, r := range records {
 		if r.State != checkpoint.Assigned {
+			continue
+		}
+		if now.Sub(r.AssignedAt) < gcMinAge && !present[r.IP] {
 			continue
 		}
 		if t, ok := tables[r.ENI]; ok {
