@@ -739,7 +739,8 @@ func TestENIVSwitchExhaustion(t *testing.T) {
 	e.keepLogs()
 	inner := e.conf
 	e.conf = func(n *lab.Node) string {
-		return strings.Replace(inner(n), `"cn-hangzhou-h":["vsw-alisim0001"]`, `"cn-hangzhou-h":["vsw-alisim0001","vsw-alisim0003"]`, 1)
+		c := strings.Replace(inner(n), `"cn-hangzhou-h":["vsw-alisim0001"]`, `"cn-hangzhou-h":["vsw-alisim0001","vsw-alisim0003"]`, 1)
+		return strings.Replace(c, `"Type":"eni",`, `"Type":"eni","vswitch_selection_policy":"ordered",`, 1) // fail-over in order
 	}
 	n1, n2 := e.nodes[0], e.nodes[1]
 	if _, err := e.world.FillVSwitch(vsw1, 0); err != nil {
