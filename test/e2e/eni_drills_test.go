@@ -350,7 +350,7 @@ func TestENIChurnKill(t *testing.T) {
 		}
 	}
 	var retried, addRetries, outageDels, delRetries atomic.Int64
-	var atKill []string // failures of requests weftd died in the middle of
+	var atKill []string  // failures of requests weftd died in the middle of
 	var upFails []string // ADDs that failed while weftd was up (the pool did not keep up)
 	var down atomic.Bool
 	// del runs DEL as a kubelet does: a failed one is tried again (only a DEL weftd died in the middle of may
@@ -798,8 +798,10 @@ func TestENIVSwitchExhaustion(t *testing.T) {
 	}); err != nil {
 		t.Errorf("%v: %+v", err, cond)
 	}
-	if evs := e.eventsOf(n2.Name, "VSwitchExhausted"); len(evs) == 0 {
-		t.Errorf("n2: no Event VSwitchExhausted")
+	if err := lab.WaitFor(10*time.Second, "n2: an Event VSwitchExhausted", func() (bool, error) {
+		return len(e.eventsOf(n2.Name, "VSwitchExhausted")) > 0, nil
+	}); err != nil {
+		t.Error(err)
 	}
 
 	// GC goes on meanwhile on n1: the runtime lost the orphan (its cached result gone, so no DEL comes); its
