@@ -349,7 +349,7 @@ func TestENIChurnKill(t *testing.T) {
 			delete(held, p.IP)
 		}
 	}
-	var retried, addRetries, outageDels, delRetries atomic.Int64
+	var retried, outageDels, delRetries atomic.Int64
 	var atKill []string  // failures of requests weftd died in the middle of
 	var upFails []string // ADDs that failed while weftd was up (the pool did not keep up)
 	var down atomic.Bool
@@ -411,7 +411,6 @@ func TestENIChurnKill(t *testing.T) {
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("ADD %s: still failing after 2 minutes: %w", name, err)
 			}
-			addRetries.Add(1)
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
