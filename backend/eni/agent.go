@@ -87,6 +87,9 @@ type eniState struct {
 	table   int
 	usable  bool
 	why     string // why not usable
+	// served: usable once in this process; gone: it left the host (detached, attached elsewhere, its link
+	// vanished); lost: its pods were reported as having lost their network (until it is usable again).
+	served, gone, lost bool
 }
 
 // Network is a node's eni network: the agent, the CNI handler and the garbage collector.
@@ -406,7 +409,16 @@ func (n *Network) createENI(ctx context.Context, secondary int) (bool, error) {
 	}
 	candidates := n.candidateVSwitches()
 	if len(candidates) == 0 {
-		return false, fmt.Errorf("no vSwitch of zone %s has free addresses (all %d configured are exhausted; retried every %s)", n.zone, len(n.cfg.VSwitchesFor(n.zone)), exhaustedFor)
+		// All are marked exhausted: the VPC may have freed addresses since (an ENI of another node deleted, a
+		// vSwitch's reservations given back). DescribeVSwitches says, at the fill loop's backoff, so that the
+		// node recovers as soon as there is room rather than after the mark runs out.
+		if err := n.refreshVSwitches(ctx); err != nil {
+			return false, err
+		}
+		candidates = n.refilled(secondary + 1)
+	}
+	if len(candidates) == 0 {
+		return false, fmt.Errorf("no vSwitch of zone %s has free addresses (all %d configured are exhausted: %s)", n.zone, len(n.cfg.VSwitchesFor(n.zone)), strings.Join(n.cfg.VSwitchesFor(n.zone), ", "))
 	}
 	tags := map[string]string{TagCluster: n.cfg.ClusterID, TagNode: n.d.deps.NodeName, TagInstance: n.instance, TagCreatedBy: "weftd"}
 	for k, v := range n.cfg.ENITags {
@@ -496,10 +508,24 @@ func (n *Network) refresh(ctx context.Context) error {
 func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 	var view []pool.ENI
 	seen := map[string]bool{}
+	var left []*eniState
 	for _, e := range list {
 		seen[e.ID] = true
 		st := n.setUp(ctx, e)
+		n.mu.Lock()
 		view = append(view, pool.ENI{ID: e.ID, MAC: e.MAC, VSwitchID: e.VSwitchID, Addrs: append([]netip.Addr{e.PrimaryIP}, e.Secondary...), Usable: st.usable})
+		switch {
+		case st.usable && st.lost:
+			klog.Infof("eni: %s is usable again: its pods have their network back", e.ID)
+			st.lost = false
+		case st.usable:
+		case st.served && st.gone && !st.lost:
+			left = append(left, st)
+		}
+		if st.usable {
+			st.served = true
+		}
+		n.mu.Unlock()
 	}
 	n.mu.Lock()
 	for id := range n.enis {
@@ -509,12 +535,63 @@ func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 	}
 	n.mu.Unlock()
 	n.pool.SetENIs(view)
-	for _, r := range n.pool.Lost() {
-		msg := fmt.Sprintf("address %s of pod %s/%s (ENI %s) is no longer assigned in the cloud (ENI detached or address unassigned behind weftd's back): the pod has lost its network", r.IP, r.PodNamespace, r.PodName, r.ENI)
-		klog.Error("eni: " + msg)
-		n.d.events.Eventf("Warning", "PodAddressLost", "%s", msg)
+	for _, st := range left {
+		n.leftHost(st)
+	}
+	if lost := n.pool.Lost(); len(lost) > 0 {
+		n.reportLost("no longer assigned in the cloud (the ENI deleted or the address unassigned behind weftd's back)", lost)
 	}
 	n.d.m.setPool(n.pool.Stats())
+}
+
+// poolView is the pool's view of the ENIs as the agent knows them now; n.mu held.
+func (n *Network) poolView() []pool.ENI {
+	var view []pool.ENI
+	for _, st := range n.enis {
+		view = append(view, pool.ENI{ID: st.ID, MAC: st.MAC, VSwitchID: st.VSwitchID, Addrs: append([]netip.Addr{st.PrimaryIP}, st.Secondary...), Usable: st.usable})
+	}
+	return view
+}
+
+// leftHost reports the pods of an ENI that was usable and has left the host behind weftd's back (detached in the
+// console, attached elsewhere): they have lost their network. Their addresses stay theirs (the ENI still holds
+// them): none is handed to another pod, and they work again if the ENI comes back.
+func (n *Network) leftHost(st *eniState) {
+	n.mu.Lock()
+	if st.lost {
+		n.mu.Unlock()
+		return
+	}
+	st.lost = true
+	id, why := st.ID, st.why
+	n.mu.Unlock()
+	var pods []checkpoint.Record
+	for _, r := range n.pool.Records() {
+		if r.ENI == id && r.State == checkpoint.Assigned {
+			pods = append(pods, r)
+		}
+	}
+	klog.Errorf("eni: %s left the host behind weftd's back (%s)", id, why)
+	if len(pods) > 0 {
+		n.reportLost(fmt.Sprintf("on ENI %s, which left the host behind weftd's back (%s)", id, why), pods)
+	}
+}
+
+// reportLost says, in the log for each pod and in one Event for all (Events of one reason are spaced, so one per
+// pod would drop all but the first), that pods have lost their network.
+func (n *Network) reportLost(why string, recs []checkpoint.Record) {
+	var names []string
+	for _, r := range recs {
+		klog.Errorf("eni: address %s of pod %s/%s (ENI %s) is %s: the pod has lost its network", r.IP, r.PodNamespace, r.PodName, r.ENI, why)
+		names = append(names, fmt.Sprintf("%s/%s (%s)", r.PodNamespace, r.PodName, r.IP))
+	}
+	const most = 20
+	more := ""
+	if len(names) > most {
+		more = fmt.Sprintf(" and %d more", len(names)-most)
+		names = names[:most]
+	}
+	n.d.events.Eventf("Warning", "PodAddressLost", "%d pods lost their network: their addresses are %s: %s%s", len(recs), why, strings.Join(names, ", "), more)
 }
 
 // setUp brings one ENI to a usable state on the host (or attaches it when it is this node's and Available).
@@ -528,10 +605,10 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 	st.ENI = e
 	sw := n.vswitches[e.VSwitchID]
 	n.mu.Unlock()
-	usable, why := false, ""
+	usable, why, gone := false, "", true
 	defer func() {
 		n.mu.Lock()
-		st.usable, st.why = usable, why
+		st.usable, st.why, st.gone = usable, why, gone && !usable
 		n.mu.Unlock()
 	}()
 	switch e.Status {
@@ -558,11 +635,22 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 		why = fmt.Sprintf("MAC %q: %v", e.MAC, err)
 		return st
 	}
-	link, err := n.d.host.LinkByMAC(mac)
+	link, err := n.linkByMAC(mac)
+	if err != nil && !errors.Is(err, datapath.ErrNotFound) {
+		// A failed read of the host's links (a netlink dump interrupted by the churn of pod veths) says nothing
+		// about the ENI: it keeps what it had, rather than its pods losing their rules until the next look.
+		n.mu.Lock()
+		was := st.usable
+		n.mu.Unlock()
+		klog.Warningf("eni: %s: %v", e.ID, err)
+		usable, why, gone = was, err.Error(), false
+		return st
+	}
 	if err != nil {
 		why = "not on the host yet: " + err.Error()
 		return st
 	}
+	gone = false
 	gw := n.gateway(ctx, e.MAC, sw.CIDR)
 	if !gw.IsValid() || !sw.CIDR.IsValid() {
 		why = "its vSwitch " + e.VSwitchID + " is unknown"
@@ -579,6 +667,19 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 	n.mu.Unlock()
 	usable = true
 	return st
+}
+
+// linkByMAC is the host's link of an ENI; a failed read of the links (not a complete one without it) is tried
+// again a few times.
+func (n *Network) linkByMAC(mac net.HardwareAddr) (netlink.Link, error) {
+	var err error
+	for try := 0; try < 3; try++ {
+		var l netlink.Link
+		if l, err = n.d.host.LinkByMAC(mac); err == nil || errors.Is(err, datapath.ErrNotFound) {
+			return l, err
+		}
+	}
+	return nil, err
 }
 
 // gateway is the vSwitch gateway of an ENI: from the metadata (per MAC), else the block's third-last address,
@@ -645,6 +746,20 @@ func (n *Network) candidateVSwitches() []string {
 	return out
 }
 
+// refilled clears the exhaustion mark of the zone's vSwitches that DescribeVSwitches last listed with at least
+// need free addresses and returns the candidates then.
+func (n *Network) refilled(need int) []string {
+	n.mu.Lock()
+	for _, id := range n.cfg.VSwitchesFor(n.zone) {
+		if sw, ok := n.vswitches[id]; ok && sw.Available >= need && !n.exhausted[id].IsZero() {
+			klog.Infof("eni: vSwitch %s has %d free addresses again", id, sw.Available)
+			delete(n.exhausted, id)
+		}
+	}
+	n.mu.Unlock()
+	return n.candidateVSwitches()
+}
+
 // markExhausted takes a vSwitch out of selection for a while and says so on the node.
 func (n *Network) markExhausted(ctx context.Context, sw string, cause error) {
 	if sw == "" {
@@ -660,6 +775,11 @@ func (n *Network) markExhausted(ctx context.Context, sw string, cause error) {
 	}
 	n.mu.Unlock()
 	msg := fmt.Sprintf("vSwitch %s has no free addresses (%v); %d other vSwitches of zone %s left to fail over to", sw, cause, left, n.zone)
+	if left == 0 {
+		all := n.cfg.VSwitchesFor(n.zone)
+		msg = fmt.Sprintf("no vSwitch of zone %s has free addresses (%d configured: %s; %s was the last tried: %v): free addresses in them or configure another vSwitch",
+			n.zone, len(all), strings.Join(all, ", "), sw, cause)
+	}
 	klog.Warning("eni: " + msg)
 	n.d.events.Eventf("Warning", "VSwitchExhausted", "%s", msg)
 	n.setState(ctx, "VSwitchExhausted", msg)
@@ -715,25 +835,68 @@ func (n *Network) hostLoop(ctx context.Context) {
 func (n *Network) syncHost() error {
 	n.mu.Lock()
 	tables := map[string]int{}
-	var links []datapath.ENILink
+	links := map[string]datapath.ENILink{}
 	for id, e := range n.enis {
+		if e.table != 0 {
+			// Also while the ENI is not usable (it left the host, it is being set up again): its pods keep
+			// their rules, to the table it had, until it is back (with its new table) or gone.
+			tables[id] = e.table
+		}
 		if !e.usable {
 			continue
 		}
-		tables[id] = e.table
 		mac, _ := net.ParseMAC(e.MAC)
-		links = append(links, datapath.ENILink{MAC: mac, Gateway: e.gateway, CIDR: e.cidr, Table: e.table, MTU: n.cfg.MTU})
+		links[id] = datapath.ENILink{MAC: mac, Gateway: e.gateway, CIDR: e.cidr, Table: e.table, MTU: n.cfg.MTU}
 	}
 	n.mu.Unlock()
 	var errs []error
-	for _, l := range links {
+	for id, l := range links {
 		if _, err := n.d.host.EnsureENI(l); err != nil {
+			if errors.Is(err, datapath.ErrNotFound) {
+				// The link of a usable ENI is gone: detached behind weftd's back. Stop serving its addresses,
+				// report its pods and have the fill loop read the ENIs again now, not at the next sync.
+				n.mu.Lock()
+				st := n.enis[id]
+				if st != nil {
+					st.usable, st.gone, st.why = false, true, "its link left the host"
+				}
+				view := n.poolView()
+				n.mu.Unlock()
+				if st != nil {
+					n.pool.SetENIs(view)
+					n.leftHost(st)
+				}
+				n.poke()
+			}
 			errs = append(errs, err)
 		}
 	}
+	// A pod's rules are the plugin's to make while its ADD is under way: an allocation younger than gcMinAge
+	// whose address has no rule yet is left alone (adding them here made the plugin's own add fail with "file
+	// exists"); once it has one, or is older, its rules are kept whole and right (a table that changed with its
+	// ENI's ifindex, rules someone removed).
+	records := n.pool.Records()
+	now := n.d.clock.Now()
+	var present map[netip.Addr]bool
+	for _, r := range records {
+		if r.State == checkpoint.Assigned && now.Sub(r.AssignedAt) < gcMinAge {
+			obs, err := n.d.host.Observe()
+			if err != nil {
+				return errors.Join(append(errs, err)...) // nothing removed on a partial view
+			}
+			present = map[netip.Addr]bool{}
+			for _, pr := range obs.Rules {
+				present[pr.IP] = true
+			}
+			break
+		}
+	}
 	var want []datapath.PodRule
-	for _, r := range n.pool.Records() {
+	for _, r := range records {
 		if r.State != checkpoint.Assigned {
+			continue
+		}
+		if now.Sub(r.AssignedAt) < gcMinAge && !present[r.IP] {
 			continue
 		}
 		if t, ok := tables[r.ENI]; ok {

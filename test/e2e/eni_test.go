@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type eniEnv struct {
 	pods    map[string]*eniPod
 	conf    func(n *lab.Node) string
 	healthz map[string]int
+	mu      sync.Mutex // pods and netns, for drills that add pods concurrently
+	netns   map[string]bool
 }
 
 // eniPod is a pod sandbox made through the runtime.
@@ -63,7 +66,7 @@ func newENIEnv(t *testing.T, nodes int, mod func(*sim.State)) *eniEnv {
 		}
 	})
 	e := &eniEnv{vpcEnv: v, plugin: testenv.WeftBin(t, "weft-eni"), rts: map[string]*lab.Runtime{}, pods: map[string]*eniPod{},
-		healthz: map[string]int{}}
+		healthz: map[string]int{}, netns: map[string]bool{}}
 	srv := httptest.NewServer(v.srv)
 	t.Cleanup(srv.Close)
 	var err error
@@ -100,8 +103,10 @@ func newENIEnv(t *testing.T, nodes int, mod func(*sim.State)) *eniEnv {
 		}
 	}
 	t.Cleanup(func() {
-		for _, p := range e.pods {
-			_, _ = lab.Run("ip", "netns", "del", p.ns)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for ns := range e.netns {
+			_, _ = lab.Run("ip", "netns", "del", ns)
 		}
 	})
 	return e
@@ -163,36 +168,70 @@ func randomID() string {
 
 // addPod creates the Pod object on n, its sandbox namespace, and runs CNI ADD.
 func (e *eniEnv) addPod(n *lab.Node, name string) (*eniPod, error) {
-	ctx := context.Background()
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: corev1.PodSpec{NodeName: n.Name, Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/pause"}}}}
-	if _, err := e.kube.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if err := e.createPod(n, name); err != nil {
 		return nil, err
 	}
+	p, err := e.sandbox(n, name)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.pods[name] = p
+	e.mu.Unlock()
+	return p, e.add(p)
+}
+
+// createPod creates the Pod object, scheduled on n.
+func (e *eniEnv) createPod(n *lab.Node, name string) error {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: n.Name, Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/pause"}}}}
+	_, err := e.kube.Client.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{})
+	return err
+}
+
+// sandbox makes a new sandbox (a fresh container id and network namespace) for the pod name on n.
+func (e *eniEnv) sandbox(n *lab.Node, name string) (*eniPod, error) {
 	p := &eniPod{node: n, ns: "ep-" + randomID()[:10]}
 	p.Sandbox = lab.Sandbox{ContainerID: randomID(), Netns: "/var/run/netns/" + p.ns, Namespace: "default", Name: name}
+	e.mu.Lock()
+	e.netns[p.ns] = true
+	e.mu.Unlock()
 	if _, err := lab.Run("ip", "netns", "add", p.ns); err != nil {
 		return nil, err
 	}
 	_, _ = lab.NSRun(p.ns, "ip", "link", "set", "lo", "up")
-	e.pods[name] = p
-	res, err := e.rts[n.Name].Add(ctx, p.Sandbox)
+	return p, nil
+}
+
+// add runs CNI ADD for the sandbox and notes its address.
+func (e *eniEnv) add(p *eniPod) error {
+	res, err := e.rts[p.node.Name].Add(context.Background(), p.Sandbox)
 	if err != nil {
-		return p, err
+		return err
 	}
 	for _, ip := range res.IPs {
 		if ip.Address.IP.To4() != nil {
 			p.IP = ip.Address.IP.String()
 		}
 	}
-	return p, nil
+	return nil
+}
+
+// dropSandbox removes the sandbox's network namespace.
+func (e *eniEnv) dropSandbox(p *eniPod) {
+	_, _ = lab.Run("ip", "netns", "del", p.ns)
+	e.mu.Lock()
+	delete(e.netns, p.ns)
+	e.mu.Unlock()
 }
 
 func (e *eniEnv) delPod(p *eniPod) error {
 	err := e.rts[p.node.Name].Del(context.Background(), p.Sandbox)
-	_, _ = lab.Run("ip", "netns", "del", p.ns)
+	e.dropSandbox(p)
 	_ = e.kube.Client.CoreV1().Pods("default").Delete(context.Background(), p.Name, metav1.DeleteOptions{})
+	e.mu.Lock()
 	delete(e.pods, p.Name)
+	e.mu.Unlock()
 	return err
 }
 
