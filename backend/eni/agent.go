@@ -112,6 +112,7 @@ type Network struct {
 	cloudFail      int                  // consecutive failures
 	state          string               // a condition the node is in (VSwitchExhausted, ENILimit), "" for none
 	stateMsg       string
+	socketErr      string // why the CNI socket cannot be served, "" while it is
 	published      string // readiness last written to the node
 	publishedState string // state last written to the node's WeftENIExhausted condition
 	// eniLimitUntil: the instance refused another ENI (foreign ENIs take slots); no create is tried before then.
@@ -234,6 +235,9 @@ func (n *Network) Outputs() backend.Outputs {
 func (n *Network) Ready() (bool, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.socketErr != "" {
+		return false, "eni: " + n.socketErr
+	}
 	for _, e := range n.enis {
 		if e.usable {
 			return true, ""

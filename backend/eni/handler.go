@@ -16,10 +16,21 @@ import (
 	"github.com/weftnet/weft/internal/eni/pool"
 )
 
-// serve answers the CNI plugin on the unix socket until ctx ends; a socket that cannot be served is retried.
+// serve answers the CNI plugin on the unix socket until ctx ends. A socket that cannot be made (its path a
+// directory, its directory read-only) is retried, and the node is not ready meanwhile: /readyz says why instead
+// of 200 while every pod's ADD fails.
 func (n *Network) serve(ctx context.Context) {
 	for {
-		err := cniproto.Serve(ctx, n.cfg.Socket, n)
+		ln, err := cniproto.Listen(n.cfg.Socket)
+		n.mu.Lock()
+		n.socketErr = ""
+		if err != nil {
+			n.socketErr = fmt.Sprintf("CNI socket %s: %v", n.cfg.Socket, err)
+		}
+		n.mu.Unlock()
+		if err == nil {
+			err = cniproto.ServeListener(ctx, ln, n)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -124,9 +135,14 @@ func (n *Network) checkPod(ctx context.Context, ns, name string) error {
 
 func (n *Network) reply(a pool.Allocation) (cniproto.AddReply, error) {
 	n.mu.Lock()
-	e := n.enis[a.ENI.ID]
+	var c eniState
+	p := n.enis[a.ENI.ID]
+	if p != nil {
+		c = *p // a copy: setUp rewrites the fields under n.mu while the ENI is refreshed
+	}
 	n.mu.Unlock()
-	if e == nil || !e.usable {
+	e := &c
+	if p == nil || !e.usable {
 		return cniproto.AddReply{}, protoErr("NotReady", "ENI %s of address %s is not usable on the host", a.ENI.ID, a.IP)
 	}
 	r := cniproto.AddReply{Version: cniproto.Version, IP: a.IP, Table: e.table, MTU: n.mtu(e),

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,11 +128,8 @@ func newHandlerEnv(t *testing.T, backendKeys string, pods ...*corev1.Pod) *handl
 	if err := d.pods.(*KubePods).WaitForSync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The VPC's part: every ENI attached to the instance appears on the host as a link with its MAC. (The first
-	// call warms up the SDK's package globals, which it initialises without a lock: see the report.)
-	if _, err := cl.ENIs(ctx, aliyun.ENIFilter{InstanceID: "i-alisim0001"}); err != nil {
-		t.Fatal(err)
-	}
+	// The VPC's part: every ENI attached to the instance appears on the host as a link with its MAC. (Its first
+	// calls race the agent's: the client must build the SDK's package-level endpoint maps once, not per call.)
 	go plugENIs(ctx, t, cl, h)
 	n, err := startAgent(ctx, d)
 	if err != nil {
@@ -229,5 +227,75 @@ func TestHandlerRefusesPodsNotHere(t *testing.T) {
 	}
 	if st := e.n.pool.Stats(); st.Assigned != 0 || st.Waiting != 0 {
 		t.Errorf("pool %+v", st)
+	}
+}
+
+// Many ADDs at once while the pool is empty (no ENI yet, no idle address): each waits while the agent creates and
+// attaches ENIs and assigns addresses, each gets an address of its own on a usable ENI, every one is in the
+// checkpoint before its answer, and a retried ADD gets the same address again.
+func TestHandlerManyAddsOnAnEmptyPool(t *testing.T) {
+	if !runInFreshNetns(t) {
+		return
+	}
+	const pods = 24
+	var ps []*corev1.Pod
+	for i := range pods {
+		ps = append(ps, testPod(fmt.Sprintf("p%d", i), testNode))
+	}
+	e := newHandlerEnv(t, `,"min_pool_size":0,"warm_pool_target":1,"max_pool_size":2`, ps...)
+	if st := e.n.pool.Stats(); st.Idle != 0 || st.ENIs != 0 {
+		t.Fatalf("the pool is not empty at the start: %+v", st)
+	}
+	replies := make([]cniproto.AddReply, pods)
+	errs := make([]error, pods)
+	var wg sync.WaitGroup
+	for i := range pods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			replies[i], errs[i] = e.n.Add(ctx, addReq(fmt.Sprintf("p%d", i)))
+		}()
+	}
+	wg.Wait()
+	seen := map[netip.Addr]string{}
+	for i, r := range replies {
+		if errs[i] != nil {
+			t.Errorf("p%d: %v", i, errs[i])
+			continue
+		}
+		if other, dup := seen[r.IP]; dup {
+			t.Errorf("%s given to p%d and %s", r.IP, i, other)
+		}
+		seen[r.IP] = fmt.Sprintf("p%d", i)
+		if r.Table < 1000 || r.ENI.ID == "" || !r.ENI.VSwitchCIDR.Contains(r.IP) {
+			t.Errorf("p%d: reply %+v", i, r)
+		}
+	}
+	f, err := checkpoint.Store{Path: e.ckpt}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assigned := 0
+	for _, r := range f.Records {
+		if r.State == checkpoint.Assigned {
+			assigned++
+			if seen[r.IP] != r.PodName {
+				t.Errorf("checkpoint: %s held by %s, the replies say %q", r.IP, r.PodName, seen[r.IP])
+			}
+		}
+	}
+	if assigned != pods {
+		t.Errorf("checkpoint holds %d assigned addresses, want %d", assigned, pods)
+	}
+	if st := e.n.pool.Stats(); st.Waiting != 0 || st.Assigned != pods {
+		t.Errorf("pool %+v, want %d assigned, none waiting", st, pods)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	again, err := e.n.Add(ctx, addReq("p3"))
+	if err != nil || again.IP != replies[3].IP {
+		t.Errorf("retried ADD: %v %v, want %v", again.IP, err, replies[3].IP)
 	}
 }

@@ -3,6 +3,7 @@ package aliyun
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth"
@@ -12,6 +13,10 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/quotas"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
 )
+
+// sdkEndpointMaps fills the SDK's package-level endpoint maps, which each service's GetEndpointMap builds on first
+// use without a lock: two clients built at once for the first time would race on them.
+var sdkEndpointMaps sync.Once
 
 // clients returns SDK clients for one attempt: the current credentials (a RAM role's keys rotate before they
 // expire), over a transport bound to ctx (transport.go says why). Building them is cheap (no I/O); the
@@ -25,6 +30,7 @@ func (c *Client) clients(ctx context.Context) (sdkClients, *attemptTransport, er
 	if cr.SecurityToken != "" {
 		cred = credentials.NewStsTokenCredential(cr.AccessKeyID, cr.AccessKeySecret, cr.SecurityToken)
 	}
+	sdkEndpointMaps.Do(func() { vpc.GetEndpointMap(); ecs.GetEndpointMap(); quotas.GetEndpointMap() })
 	at := &attemptTransport{ctx: ctx, base: c.transport}
 	cfg := sdk.NewConfig().WithScheme(c.c.Scheme).WithAutoRetry(false).WithTimeout(c.c.Timeout)
 	cfg.Transport = at
