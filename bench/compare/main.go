@@ -8,11 +8,9 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -20,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weftnet/weft/bench/netperf"
 	"github.com/weftnet/weft/internal/lab"
 )
 
@@ -83,11 +82,11 @@ func measure(tools, daemon, plugin, backend string, secs int, underlay bool) (sa
 	}
 	var u *sample
 	if underlay {
-		g, err := iperf(l.Nodes[1].Name, l.Nodes[0].Name, l.Nodes[1].Addr, secs)
+		g, err := netperf.Iperf3(netperf.Exec, l.Nodes[1].Name, l.Nodes[0].Name, l.Nodes[1].Addr, secs)
 		if err != nil {
 			return s, nil, err
 		}
-		rr, err := sockperf(l.Nodes[1].Name, l.Nodes[0].Name, l.Nodes[1].Addr, secs)
+		rr, err := netperf.Sockperf(netperf.Exec, l.Nodes[1].Name, l.Nodes[0].Name, l.Nodes[1].Addr, secs)
 		if err != nil {
 			return s, nil, err
 		}
@@ -134,10 +133,10 @@ func measure(tools, daemon, plugin, backend string, secs int, underlay bool) (sa
 	}
 	time.Sleep(5 * time.Second) // RSS after settling, as lab.md measured it
 	s.rssMB = rss(l.Nodes[1].Daemon.Cmd.Process.Pid)
-	if s.gbps, err = iperf(pods[1].Name, pods[0].Name, pods[1].IP4, secs); err != nil {
+	if s.gbps, err = netperf.Iperf3(netperf.Exec, pods[1].Name, pods[0].Name, pods[1].IP4, secs); err != nil {
 		return s, nil, err
 	}
-	if s.rr, err = sockperf(pods[1].Name, pods[0].Name, pods[1].IP4, secs); err != nil {
+	if s.rr, err = netperf.Sockperf(netperf.Exec, pods[1].Name, pods[0].Name, pods[1].IP4, secs); err != nil {
 		return s, nil, err
 	}
 	return s, u, nil
@@ -168,54 +167,6 @@ func rss(pid int) float64 {
 	}
 	kb, _ := strconv.ParseFloat(string(m[1]), 64)
 	return kb / 1024
-}
-
-// iperf runs an iperf3 server in serverNS (CPU 0) and a client in clientNS (CPU 1).
-func iperf(serverNS, clientNS, ip string, secs int) (float64, error) {
-	srv := exec.Command("ip", "netns", "exec", serverNS, "taskset", "-c", "0", "iperf3", "-s", "-1", "-B", ip, "-p", "5299")
-	if err := srv.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	time.Sleep(300 * time.Millisecond)
-	out, err := lab.NSRun(clientNS, "taskset", "-c", "1", "iperf3", "-c", ip, "-p", "5299", "-t", strconv.Itoa(secs), "-J")
-	if err != nil {
-		return 0, err
-	}
-	var r struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %w", err)
-	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, nil
-}
-
-var validRE = regexp.MustCompile(`\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=\d+; ReceivedMessages=(\d+)`)
-
-// sockperf runs a TCP ping-pong for secs and returns round trips per second.
-func sockperf(serverNS, clientNS, ip string, secs int) (float64, error) {
-	srv := exec.Command("ip", "netns", "exec", serverNS, "taskset", "-c", "0", "sockperf", "server", "--tcp", "-i", ip, "-p", "5298")
-	if err := srv.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	time.Sleep(300 * time.Millisecond)
-	out, err := lab.NSRun(clientNS, "taskset", "-c", "1", "sockperf", "ping-pong", "--tcp", "-i", ip, "-p", "5298", "-t", strconv.Itoa(secs))
-	if err != nil {
-		return 0, err
-	}
-	m := validRE.FindStringSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("sockperf output not understood: %s", out)
-	}
-	rt, _ := strconv.ParseFloat(m[1], 64)
-	n, _ := strconv.ParseFloat(m[2], 64)
-	return n / rt, nil
 }
 
 func median(xs []float64) float64 {

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weftnet/weft/bench/netperf"
 	"github.com/weftnet/weft/cloud/aliyun/sim"
 	"github.com/weftnet/weft/internal/lab"
 )
@@ -399,14 +400,14 @@ func runTraffic(e *env, a, b *node, podA *pod, reps, secs int) (*traffic, error)
 			order = []path{podPath, nodePath}
 		}
 		for _, p := range order {
-			g, err := e.iperf(p.server, p.client, p.target, secs)
+			g, err := netperf.Iperf3(e.serve, p.server, p.client, p.target, secs)
 			if err != nil {
 				return nil, fmt.Errorf("iperf3 %s: %w", p.name, err)
 			}
 			*p.gbps = append(*p.gbps, g)
 		}
 		for _, p := range order {
-			x, err := e.sockperf(p.server, p.client, p.target, secs)
+			x, err := netperf.Sockperf(e.serve, p.server, p.client, p.target, secs)
 			if err != nil {
 				return nil, fmt.Errorf("sockperf %s: %w", p.name, err)
 			}

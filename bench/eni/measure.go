@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -9,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/weftnet/weft/internal/lab"
 )
 
 // prom is a scrape of the Prometheus text format: series (name plus sorted labels, as written) -> value.
@@ -244,50 +241,11 @@ func agentWrites(m prom) counts {
 	return c
 }
 
-// iperf runs an iperf3 server in serverNS (CPU 0) and a client in clientNS (CPU 1) for secs; Gbit/s received.
-func (e *env) iperf(serverNS, clientNS, ip string, secs int) (float64, error) {
-	srv, err := e.startServer(serverNS, "taskset", "-c", "0", "iperf3", "-s", "-1", "-B", ip, "-p", "5299")
+// serve is the netperf.Starter of this run: the server is tracked, so an interrupt stops it too.
+func (e *env) serve(ns string, argv ...string) (func(), error) {
+	c, err := e.startServer(ns, argv...)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer e.stopServer(srv)
-	time.Sleep(300 * time.Millisecond)
-	out, err := lab.NSRun(clientNS, "taskset", "-c", "1", "iperf3", "-c", ip, "-p", "5299", "-t", strconv.Itoa(secs), "-J")
-	if err != nil {
-		return 0, err
-	}
-	var r struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %w", err)
-	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, nil
-}
-
-var validRE = regexp.MustCompile(`\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=\d+; ReceivedMessages=(\d+)`)
-
-// sockperf runs a TCP ping-pong for secs (server CPU 0, client CPU 1) and returns round trips per second.
-func (e *env) sockperf(serverNS, clientNS, ip string, secs int) (float64, error) {
-	srv, err := e.startServer(serverNS, "taskset", "-c", "0", "sockperf", "server", "--tcp", "-i", ip, "-p", "5298")
-	if err != nil {
-		return 0, err
-	}
-	defer e.stopServer(srv)
-	time.Sleep(300 * time.Millisecond)
-	out, err := lab.NSRun(clientNS, "taskset", "-c", "1", "sockperf", "ping-pong", "--tcp", "-i", ip, "-p", "5298", "-t", strconv.Itoa(secs))
-	if err != nil {
-		return 0, err
-	}
-	m := validRE.FindStringSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("sockperf output not understood: %s", out)
-	}
-	rt, _ := strconv.ParseFloat(m[1], 64)
-	n, _ := strconv.ParseFloat(m[2], 64)
-	return n / rt, nil
+	return func() { e.stopServer(c) }, nil
 }
