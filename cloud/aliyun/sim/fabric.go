@@ -35,6 +35,10 @@ import (
 //     of the same vSwitch reaches them through the router as the VPC delivers them.
 //
 // Unassigning an address removes its route and neighbour; detaching or deleting the ENI removes its veth.
+// An ENI is tracked by its veth's router end: the instance end may be moved into a pod's namespace and renamed
+// (the eni backend's exclusive mode) and Sync leaves it there; when that namespace is deleted the kernel
+// destroys the veth (a real NIC would return to the host instead), and the next Sync makes the ENI again in its
+// instance's namespace, as eth<DeviceIndex> with its MAC, as a real ENI reappears on its host.
 // Sync reads the kernel state with netlink and writes only differences: a Sync with nothing changed runs no
 // command. Each instance namespace also serves its metadata on 100.100.100.200:80.
 type Fabric struct {
@@ -260,6 +264,13 @@ func (f *Fabric) Sync() error {
 	neighs := map[neigh]net.HardwareAddr{} // what the VPC knows: address on that veth -> the ENI's MAC
 	for id, e := range want {
 		link, ok := f.enis[id]
+		if ok && f.vanished(h, link) {
+			// The pair is gone: its instance end was moved into a pod's namespace (exclusive ENI mode) and that
+			// namespace was deleted, which destroys a veth (a real NIC would come back to the host): the ENI
+			// reappears in its instance, as eth<DeviceIndex>, as a real one would.
+			delete(f.enis, id)
+			ok = false
+		}
 		if !ok {
 			link = fabricLink{name: "ve" + strings.TrimPrefix(id, "eni-"), instance: e.InstanceID, device: e.DeviceIndex}
 			if len(link.name) > 12 { // interface names are at most 15 bytes
@@ -378,6 +389,14 @@ func (f *Fabric) Sync() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// vanished says whether an ENI's veth is gone from the router (looked up by its router-side end, which never
+// moves: the instance end may be anywhere, renamed, inside a pod's namespace below the instance's).
+func (f *Fabric) vanished(h *netlink.Handle, link fabricLink) bool {
+	_, err := h.LinkByName(link.name)
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
 }
 
 // run runs one command for Sync (mu held), counting it.
