@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -157,7 +158,7 @@ func TestRoundTrip(t *testing.T) {
 	got, err := c.Add(ctx, AddRequest{Pod: pod("a1")})
 	want := goodReply()
 	want.Version = Version
-	if err != nil || got != want {
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Add: %+v, %v; want %+v", got, err, want)
 	}
 	ip := netip.MustParseAddr("10.0.1.7")

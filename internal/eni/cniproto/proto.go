@@ -52,7 +52,14 @@ type ENIInfo struct {
 	ID, MAC     string
 	VSwitchCIDR netip.Prefix
 	Gateway     netip.Addr
+	PrimaryIP   netip.Addr `json:",omitzero"` // the ENI's primary address (exclusive mode: the pod's)
 }
+
+// The pod's mode, AddReply.Mode.
+const (
+	ModeShared    = "shared"    // a secondary address of a shared ENI, a veth (also when Mode is empty: older weftd)
+	ModeExclusive = "exclusive" // the whole ENI moved into the pod (datapath.AddExclusive)
+)
 
 // AddReply is the pod's address and what the plugin needs to build its datapath.
 type AddReply struct {
@@ -63,6 +70,10 @@ type AddReply struct {
 	Rules       struct{ ToPod, FromPod int }
 	MTU         int
 	ServiceCIDR netip.Prefix // may be invalid
+	// Exclusive ENI mode (additive: a weftd that predates it sends neither, meaning shared): Mode, and the
+	// prefixes the pod reaches through its second veth (the node's address, the Service CIDR, host CIDRs).
+	Mode       string         `json:",omitempty"`
+	HostRoutes []netip.Prefix `json:",omitempty"`
 }
 
 // DelRequest releases the pod's address; IP comes from prevResult and may be invalid.
@@ -295,5 +306,5 @@ func (r AddReply) validate() error {
 	if r.MTU < 0 || r.Rules.ToPod < 0 || r.Rules.FromPod < 0 {
 		return fmt.Errorf("MTU %d, Rules %d/%d: expected no negative number", r.MTU, r.Rules.ToPod, r.Rules.FromPod)
 	}
-	return nil
+	return r.validateExclusive()
 }
