@@ -356,6 +356,18 @@ func DelExclusive(p ExclusivePod) error {
 	return Del(base)
 }
 
+// ReturnENI is DelExclusive's first part alone: the ENI in p's namespace (by p.MAC when set, else by its
+// alias) back to the host; nothing when the namespace is gone or holds none.
+func ReturnENI(p ExclusivePod) error {
+	if p.Netns == "" {
+		return nil
+	}
+	if err := returnENI(p); err != nil {
+		return fmt.Errorf("datapath: return the ENI of %s: %w", p.id(), err)
+	}
+	return nil
+}
+
 func returnENI(p ExclusivePod) error {
 	podNs, err := netns.GetFromPath(p.Netns)
 	if err != nil {

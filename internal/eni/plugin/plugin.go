@@ -271,6 +271,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return weftdError("ADD", conf.Socket, err)
 	}
+	if reply.Mode == cniproto.ModeExclusive {
+		return p.addExclusive(args, conf, c, id, reply) // exclusive.go
+	}
 	// From here weftd holds an address for the pod: any failure gives it back.
 	pod := datapathPod(args, reply.IP, reply)
 	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
@@ -404,6 +407,9 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 		ip = st.IP
 	}
 	pod := datapathPod(args, ip, st.reply())
+	if err := p.returnENI(args, st); err != nil { // exclusive mode: the ENI back to the host first (exclusive.go)
+		return types.NewError(types.ErrInternal, "DEL: return the pod's ENI to the host: "+err.Error(), "")
+	}
 	if err := p.Datapath.Del(pod); err != nil {
 		// Keep the address held while its datapath may remain: the runtime retries DEL.
 		return types.NewError(types.ErrInternal, "DEL: remove the datapath: "+err.Error(), "")
@@ -447,7 +453,11 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if st.IP != ip {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: prevResult says %v, ADD gave %v", ip, st.IP), "")
 	}
-	if err := p.Datapath.Check(datapathPod(args, ip, st.reply())); err != nil {
+	if st.Exclusive != nil { // exclusive.go
+		if err := p.checkExclusive(args, st); err != nil {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the exclusive ENI of %v: %v", ip, err), "")
+		}
+	} else if err := p.Datapath.Check(datapathPod(args, ip, st.reply())); err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the datapath of %v: %v", ip, err), "")
 	}
 	if err := conf.client().Check(context.Background(), cniproto.CheckRequest{Pod: podID(args, pa), IP: ip}); err != nil {

@@ -24,6 +24,8 @@ type state struct {
 	Table int
 	MTU   int
 	Rules datapath.Rules
+	// Exclusive: the pod holds a whole ENI (exclusive.go); nil for a shared one.
+	Exclusive *exclusiveState `json:",omitempty"`
 }
 
 const stateExt = ".json"

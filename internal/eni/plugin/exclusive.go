@@ -1,0 +1,147 @@
+package plugin
+
+// Exclusive ENI mode: weftd's ADD reply says Mode exclusive, and the plugin moves the whole ENI into the pod
+// (datapath.AddExclusive) instead of building a veth on a shared ENI. The state file records the ENI (MAC,
+// gateway, host routes) for CHECK; DEL brings the ENI back to the host before the shared teardown (which removes
+// the host veth and the rules), and does so whether or not a state file or prevResult says exclusive: the ENI is
+// found in the pod by the alias AddExclusive gave it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/weftnet/weft/internal/eni/cniproto"
+	"github.com/weftnet/weft/internal/eni/datapath"
+)
+
+// ExclusiveDatapath is the exclusive mode's datapath; Netlink implements it. A Datapath without it refuses
+// exclusive pods.
+type ExclusiveDatapath interface {
+	AddExclusive(p datapath.ExclusivePod) (datapath.ExclusiveResult, error)
+	// ReturnENI brings an ENI moved into the pod back to the host (nothing when there is none, or no netns).
+	ReturnENI(p datapath.ExclusivePod) error
+	CheckExclusive(p datapath.ExclusivePod) error
+}
+
+func (Netlink) AddExclusive(p datapath.ExclusivePod) (datapath.ExclusiveResult, error) {
+	return datapath.AddExclusive(p)
+}
+
+// ReturnENI moves the ENI back only (datapath.DelExclusive also does Del's part, which the plugin's DEL does
+// with the pod's own rule priorities).
+func (Netlink) ReturnENI(p datapath.ExclusivePod) error { return datapath.ReturnENI(p) }
+
+func (Netlink) CheckExclusive(p datapath.ExclusivePod) error { return datapath.CheckExclusive(p) }
+
+// exclusiveState is what CHECK needs of an exclusive pod beyond state.
+type exclusiveState struct {
+	MAC        string
+	Gateway    netip.Addr
+	HostRoutes []netip.Prefix `json:",omitempty"`
+}
+
+func exclusivePod(args *skel.CmdArgs, ip netip.Addr, mtu int, x *exclusiveState) datapath.ExclusivePod {
+	p := datapath.ExclusivePod{ContainerID: args.ContainerID, Netns: args.Netns, IfName: args.IfName, IP: ip, MTU: mtu}
+	if x != nil {
+		p.MAC, _ = net.ParseMAC(x.MAC)
+		p.Gateway, p.HostRoutes = x.Gateway, x.HostRoutes
+	}
+	return p
+}
+
+// addExclusive is ADD's datapath part in exclusive mode; weftd holds the ENI's address already, and every failure
+// gives it back.
+func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client, id cniproto.PodID, reply cniproto.AddReply) (err error) {
+	xd, ok := p.Datapath.(ExclusiveDatapath)
+	x := &exclusiveState{MAC: reply.ENI.MAC, Gateway: reply.ENI.Gateway, HostRoutes: reply.HostRoutes}
+	pod := exclusivePod(args, reply.IP, reply.MTU, x)
+	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
+	done, standing := false, false
+	defer func() {
+		if err == nil || standing {
+			return
+		}
+		if done {
+			if rerr := removeState(sp); rerr != nil {
+				p.warnf("ADD %s: %v", args.ContainerID, rerr)
+			}
+			if derr := errors.Join(xd.ReturnENI(pod), p.Datapath.Del(datapathPod(args, reply.IP, reply))); derr != nil {
+				p.warnf("ADD %s: undo the datapath: %v", args.ContainerID, derr)
+			}
+		}
+		if derr := c.Del(context.Background(), cniproto.DelRequest{Pod: id, IP: reply.IP}); derr != nil {
+			p.warnf("ADD %s: give %v back to weftd: %v (weftd's GC frees it later)", args.ContainerID, reply.IP, derr)
+		}
+	}()
+	if !ok {
+		return types.NewError(types.ErrInternal, "ADD: weftd answered an exclusive ENI, which this plugin's datapath cannot build", "")
+	}
+	res, err := xd.AddExclusive(pod)
+	if errors.Is(err, datapath.ErrExists) {
+		standing = true
+		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: container %s interface %s already has its datapath (%v): "+
+			"a second ADD without DEL; DEL it first (its ENI stays held)", args.ContainerID, args.IfName, err), "")
+	}
+	if err != nil {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: the exclusive ENI %s (%v): %v", reply.ENI.ID, reply.IP, err), "")
+	}
+	done = true
+	rules := datapathPod(args, reply.IP, reply).Rules
+	if err := saveState(sp, state{IP: reply.IP, Table: reply.Table, MTU: pod.MTU, Rules: rules, Exclusive: x}); err != nil {
+		return types.NewError(types.ErrIOFailure, "ADD: keep the pod's datapath for DEL and CHECK: "+err.Error(), "")
+	}
+	out, err := exclusiveResult(conf.CNIVersion, args, reply, res).GetAsVersion(conf.CNIVersion)
+	if err != nil {
+		return types.NewError(types.ErrInternal, "ADD: the result: "+err.Error(), "")
+	}
+	if err := out.PrintTo(p.stdout()); err != nil {
+		return types.NewError(types.ErrIOFailure, "ADD: print the result: "+err.Error(), "")
+	}
+	return nil
+}
+
+// exclusiveResult: the host veth, the pod's interface (the ENI, its MAC), the second veth; IP/32 via the
+// vSwitch gateway on the ENI; the default route via the gateway.
+func exclusiveResult(cniVersion string, args *skel.CmdArgs, reply cniproto.AddReply, r datapath.ExclusiveResult) *current.Result {
+	gw := net.IP(reply.ENI.Gateway.AsSlice())
+	podIf := 1
+	return &current.Result{
+		CNIVersion: cniVersion,
+		Interfaces: []*current.Interface{
+			{Name: r.HostVeth, Mac: r.HostMAC.String()},
+			{Name: args.IfName, Mac: r.PodMAC.String(), Sandbox: args.Netns},
+			{Name: datapath.ExclusiveVeth, Mac: r.PodVethMAC.String(), Sandbox: args.Netns},
+		},
+		IPs: []*current.IPConfig{{
+			Interface: &podIf,
+			Address:   net.IPNet{IP: net.IP(reply.IP.AsSlice()), Mask: net.CIDRMask(32, 32)},
+			Gateway:   gw,
+		}},
+		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw}},
+	}
+}
+
+// returnENI is DEL's first step: an ENI in the pod goes back to the host. Without ExclusiveDatapath, nothing.
+func (p *Plugin) returnENI(args *skel.CmdArgs, st state) error {
+	xd, ok := p.Datapath.(ExclusiveDatapath)
+	if !ok || args.Netns == "" {
+		return nil
+	}
+	return xd.ReturnENI(exclusivePod(args, st.IP, st.MTU, st.Exclusive))
+}
+
+// checkExclusive is CHECK's datapath part for an exclusive pod.
+func (p *Plugin) checkExclusive(args *skel.CmdArgs, st state) error {
+	xd, ok := p.Datapath.(ExclusiveDatapath)
+	if !ok {
+		return errors.New("this plugin's datapath cannot check an exclusive ENI")
+	}
+	return xd.CheckExclusive(exclusivePod(args, st.IP, st.MTU, st.Exclusive))
+}
