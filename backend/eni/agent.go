@@ -91,15 +91,16 @@ type eniState struct {
 
 // Network is a node's eni network: the agent, the CNI handler and the garbage collector.
 type Network struct {
-	d        agentDeps
-	cfg      Config
-	instance string
-	zone     string
-	itype    string
-	limits   pool.Limits
-	store    checkpoint.Store
-	pool     *pool.Pool
-	kick     chan struct{}
+	d         agentDeps
+	cfg       Config
+	instance  string
+	zone      string
+	itype     string
+	limits    pool.Limits
+	exclusive bool // exclusive ENI mode (exclusive.go)
+	store     checkpoint.Store
+	pool      *pool.Pool
+	kick      chan struct{}
 
 	mu             sync.Mutex
 	enis           map[string]*eniState // by ENI id
@@ -159,6 +160,13 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		return nil, fmt.Errorf("eni: instance type %s: DescribeInstanceTypes gives no usable ENI figures (%+v): it needs at least one secondary ENI", n.itype, t)
 	}
 	n.limits = pool.Limits{InstanceType: t.ID, ENIs: t.ENIs - 1, AddrsPerENI: t.IPv4PerENI}
+	mode, err := n.nodeMode(ctx) // exclusive.go
+	if err != nil {
+		return nil, err
+	}
+	if n.exclusive = mode == ModeExclusive; n.exclusive {
+		n.limits = ExclusiveLimits(t.ID, t.ENIs)
+	}
 
 	// The three truths, before anything is served.
 	file, err := n.store.Load()
@@ -189,11 +197,15 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		klog.Warningf("eni: start-up reconcile: %s", f.Message)
 		n.d.events.Eventf("Warning", "ENIReconcile", "%s", f.Message)
 	}
-	n.pool, err = pool.New(pool.Config{
+	pc := pool.Config{
 		MinIdle: cfg.MinPoolSize, TargetIdle: cfg.WarmPoolTarget, MaxIdle: cfg.MaxPoolSize, Cooldown: cfg.Cooldown,
 		IdleReclaimAfter: cfg.IdleIPReclaimAfter, ReclaimBatch: cfg.IdleIPReclaimBatchSize,
 		ReclaimJitter: cfg.IdleIPReclaimJitterFactor, Limits: n.limits, Instance: n.instance,
-	}, d.clock, n.store, out.Records)
+	}
+	if n.exclusive {
+		exclusiveSizing(&pc, cfg, n.limits)
+	}
+	n.pool, err = pool.New(pc, d.clock, n.store, out.Records)
 	if err != nil {
 		return nil, fmt.Errorf("eni: %w", err)
 	}
@@ -202,8 +214,16 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	}
 	n.applyENIs(ctx, cloudENIs)
 	st := n.pool.Stats()
-	klog.Infof("eni: instance %s (%s, zone %s): up to %d pods ((%d ENIs - the primary) x %d addresses); %d ENIs, %d addresses in use, %d idle, %d cooling down, %d quarantined",
-		n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, t.IPv4PerENI, st.ENIs, st.Assigned, st.Idle, st.Cooldown, st.Quarantined)
+	if n.exclusive {
+		klog.Infof("eni: instance %s (%s, zone %s): exclusive ENI mode: up to %d pods (%d ENIs - the primary); %d ENIs, %d in use, %d idle",
+			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, st.ENIs, st.Assigned, st.Idle)
+	} else {
+		klog.Infof("eni: instance %s (%s, zone %s): up to %d pods ((%d ENIs - the primary) x %d addresses); %d ENIs, %d addresses in use, %d idle, %d cooling down, %d quarantined",
+			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, t.IPv4PerENI, st.ENIs, st.Assigned, st.Idle, st.Cooldown, st.Quarantined)
+	}
+	if err := n.publishMode(ctx); err != nil {
+		klog.Warningf("eni: %v", err)
+	}
 	if err := n.d.status.SetCapacity(ctx, n.limits.Pods()); err != nil {
 		klog.Warningf("eni: advertise the node's capacity: %v", err)
 	}

@@ -120,6 +120,13 @@ type Config struct {
 	ENIGCGrace time.Duration // eni_gc_grace: how long a weft ENI is detached before it is deleted
 	MTU        int           // mtu of the pods' interfaces; 0: the ENI's
 
+	// Exclusive ENI mode (exclusive.go): Mode (ModeShared or ModeExclusive; a node's LabelENIMode overrides
+	// it), the idle ENIs kept ready in exclusive mode (exclusive_warm_enis), the prefixes an exclusive pod reaches
+	// through its second veth beside the node and the Service CIDR (host_stack_cidrs, Terway's name).
+	Mode              string
+	ExclusiveWarmENIs int
+	HostStackCIDRs    []netip.Prefix
+
 	// AccessKeyID and AccessKeySecret are static credentials, as upstream flannel's ali-vpc backend took them
 	// (both or neither; the instance's RAM role is preferred). The secret is never printed.
 	AccessKeyID     string
@@ -162,6 +169,8 @@ func Defaults() Config {
 		Checkpoint:                "/var/lib/weft/eni/checkpoint.json",
 		Socket:                    "/run/weft/eni.sock",
 		ENIGCGrace:                10 * time.Minute,
+		Mode:                      ModeShared,
+		ExclusiveWarmENIs:         1,
 	}
 }
 
@@ -299,6 +308,10 @@ var configFields = []cfgField{
 		c.MTU = int(n)
 		return nil
 	}},
+	{"Mode", parseModeKey}, // exclusive.go
+	{"exclusive_warm_enis", cfgInt("exclusive_warm_enis", 1, -1, func(c *Config) *int { return &c.ExclusiveWarmENIs },
+		"a pod start never waits for an ENI's creation and attachment")},
+	{"host_stack_cidrs", parseHostStackCIDRsKey},
 	{"AccessKeyID", func(c *Config, raw json.RawMessage) error {
 		s, err := cfgString("AccessKeyID", raw)
 		c.AccessKeyID = s
@@ -482,6 +495,9 @@ type configWire struct {
 	Socket                    string              `json:"socket"`
 	ENIGCGrace                string              `json:"eni_gc_grace"`
 	MTU                       int                 `json:"mtu"`
+	Mode                      string              `json:"Mode"`
+	ExclusiveWarmENIs         int                 `json:"exclusive_warm_enis"`
+	HostStackCIDRs            []netip.Prefix      `json:"host_stack_cidrs,omitempty"`
 	AccessKeyID               string              `json:"AccessKeyID,omitempty"`
 	AccessKeySecret           string              `json:"AccessKeySecret,omitempty"`
 }
@@ -494,7 +510,7 @@ func (c Config) toWire() configWire {
 		RegionID: c.RegionID, VPCID: c.VPCID, RouteTableBase: c.RouteTableBase, RulePriorityToPod: c.RulePriorityToPod,
 		RulePriorityFromPod: c.RulePriorityFromPod, Cooldown: c.Cooldown.String(), Checkpoint: c.Checkpoint,
 		Socket: c.Socket, ENIGCGrace: c.ENIGCGrace.String(), MTU: c.MTU, AccessKeyID: c.AccessKeyID,
-		AccessKeySecret: c.AccessKeySecret}
+		AccessKeySecret: c.AccessKeySecret, Mode: c.Mode, ExclusiveWarmENIs: c.ExclusiveWarmENIs, HostStackCIDRs: c.HostStackCIDRs}
 	if c.ServiceCIDR.IsValid() {
 		w.ServiceCIDR = c.ServiceCIDR.String()
 	}

@@ -185,6 +185,16 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 		usable, why, gone = was, err.Error(), false
 		return st
 	}
+	if err != nil && n.heldENIs()[e.ID] {
+		// Exclusive mode: the ENI is inside its pod's namespace, where the plugin moved it (exclusive.go).
+		usable, gone = true, false
+		if gw := n.gateway(ctx, e.MAC, sw.CIDR); gw.IsValid() {
+			n.mu.Lock()
+			st.gateway, st.cidr = gw, sw.CIDR
+			n.mu.Unlock()
+		}
+		return st
+	}
 	if err != nil {
 		why = "not on the host yet: " + err.Error()
 		return st

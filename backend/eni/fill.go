@@ -120,7 +120,7 @@ func (n *Network) execute(ctx context.Context, p pool.Plan) (acted bool, err err
 		n.setState(ctx, "", "")
 		acted = true
 	}
-	if p.CreateENI > 0 {
+	if p.CreateENI > 0 || p.CreateWhole { // CreateWhole: exclusive mode, no secondary address
 		ok, err := n.createENI(ctx, p.CreateENI)
 		acted = acted || ok
 		if err != nil {

@@ -33,10 +33,14 @@ func (n *Network) hostLoop(ctx context.Context) {
 }
 
 func (n *Network) syncHost() error {
+	held := n.heldENIs() // exclusive mode: ENIs inside their pods (exclusive.go)
 	n.mu.Lock()
 	tables := map[string]int{}
 	links := map[string]datapath.ENILink{}
 	for id, e := range n.enis {
+		if held[id] {
+			continue // no table, no rules: the pod routes through the ENI itself
+		}
 		if e.table != 0 {
 			// Also while the ENI is not usable (it left the host, it is being set up again): its pods keep
 			// their rules, to the table it had, until it is back (with its new table) or gone.

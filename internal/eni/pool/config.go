@@ -16,6 +16,8 @@ type Limits struct {
 	InstanceType string
 	ENIs         int // secondary ENIs allowed: EniQuantity - 1
 	AddrsPerENI  int // IPv4 addresses per ENI, primary included: EniPrivateIpAddressQuantity
+	// Exclusive: each pod holds a whole ENI (the eni backend's exclusive mode): AddrsPerENI is 1, the primary.
+	Exclusive bool
 }
 
 // Pods is the pods the node holds on shared ENIs: (EniQuantity - 1) x EniPrivateIpAddressQuantity, the figure of
@@ -83,6 +85,10 @@ type LimitError struct {
 
 func (e *LimitError) Error() string {
 	l := e.Limits
+	if l.Exclusive {
+		return fmt.Sprintf("node is at its exclusive ENI limit: %s holds %d pods on exclusive ENIs (%d ENIs - the primary); %d in use",
+			l.InstanceType, l.Pods(), l.ENIs+1, e.InUse)
+	}
 	return fmt.Sprintf("node is at its pod address limit: %s holds %d pods on shared ENIs ((%d ENIs - the primary) x %d addresses); %d in use",
 		l.InstanceType, l.Pods(), l.ENIs+1, l.AddrsPerENI, e.InUse)
 }

@@ -46,6 +46,9 @@ func (p *Pool) Plan() Plan {
 		if need > 0 && len(p.enis) < p.cfg.Limits.ENIs && p.cfg.Limits.AddrsPerENI >= 2 && !p.settingUp() {
 			pl.CreateENI = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.AddrsPerENI-1)
 		}
+		if need > 0 && len(p.enis) < p.cfg.Limits.ENIs && p.cfg.Limits.Exclusive && !p.settingUp() {
+			pl.CreateWhole = true // exclusive: an ENI is one pod's address, its primary
+		}
 	}
 
 	var next time.Time
