@@ -121,11 +121,12 @@ type Unassign struct {
 // Plan is what the pool wants from the cloud now.
 type Plan struct {
 	Assign    []Assign
-	CreateENI int // > 0: create one more ENI with this many secondary addresses (1..9) beside its primary
+	CreateENI int        // > 0: create one more ENI with this many secondary addresses (1..9) beside its primary
+	Unassign  []Unassign // never while degraded
+	NextCheck time.Time  // the next time Plan may change with no event (a cooldown ending, a reclaim due); zero: none
+
 	// CreateWhole: create one more ENI with no secondary address (Limits.Exclusive: a pod takes the whole ENI).
 	CreateWhole bool
-	Unassign    []Unassign // never while degraded
-	NextCheck   time.Time  // the next time Plan may change with no event (a cooldown ending, a reclaim due); zero: none
 }
 
 // Stats counts the pool's addresses.
