@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/internal/lab"
+	"github.com/weftnet/weft/internal/testenv"
+)
+
+// TestENIExclusive: a node labelled weft.io/eni-mode=exclusive (the net-conf says shared) on a type of 3 ENIs
+// gives each pod a whole ENI as eth0 with its primary address: 2 pods, as weft plan's eni-exclusive figure says,
+// and the third gets the limit. An outside instance reaches a pod's address (through its ENI), the pod reaches
+// its node and a Service ClusterIP (DNAT on the node, as kube-proxy's) through its second veth; DEL returns the
+// ENI to the node (also when the pod's namespace went first), and a new pod gets it.
+func TestENIExclusive(t *testing.T) {
+	t.Parallel()
+	const port = 10470
+	e := newENIEnv(t, 1, nil) // i-alisim0001 (192.168.0.10, ecs.e2e.eni3); i-alisim0002 outside, 192.168.1.11
+	e.keepLogs()
+	n := e.nodes[0]
+	conf := e.conf
+	e.conf = func(n *lab.Node) string {
+		return strings.Replace(conf(n), `"Type":"eni",`, `"Type":"eni","Mode":"shared","service_cidr":"10.96.0.0/12",`, 1)
+	}
+	ctx := context.Background()
+	node, err := e.kube.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Labels = map[string]string{"weft.io/eni-mode": "exclusive"}
+	if _, err := e.kube.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.startENI(n, port)
+	e.waitReady(n, 90*time.Second)
+
+	// onHost says whether a link with the MAC is in the node's namespace.
+	onHost := func(mac string) bool {
+		out, err := lab.NSRun(n.Name, "ip", "-o", "link")
+		return err == nil && strings.Contains(out, strings.ToLower(mac))
+	}
+	// eniOf is the node's ENI whose primary is ip.
+	eniOf := func(ip string) aliyun.ENI {
+		t.Helper()
+		for _, x := range e.enisOf("i-alisim0001") {
+			if x.PrimaryIP.String() == ip {
+				return x
+			}
+		}
+		t.Fatalf("no ENI of the node has the primary address %s", ip)
+		return aliyun.ENI{}
+	}
+	// exclusive asserts the pod holds a whole ENI as eth0.
+	exclusive := func(p *eniPod) aliyun.ENI {
+		t.Helper()
+		x := eniOf(p.IP)
+		if len(x.Secondary) != 0 {
+			t.Errorf("pod %s's ENI %s has secondary addresses %v: not created whole", p.Name, x.ID, x.Secondary)
+		}
+		link, err := lab.NSRun(p.ns, "ip", "-o", "link", "show", "eth0")
+		if err != nil || !strings.Contains(link, strings.ToLower(x.MAC)) {
+			t.Fatalf("pod %s's eth0: %q %v, want the ENI %s's MAC %s", p.Name, link, err, x.ID, x.MAC)
+		}
+		addr, _ := lab.NSRun(p.ns, "ip", "-o", "-4", "addr", "show", "eth0")
+		route, _ := lab.NSRun(p.ns, "ip", "route", "show", "default")
+		if !strings.Contains(addr, p.IP+"/32") || !strings.Contains(route, "via 192.168.0.253 dev eth0") {
+			t.Fatalf("pod %s: eth0 %q, default route %q; want %s/32 and the default via the vSwitch gateway", p.Name, addr, route, p.IP)
+		}
+		if onHost(x.MAC) {
+			t.Fatalf("the ENI %s of pod %s is still in the node's namespace", x.ID, p.Name)
+		}
+		return x
+	}
+	var pods []*eniPod
+	for i := 0; i < 2; i++ {
+		p, err := e.addPod(n, fmt.Sprintf("x%d", i))
+		if err != nil {
+			t.Fatalf("pod %d: %v\n%s", i, err, tailN(n.Daemon.Logs(), 30))
+		}
+		exclusive(p)
+		pods = append(pods, p)
+	}
+	if pods[0].IP == pods[1].IP || eniOf(pods[0].IP).ID == eniOf(pods[1].IP).ID {
+		t.Fatalf("two pods on one ENI: %s, %s", pods[0].IP, pods[1].IP)
+	}
+
+	t.Run("the node advertises exclusive mode and 2 ENIs", func(t *testing.T) {
+		if err := lab.WaitFor(10*time.Second, "node status", func() (bool, error) {
+			nd, err := e.kube.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			q := nd.Status.Capacity["aliyun/eni"]
+			return nd.Annotations["weft.io/eni-mode"] == "exclusive" && nd.Annotations["k8s.aliyun.com/max-available-ip"] == "2" &&
+				q.String() == "2", nil
+		}); err != nil {
+			nd, _ := e.kube.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			t.Fatalf("%v: annotations %v, capacity %v", err, nd.Annotations, nd.Status.Capacity)
+		}
+	})
+	t.Run("a third pod gets the limit of 2, weft plan's eni-exclusive figure", func(t *testing.T) {
+		_, err := e.addPod(n, "x2")
+		if err == nil || !strings.Contains(err.Error(), "exclusive ENI limit") || !strings.Contains(err.Error(), "holds 2 pods") {
+			t.Fatalf("ADD beyond the limit: %v, want the exclusive limit of 2", err)
+		}
+		e.dropSandbox(e.pods["x2"])
+		out, err := lab.NSRun(n.Name, "env", "VPC_ENDPOINT="+gw+":8900", "ECS_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP",
+			testenv.WeftBin(t, "weft"), "plan", "--instance-type-source", "api", "--instance-type", e2eENIType,
+			"--vpc-cidr", "192.168.0.0/16", "--vswitch-cidr", "192.168.0.0/24,192.168.1.0/24", "--nodes", "2", "-o", "json")
+		var plan struct {
+			Backends []struct {
+				Backend     string `json:"backend"`
+				PodsPerNode int    `json:"podsPerNode"`
+			} `json:"backends"`
+		}
+		if jerr := json.Unmarshal([]byte(out), &plan); jerr != nil {
+			t.Fatalf("weft plan: %v %v: %s", err, jerr, out)
+		}
+		found := false
+		for _, b := range plan.Backends {
+			if b.Backend == "eni-exclusive" {
+				found = true
+				if b.PodsPerNode != 2 {
+					t.Errorf("weft plan says %d pods per node for eni-exclusive on %s, the daemon enforces 2", b.PodsPerNode, e2eENIType)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("weft plan has no eni-exclusive backend: %s", out)
+		}
+	})
+	t.Run("an outside instance reaches the pod's address, and sees it", func(t *testing.T) {
+		if got := sourceSeenBy(t, pods[0].ns, pods[0].IP, 7301, e.outside); got != "192.168.1.11" {
+			t.Fatalf("the pod saw the outside instance as %s, want 192.168.1.11", got)
+		}
+		if got := sourceSeenBy(t, e.outside, "192.168.1.11", 7302, pods[1].ns); got != pods[1].IP {
+			t.Fatalf("the outside instance saw %s, want the pod address %s", got, pods[1].IP)
+		}
+	})
+	t.Run("the pod reaches its node through its second veth", func(t *testing.T) {
+		if got := sourceSeenBy(t, n.Name, "192.168.0.10", 7303, pods[0].ns); got != pods[0].IP {
+			t.Fatalf("the node saw %s, want the pod address %s", got, pods[0].IP)
+		}
+		if route, _ := lab.NSRun(pods[0].ns, "ip", "route", "get", "192.168.0.10"); !strings.Contains(route, "dev veth1") {
+			t.Fatalf("pod -> node goes %q, want through veth1", route)
+		}
+	})
+	t.Run("a Service's DNAT on the node (as kube-proxy's) answers the pod", func(t *testing.T) {
+		var ln net.Listener
+		if err := lab.InNS(n.Name, func() (err error) { ln, err = net.Listen("tcp", "192.168.0.10:7304"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("svc\n"))
+				c.Close()
+			}
+		}()
+		rules := "table ip e2e-kpx {\n chain pre { type nat hook prerouting priority -100; ip daddr 10.96.0.10 tcp dport 80 dnat to 192.168.0.10:7304; }\n}\n"
+		if out, err := lab.NSRun(n.Name, "sh", "-c", "printf '"+rules+"' | nft -f -"); err != nil {
+			t.Fatalf("nft: %v: %s", err, out)
+		}
+		defer func() { _, _ = lab.NSRun(n.Name, "nft", "delete", "table", "ip", "e2e-kpx") }()
+		var got []byte
+		if err := lab.InNS(pods[1].ns, func() error {
+			c, err := net.DialTimeout("tcp", "10.96.0.10:80", 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			got = make([]byte, 4)
+			_, err = io.ReadFull(c, got)
+			return err
+		}); err != nil || string(got) != "svc\n" {
+			t.Fatalf("pod -> Service 10.96.0.10:80: %q %v", got, err)
+		}
+	})
+	t.Run("CHECK passes for both pods", func(t *testing.T) {
+		for _, p := range pods {
+			if err := e.rts[n.Name].Check(ctx, p.Sandbox); err != nil {
+				t.Errorf("CHECK %s: %v", p.Name, err)
+			}
+		}
+	})
+	// newPod makes a pod on the node, retrying while the freed ENI cools down (at least 30 s).
+	newPod := func(name string) *eniPod {
+		t.Helper()
+		if err := e.createPod(n, name); err != nil {
+			t.Fatal(err)
+		}
+		var p *eniPod
+		if err := lab.WaitFor(120*time.Second, "pod "+name, func() (bool, error) {
+			var err error
+			if p, err = e.sandbox(n, name); err != nil {
+				return false, err
+			}
+			if err := e.add(p); err != nil {
+				t.Logf("ADD %s: %v (retrying)", name, err)
+				e.dropSandbox(p)
+				return false, nil
+			}
+			return true, nil
+		}); err != nil {
+			t.Fatalf("%v\n%s", err, tailN(n.Daemon.Logs(), 30))
+		}
+		e.mu.Lock()
+		e.pods[name] = p
+		e.mu.Unlock()
+		return p
+	}
+	t.Run("DEL returns the ENI to the node, and a new pod gets it", func(t *testing.T) {
+		x := eniOf(pods[0].IP)
+		if err := e.delPod(pods[0]); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+		if !onHost(x.MAC) {
+			t.Fatalf("after DEL the ENI %s (%s) is not in the node's namespace", x.ID, x.MAC)
+		}
+		p := newPod("x3")
+		if got := exclusive(p); got.ID != x.ID {
+			t.Fatalf("the new pod got %s, want the freed %s", got.ID, x.ID)
+		}
+		pods[0] = p
+	})
+	t.Run("DEL after the pod's namespace went: the ENI comes back to the node", func(t *testing.T) {
+		x := eniOf(pods[1].IP)
+		e.dropSandbox(pods[1])
+		if err := e.delPod(pods[1]); err != nil {
+			t.Fatalf("DEL without the namespace: %v", err)
+		}
+		if err := lab.WaitFor(30*time.Second, "the ENI back on the node", func() (bool, error) { return onHost(x.MAC), nil }); err != nil {
+			t.Fatal(err)
+		}
+		p := newPod("x4")
+		if got := exclusive(p); got.ID != x.ID {
+			t.Fatalf("the new pod got %s, want the freed %s", got.ID, x.ID)
+		}
+		if got := sourceSeenBy(t, p.ns, p.IP, 7305, e.outside); got != "192.168.1.11" {
+			t.Fatalf("outside -> the new pod: seen from %s", got)
+		}
+	})
+}
