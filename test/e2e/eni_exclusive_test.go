@@ -198,6 +198,35 @@ func TestENIExclusive(t *testing.T) {
 			}
 		}
 	})
+	t.Run("weftd restarted with the pods alive adopts their ENIs", func(t *testing.T) {
+		before := map[string]bool{}
+		for _, x := range e.enisOf("i-alisim0001") {
+			before[x.ID] = true
+		}
+		if err := n.Daemon.Stop(); err != nil {
+			t.Logf("weftd's exit on SIGTERM: %v", err)
+		}
+		e.startENI(n, port)
+		e.waitReady(n, 60*time.Second)
+		for _, p := range pods {
+			if err := e.rts[n.Name].Check(ctx, p.Sandbox); err != nil {
+				t.Errorf("CHECK %s after the restart: %v", p.Name, err)
+			}
+			exclusive(p)
+		}
+		if got := sourceSeenBy(t, pods[0].ns, pods[0].IP, 7306, e.outside); got != "192.168.1.11" {
+			t.Errorf("outside -> pod after the restart: seen from %s", got)
+		}
+		time.Sleep(6 * time.Second) // a host loop and a settle round
+		for _, x := range e.enisOf("i-alisim0001") {
+			if !before[x.ID] {
+				t.Errorf("the restart made a new ENI %s", x.ID)
+			}
+		}
+		if logs := n.Daemon.Logs(); strings.Contains(logs, "lost its network") || strings.Contains(logs, "quarantine") {
+			t.Errorf("after the restart weftd reports pods lost or addresses quarantined:\n%s", tailN(logs, 30))
+		}
+	})
 	// newPod makes a pod on the node, retrying while the freed ENI cools down (at least 30 s).
 	newPod := func(name string) *eniPod {
 		t.Helper()

@@ -1,11 +1,14 @@
 package cniproto
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func exclusiveReply() AddReply {
@@ -53,5 +56,37 @@ func TestExclusiveReplyRefusesBadFields(t *testing.T) {
 		if err := r.validate(); err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: %v, want an error naming it", c.field, err)
 		}
+	}
+}
+
+// An exclusive reply needs no route table (the ENI leaves the host with it); a shared one still does.
+func TestExclusiveReplyWithoutTable(t *testing.T) {
+	r := exclusiveReply()
+	r.Table = 0
+	if err := r.validate(); err != nil {
+		t.Fatalf("exclusive without a table: %v", err)
+	}
+	r.Mode = ModeShared
+	if err := r.validate(); err == nil || !strings.Contains(err.Error(), "Table 0") {
+		t.Fatalf("shared without a table: %v", err)
+	}
+}
+
+// A handler's ADD reply the server refuses is given back with the handler's Del: the plugin never learns of
+// the address, so nobody else would.
+func TestInvalidAddReplyIsGivenBack(t *testing.T) {
+	bad := goodReply()
+	bad.Table = 0
+	h := &testHandler{reply: bad}
+	c := &Client{Socket: serve(t, h), Timeout: 30 * time.Second}
+	_, err := c.Add(context.Background(), AddRequest{Pod: pod("g1")})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeInternal || !strings.Contains(e.Message, "Table 0") {
+		t.Fatalf("Add with an invalid reply: %v", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.dels) != 1 || h.dels[0].Pod.ContainerID != "g1" || h.dels[0].IP != bad.IP {
+		t.Fatalf("Dels after the refused reply: %+v, want one giving back %v of g1", h.dels, bad.IP)
 	}
 }

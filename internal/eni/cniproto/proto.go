@@ -300,7 +300,7 @@ func (r AddReply) validate() error {
 	if err := validIPv4("IP", r.IP, true); err != nil {
 		return err
 	}
-	if r.Table < 1 {
+	if r.Table < 1 && r.Mode != ModeExclusive { // exclusive: the ENI leaves the host, and its table with it
 		return fmt.Errorf("Table %d: expected the ENI's route table (> 0)", r.Table)
 	}
 	if r.MTU < 0 || r.Rules.ToPod < 0 || r.Rules.FromPod < 0 {

@@ -270,6 +270,10 @@ func (s *server) call(ctx context.Context, req any) (any, error) {
 			return nil, err
 		}
 		if verr := reply.validate(); verr != nil {
+			// The plugin never learns of this address: give it back, as for an answer that cannot be delivered.
+			if derr := s.h.Del(context.WithoutCancel(ctx), DelRequest{Version: Version, Pod: r.Pod, IP: reply.IP}); derr != nil {
+				verr = fmt.Errorf("%w (and giving it back failed: %v)", verr, derr)
+			}
 			return nil, &Error{Code: CodeInternal, Message: "the handler's ADD reply: " + verr.Error()}
 		}
 		reply.Version = Version
