@@ -180,6 +180,9 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.checkModeSwitch(file.Records, cloudENIs); err != nil { // exclusive.go
+		return nil, err
+	}
 	obs, err := d.host.Observe()
 	if err != nil {
 		return nil, fmt.Errorf("eni: read the host's pod datapath: %w", err)

@@ -29,7 +29,7 @@ func (n *Network) ownENIs(ctx context.Context) ([]aliyun.ENI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eni: list this node's ENIs: %w", err)
 	}
-	return list, nil
+	return n.wholeENIs(list), nil // exclusive.go
 }
 
 // refresh re-reads this node's ENIs from the cloud and sets them up on the host.

@@ -22,9 +22,11 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/internal/eni/checkpoint"
 	"github.com/weftnet/weft/internal/eni/cniproto"
 	"github.com/weftnet/weft/internal/eni/pool"
@@ -169,4 +171,50 @@ func (n *Network) publishMode(ctx context.Context) error {
 		return fmt.Errorf("publish the node's ENI mode: %w", err)
 	}
 	return nil
+}
+
+// wholeENIs is, in exclusive mode, the node's ENIs as the pool sees them: their primary address only. An ENI
+// left with secondary addresses by shared mode (the node switched) keeps them in the cloud, unused: an exclusive
+// pod takes the whole ENI, whose address is its primary.
+func (n *Network) wholeENIs(list []aliyun.ENI) []aliyun.ENI {
+	if !n.exclusive {
+		return list
+	}
+	out := make([]aliyun.ENI, len(list))
+	for i, e := range list {
+		e.Secondary = nil
+		out[i] = e
+	}
+	return out
+}
+
+// checkModeSwitch refuses exclusive mode on a node whose checkpoint still holds shared pods (addresses that are
+// not their ENI's primary): drain the node before switching its mode.
+func (n *Network) checkModeSwitch(recs []checkpoint.Record, enis []aliyun.ENI) error {
+	if !n.exclusive {
+		return nil
+	}
+	return sharedPodsLeft(recs, enis)
+}
+
+// sharedPodsLeft: the Assigned records whose address is not the primary of an ENI, as an error naming them.
+func sharedPodsLeft(recs []checkpoint.Record, enis []aliyun.ENI) error {
+	primary := map[string]netip.Addr{}
+	for _, e := range enis {
+		primary[e.ID] = e.PrimaryIP
+	}
+	var shared []string
+	for _, r := range recs {
+		if r.State == checkpoint.Assigned && primary[r.ENI] != r.IP {
+			shared = append(shared, fmt.Sprintf("%s/%s (%s on %s)", r.PodNamespace, r.PodName, r.IP, r.ENI))
+		}
+	}
+	if len(shared) == 0 {
+		return nil
+	}
+	if len(shared) > 5 {
+		shared = append(shared[:5], fmt.Sprintf("and %d more", len(shared)-5))
+	}
+	return fmt.Errorf("eni: exclusive ENI mode, but the node still runs pods on shared ENI addresses: %s; drain the node before switching its mode (%s or Backend.Mode)",
+		strings.Join(shared, ", "), LabelENIMode)
 }

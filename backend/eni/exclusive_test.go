@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/cloud/instancetype"
+	"github.com/weftnet/weft/internal/eni/checkpoint"
 	"github.com/weftnet/weft/internal/eni/pool"
 )
 
@@ -79,5 +81,19 @@ func TestExclusiveLimitsArePlansFigure(t *testing.T) {
 	}
 	if pc.MinIdle != 1 || pc.TargetIdle != 1 || pc.MaxIdle != 1 {
 		t.Errorf("exclusive sizing %+v, want one warm ENI", pc)
+	}
+}
+
+func TestSharedPodsLeftRefusesTheSwitch(t *testing.T) {
+	enis := []aliyun.ENI{{ID: "eni-1", PrimaryIP: netip.MustParseAddr("10.0.0.5"), Secondary: []netip.Addr{netip.MustParseAddr("10.0.0.6")}}}
+	rec := func(ip string, st checkpoint.State) checkpoint.Record {
+		return checkpoint.Record{IP: netip.MustParseAddr(ip), ENI: "eni-1", State: st, PodNamespace: "default", PodName: "p" + ip}
+	}
+	if err := sharedPodsLeft([]checkpoint.Record{rec("10.0.0.5", checkpoint.Assigned), rec("10.0.0.6", checkpoint.Cooldown)}, enis); err != nil {
+		t.Fatalf("an exclusive pod and a cooling address: %v", err)
+	}
+	err := sharedPodsLeft([]checkpoint.Record{rec("10.0.0.6", checkpoint.Assigned)}, enis)
+	if err == nil || !strings.Contains(err.Error(), "default/p10.0.0.6 (10.0.0.6 on eni-1)") || !strings.Contains(err.Error(), "drain the node") {
+		t.Fatalf("a shared pod left: %v", err)
 	}
 }
