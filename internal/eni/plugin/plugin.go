@@ -234,6 +234,8 @@ func weftdError(verb string, socket string, err error) *types.Error {
 		return types.NewError(types.ErrTryAgainLater, verb+": this node serves no more pod addresses: "+e.Message, e.Code)
 	case errors.Is(err, context.DeadlineExceeded):
 		return types.NewError(types.ErrTryAgainLater, verb+": weftd did not answer in time", err.Error())
+	case errors.Is(err, cniproto.ErrInterrupted):
+		return types.NewError(types.ErrTryAgainLater, verb+": weftd went away before answering (restarting?)", err.Error())
 	case errors.As(err, &e) && e.Code == cniproto.CodeVersion:
 		return types.NewError(types.ErrInternal, verb+": weft-eni and weftd speak different protocol versions (install the same weft release): "+e.Message, e.Code)
 	case errors.As(err, &e) && e.Code == cniproto.CodeBadRequest:
