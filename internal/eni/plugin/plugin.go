@@ -20,7 +20,8 @@
 // prevResult or the host veth's route; rules left at other priorities are weftd's to reconcile (SyncRules).
 //
 // Errors are CNI errors with the spec's codes: 7 for the net conf (naming the field), 4 for CNI_ARGS, 11 (try
-// again later) when weftd is busy with the pod, not ready, at its limit, slow or unreachable, 999 otherwise.
+// again later) when weftd is busy with the pod, not ready, at its limit, slow, unreachable or gone mid-request,
+// 999 otherwise.
 //
 // The net conf: {"cniVersion":"1.0.0","name":"weft","type":"weft-eni","socket":"/run/weft/eni.sock","timeout":"120s"};
 // socket, timeout and dataDir are optional (cniproto.DefaultSocket, 120 s per call to weftd (1s..10m),
