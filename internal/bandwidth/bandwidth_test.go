@@ -55,7 +55,7 @@ func TestFromAnnotationsHostile(t *testing.T) {
 		{IngressAnnotation, "1n", "below 1k"},
 		{EgressAnnotation, "1.0000001P", "above 1P"},
 		{EgressAnnotation, "1Pi", "above 1P"},
-		{EgressAnnotation, "1e30", "above 1P"},              // Value() would be 0
+		{EgressAnnotation, "1e30", "above 1P"},                 // Value() would be 0
 		{EgressAnnotation, "18446744073749551616", "above 1P"}, // 2^64 + 40M: Value() would wrap to about 40M
 		{EgressAnnotation, "99999999999999999999", "above 1P"},
 		{EgressAnnotation, strings.Repeat("9", 5000), "bytes long"},
