@@ -174,6 +174,7 @@ type Pool struct {
 	changed  chan struct{}
 	coolEnd  time.Time // no cooldown ends before; zero: none running
 	resEnd   time.Time // no reservation ends before; zero: none
+	unsaved  bool      // records changed with time or the view since the last save (Sync)
 }
 
 // New returns a pool holding the restored records (reconcile's outcome) and no ENIs yet: SetENIs comes next.
@@ -313,6 +314,7 @@ func (p *Pool) tick(now time.Time) bool {
 	ended := p.expireReservations(now) // first: an ended reservation whose cooldown is over is idle at once
 	if p.coolEnd.IsZero() || now.Before(p.coolEnd) {
 		if ended {
+			p.unsaved = true
 			p.notify()
 		}
 		return ended // the common case, in O(1): Allocate must not scan every record
@@ -335,6 +337,7 @@ func (p *Pool) tick(now time.Time) bool {
 		p.delRec(r, r.ReleasedAt.Add(p.cfg.Cooldown))
 	}
 	if len(over) > 0 || ended {
+		p.unsaved = true
 		p.notify()
 	}
 	return len(over) > 0 || ended
@@ -371,7 +374,20 @@ func (p *Pool) save() error {
 	if err := p.cp.Save(&checkpoint.File{Version: checkpoint.Version, Instance: p.cfg.Instance, Records: p.records()}); err != nil {
 		return fmt.Errorf("save the address checkpoint: %w", err)
 	}
+	p.unsaved = false
 	return nil
+}
+
+// Sync saves the checkpoint if records changed since the last save without one: cooldowns and reservations that
+// ended with time, addresses SetENIs quarantined. weftd calls it now and then, so the file on disk says what the
+// pool does (a restart would come to the same from the older file).
+func (p *Pool) Sync() error {
+	p.begin()
+	defer p.mu.Unlock()
+	if !p.unsaved {
+		return nil
+	}
+	return p.save()
 }
 
 // inUse counts the addresses held by pods and the quarantined and reserved ones that still take a slot on a listed

@@ -131,7 +131,8 @@ func (p *Pool) takeReserved(pod Pod, now time.Time) (Allocation, bool, error) {
 	}
 	a := p.addrs[r.IP]
 	if !pod.Reserve || p.cfg.ReserveTTL <= 0 || a == nil {
-		p.end(r) // saved with the allocation that follows
+		p.end(r) // saved with the allocation that follows, or by Sync
+		p.unsaved = true
 		p.tick(now)
 		return Allocation{}, false, nil
 	}

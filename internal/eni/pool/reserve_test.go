@@ -416,3 +416,26 @@ func TestReserveQuarantined(t *testing.T) {
 		t.Fatalf("%+v %v", r, r.Validate())
 	}
 }
+
+// Sync saves what changed with time alone (a reservation ending, then its cooldown), and nothing otherwise.
+func TestSyncSavesTimeChanges(t *testing.T) {
+	p, clk, cp := newPool(t, reserveConfig())
+	p.SetENIs([]ENI{eni(1, 4)})
+	a := mustAllocate(t, p, sts(0, 1))
+	mustRelease(t, p, sts(0, 1))
+	n, _ := cp.saved()
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := cp.saved(); m != n {
+		t.Fatalf("Sync saved with nothing changed: %d saves, was %d", m, n)
+	}
+	clk.Advance(ttl)
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	m, f := cp.saved()
+	if m != n+1 || len(f.Records) != 0 {
+		t.Fatalf("after the reservation and the cooldown: %d saves, %+v; want one save of no record for %s", m, f.Records, a.IP)
+	}
+}
