@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
@@ -35,14 +36,17 @@ const AnnotationPodIPReservation = "k8s.aliyun.com/pod-ip-reservation"
 const reserveCheckEvery = 10 * time.Second
 
 // podReservation says whether the pod keeps its address after its release, and the StatefulSet owning it (its
-// controller owner reference of kind StatefulSet in group apps), if any. A StatefulSet's pod always does; another
-// pod when annotated AnnotationPodIPReservation "true" (any other value: not).
+// controller owner reference of kind StatefulSet in group apps, named as an object), if any. A StatefulSet's pod
+// always does; another pod when annotated AnnotationPodIPReservation "true" (any other value: not).
 func podReservation(p *corev1.Pod) (reserve bool, statefulSet string) {
 	if p == nil {
 		return false, ""
 	}
 	for _, o := range p.OwnerReferences {
-		if o.Kind == "StatefulSet" && strings.HasPrefix(o.APIVersion, "apps/") && o.Controller != nil && *o.Controller && o.Name != "" {
+		// An owner name that is no object name (the API does not check owner references' names) is ignored: the
+		// checkpoint would refuse it, and with it the pod's ADD.
+		if o.Kind == "StatefulSet" && strings.HasPrefix(o.APIVersion, "apps/") && o.Controller != nil && *o.Controller &&
+			len(validation.IsDNS1123Subdomain(o.Name)) == 0 {
 			return true, o.Name
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -20,7 +21,7 @@ import (
 )
 
 func stsOwner(name string, controller bool) metav1.OwnerReference {
-	return metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: name, UID: "u-" + "name", Controller: &controller}
+	return metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: name, UID: types.UID("u-" + name), Controller: &controller}
 }
 
 func TestPodReservation(t *testing.T) {
@@ -39,6 +40,8 @@ func TestPodReservation(t *testing.T) {
 		{"plain", pod(nil, nil), false, ""},
 		{"a StatefulSet's", pod([]metav1.OwnerReference{rs, stsOwner("web", true)}, nil), true, "web"},
 		{"a StatefulSet's, annotated false", pod([]metav1.OwnerReference{stsOwner("web", true)}, map[string]string{AnnotationPodIPReservation: "false"}), true, "web"},
+		{"a hostile owner name", pod([]metav1.OwnerReference{stsOwner("Web/../x", true)}, nil), false, ""},
+		{"a hostile owner name, annotated", pod([]metav1.OwnerReference{stsOwner("Web/../x", true)}, map[string]string{AnnotationPodIPReservation: "true"}), true, ""},
 		{"owned but not controlled", pod([]metav1.OwnerReference{stsOwner("web", false)}, nil), false, ""},
 		{"another group's StatefulSet", pod([]metav1.OwnerReference{notApps}, nil), false, ""},
 		{"a ReplicaSet's", pod([]metav1.OwnerReference{rs}, nil), false, ""},

@@ -623,7 +623,7 @@ func (p *Pool) Quarantine(ip netip.Addr, reason string) error {
 	return p.save()
 }
 
-// Records returns the records to checkpoint: Assigned, Cooldown and Quarantined, sorted by address.
+// Records returns the records to checkpoint: Assigned, Cooldown, Quarantined and Reserved, sorted by address.
 func (p *Pool) Records() []checkpoint.Record {
 	p.begin()
 	defer p.mu.Unlock()
