@@ -17,7 +17,9 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/weftnet/weft/internal/eni/checkpoint"
+	"github.com/weftnet/weft/internal/eni/datapath"
 	"github.com/weftnet/weft/internal/eni/pool"
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 func stsOwner(name string, controller bool) metav1.OwnerReference {
@@ -207,5 +209,69 @@ func (e *eniKubeEnv) testStatefulSets(t *testing.T) {
 	// A read the API refuses is an error, never "gone" (which would end a reservation).
 	if _, err := k.Get(ctx, "default", "Bad/Name"); err == nil {
 		t.Error("a malformed name read without an error")
+	}
+}
+
+// The address GC, finding a gone pod's address with no datapath, releases it: a plain pod's into the cooldown, a
+// reserving pod's into its reservation, which the GC then leaves alone (no pod to be an orphan of) until the
+// reservation ends with its TTL. The host is a fresh network namespace read by datapath.Host; pods and nodes come
+// from the backend's informers on a fake clientset.
+func TestGCKeepsReservations(t *testing.T) {
+	_, h := testenv.NewNetns(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kc := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode}})
+	pods, nodes := NewPods(kc, testNode), NewNodes(kc)
+	pods.Start(ctx)
+	nodes.Start(ctx)
+	if pods.WaitForSync(ctx) != nil || nodes.WaitForSync(ctx) != nil {
+		t.Fatal("informers not synced")
+	}
+	clk := newKubeTestClock()
+	p, err := pool.New(pool.Config{MinIdle: 1, TargetIdle: 2, MaxIdle: 4, Cooldown: time.Minute, IdleReclaimAfter: time.Hour, ReclaimBatch: 1,
+		Limits: pool.Limits{InstanceType: "t", ENIs: 1, AddrsPerENI: 4}, Instance: "i-1", ReserveTTL: 5 * time.Minute},
+		clk, checkpoint.Store{Path: filepath.Join(t.TempDir(), "cp.json")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := pool.ENI{ID: "eni-1", Usable: true, Addrs: []netip.Addr{mustAddr("10.0.0.1"), mustAddr("10.0.0.2"), mustAddr("10.0.0.3")}}
+	p.SetENIs([]pool.ENI{e})
+	web, err := p.Allocate(pool.Pod{ContainerID: "c-web", IfName: "eth0", Namespace: "default", Name: "web-0", Reserve: true, StatefulSet: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := p.Allocate(pool.Pod{ContainerID: "c-plain", IfName: "eth0", Namespace: "default", Name: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Network{pool: p, cfg: Config{IPReservationTTL: 5 * time.Minute},
+		d: agentDeps{pods: pods, nodes: nodes, host: datapath.Host{H: h}, clock: clk, m: newMetrics(nil)}}
+	stateOf := func(ip netip.Addr) checkpoint.State {
+		for _, r := range p.Records() {
+			if r.IP == ip {
+				return r.State
+			}
+		}
+		return "idle"
+	}
+	clk.Add(2 * time.Minute) // older than gcMinAge: no ADD in flight
+	n.collectOrphans()
+	if s := stateOf(web.IP); s != checkpoint.Reserved {
+		t.Fatalf("the reserving pod's address after GC: %s, want Reserved", s)
+	}
+	if s := stateOf(plain.IP); s != checkpoint.Cooldown {
+		t.Fatalf("the plain pod's address after GC: %s, want Cooldown", s)
+	}
+	clk.Add(4 * time.Minute) // within the reservation, past the plain pod's cooldown
+	n.collectOrphans()
+	if s := stateOf(web.IP); s != checkpoint.Reserved {
+		t.Fatalf("a second GC: %s, want Reserved", s)
+	}
+	if s := stateOf(plain.IP); s != "idle" {
+		t.Fatalf("the plain pod's address after its cooldown: %s, want idle", s)
+	}
+	clk.Add(time.Minute + time.Second) // the reservation is over (and the cooldown from the release with it)
+	if s := stateOf(web.IP); s != "idle" {
+		t.Fatalf("the reserving pod's address after its TTL: %s, want idle", s)
 	}
 }
