@@ -68,6 +68,7 @@ type agentDeps struct {
 	events Events
 	pods   Pods
 	nodes  Nodes
+	sts    StatefulSets // reserve.go; nil: reservations end by their TTL only
 	clock  pool.Clock
 }
 
@@ -193,6 +194,7 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		MinIdle: cfg.MinPoolSize, TargetIdle: cfg.WarmPoolTarget, MaxIdle: cfg.MaxPoolSize, Cooldown: cfg.Cooldown,
 		IdleReclaimAfter: cfg.IdleIPReclaimAfter, ReclaimBatch: cfg.IdleIPReclaimBatchSize,
 		ReclaimJitter: cfg.IdleIPReclaimJitterFactor, Limits: n.limits, Instance: n.instance,
+		ReserveTTL: cfg.IPReservationTTL,
 	}, d.clock, n.store, out.Records)
 	if err != nil {
 		return nil, fmt.Errorf("eni: %w", err)
@@ -202,8 +204,8 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	}
 	n.applyENIs(ctx, cloudENIs)
 	st := n.pool.Stats()
-	klog.Infof("eni: instance %s (%s, zone %s): up to %d pods ((%d ENIs - the primary) x %d addresses); %d ENIs, %d addresses in use, %d idle, %d cooling down, %d quarantined",
-		n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, t.IPv4PerENI, st.ENIs, st.Assigned, st.Idle, st.Cooldown, st.Quarantined)
+	klog.Infof("eni: instance %s (%s, zone %s): up to %d pods ((%d ENIs - the primary) x %d addresses); %d ENIs, %d addresses in use, %d idle, %d cooling down, %d quarantined, %d reserved",
+		n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, t.IPv4PerENI, st.ENIs, st.Assigned, st.Idle, st.Cooldown, st.Quarantined, st.Reserved)
 	if err := n.d.status.SetCapacity(ctx, n.limits.Pods()); err != nil {
 		klog.Warningf("eni: advertise the node's capacity: %v", err)
 	}
@@ -260,6 +262,7 @@ func (n *Network) Run(ctx context.Context) {
 	run(n.gcLoop)
 	run(n.eniGCLoop)
 	run(n.statusLoop)
+	run(n.reserveLoop)
 }
 
 // poke wakes the fill loop.
