@@ -2,6 +2,8 @@ package backend
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -66,7 +68,10 @@ func RunLoop(ctx context.Context, name string, deps Deps, own *subnet.Lease, kee
 // Apply folds one lease event into peers, skipping this node's own lease (own may be nil) and leases keep
 // rejects; name is the backend, for logs. A removal deletes the node's peer only if it is still the removed
 // lease: a node that took a new subnet before its old lease expired keeps its new one. In etcd mode a lease
-// that names another node than the one holding its key before ends the earlier holder's peer.
+// that names another node than the one holding its key before ends the earlier holder's peer. A lease whose
+// subnet overlaps this node's own (a store written by hand, or a dual-stack key that repeats this node's IPv4
+// subnet beside another IPv6 one) is refused with a warning: routing this node's own pods to another node would
+// cut them off, and the kernel refuses the route anyway.
 func (peers Peers) Apply(name string, ev subnet.Event, own *subnet.Lease, keep func(subnet.Lease) bool) {
 	l := ev.Lease
 	id := l.Node()
@@ -75,6 +80,13 @@ func (peers Peers) Apply(name string, ev subnet.Event, own *subnet.Lease, keep f
 	}
 	switch ev.Type {
 	case subnet.EventAdded:
+		if what := overlapsOwn(l, own); what != "" {
+			klog.Warningf("%s: peer %s (%s) ignored: %s", name, id, l.Key(), what)
+			if old, known := peers[id]; known && old.Key() != l.Key() {
+				delete(peers, id) // it no longer holds the subnet it had
+			}
+			return
+		}
 		if old, known := peers[id]; !known {
 			klog.Infof("%s: peer %s (%s) at %v/%v added", name, id, l.Key(), l.Attrs.PublicIP, l.Attrs.PublicIPv6)
 		} else if old.Key() != l.Key() {
@@ -97,4 +109,17 @@ func (peers Peers) Apply(name string, ev subnet.Event, own *subnet.Lease, keep f
 			delete(peers, id)
 		}
 	}
+}
+
+// overlapsOwn says how lease l's subnets overlap this node's own lease's ("" when they do not).
+func overlapsOwn(l subnet.Lease, own *subnet.Lease) string {
+	if own == nil {
+		return ""
+	}
+	for _, p := range [][2]netip.Prefix{{l.Subnet, own.Subnet}, {l.IPv6Subnet, own.IPv6Subnet}} {
+		if p[0].IsValid() && p[1].IsValid() && p[0].Overlaps(p[1]) {
+			return fmt.Sprintf("its subnet %v overlaps this node's own %v", p[0], p[1])
+		}
+	}
+	return ""
 }

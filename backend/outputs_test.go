@@ -107,3 +107,34 @@ func TestPeersApplySubnetTakenOver(t *testing.T) {
 		t.Fatalf("kube mode: peers %v, want both nodes", p)
 	}
 }
+
+// A lease whose subnet overlaps this node's own (a hand-written store, or a dual-stack key repeating this node's
+// IPv4 subnet with another IPv6 one) never becomes a peer: its route would take this node's pods away.
+func TestPeersApplyRefusesOwnSubnet(t *testing.T) {
+	own := lease("self", "10.244.4.0/24", "192.0.2.1")
+	own.EnableIPv6, own.IPv6Subnet = true, netip.MustParsePrefix("fd00:244:0:4::/64")
+	all := func(subnet.Lease) bool { return true }
+	p := Peers{}
+	add := func(l subnet.Lease) { p.Apply("test", subnet.Event{Type: subnet.EventAdded, Lease: l}, &own, all) }
+	same4 := lease("a", "10.244.4.0/24", "192.0.2.2")
+	same4.EnableIPv6, same4.IPv6Subnet = true, netip.MustParsePrefix("fd00:244:0:9::/64")
+	add(same4)
+	wider := lease("b", "10.244.4.0/23", "192.0.2.3")
+	add(wider)
+	v6 := lease("c", "10.244.8.0/24", "192.0.2.4")
+	v6.EnableIPv6, v6.IPv6Subnet = true, netip.MustParsePrefix("fd00:244:0:4::/64")
+	add(v6)
+	if len(p) != 0 {
+		t.Fatalf("leases overlapping this node's own became peers: %v", p)
+	}
+	// A known peer that moves onto this node's subnet no longer holds its old one.
+	add(lease("d", "10.244.5.0/24", "192.0.2.5"))
+	add(lease("d", "10.244.4.128/25", "192.0.2.5"))
+	if len(p) != 0 {
+		t.Fatalf("peer d kept after moving onto this node's subnet: %v", p)
+	}
+	add(lease("e", "10.244.6.0/24", "192.0.2.6"))
+	if len(p) != 1 {
+		t.Fatalf("a disjoint lease refused: %v", p)
+	}
+}

@@ -112,7 +112,7 @@ func checkPrometheusRules(t *testing.T, rel string, doc []byte) {
 
 // eniRules are the rules the eni backend's weftd needs, each for a call it makes: rbac.yaml's (the kube subnet
 // manager and the coordinator) with pods widened and the kube-system namespace added. backend/eni/kube_test.go
-// runs the Kubernetes side with exactly its first four rules against a real API server.
+// runs the Kubernetes side with exactly its first five rules against a real API server.
 var eniRules = []rbacv1.PolicyRule{
 	// KubePods: an informer on this node's pods (GC of addresses); the CNI handler gets a pod not yet listed.
 	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
@@ -120,6 +120,8 @@ var eniRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 	// KubeNodeStatus: NetworkUnavailable and the capacity annotations, both through nodes/status.
 	{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},
+	// KubeStatefulSets: a reserved address's StatefulSet, for its scale-down (ip_reservation_ttl).
+	{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: []string{"get"}},
 	// coordination.Kube's Lease weft-eni-gc (client-go's leader election: get, create, update).
 	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 	// KubeEvents: client-go's broadcaster creates Events and patches a repeated one's count.

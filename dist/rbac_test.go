@@ -402,6 +402,10 @@ func TestENIBackendUnderManifestRBAC(t *testing.T) {
 			p.Start(ctx)
 			return p.WaitForSync(ctx)
 		}},
+		{"StatefulSet of an address reservation", func(ctx context.Context, c kubernetes.Interface, _ string) error {
+			_, err := eni.KubeStatefulSets{Client: c}.Get(ctx, "default", "web") // absent: no error, when allowed
+			return err
+		}},
 		{"node informer", func(ctx context.Context, c kubernetes.Interface, _ string) error {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()

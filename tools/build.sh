@@ -36,7 +36,7 @@ k8s() {
 
 cni() {
 	local p
-	for p in main/bridge ipam/host-local main/loopback meta/portmap main/ptp; do
+	for p in main/bridge ipam/host-local main/loopback meta/portmap meta/bandwidth main/ptp; do
 		have "$(basename $p)" || { log "building CNI $p $CNI_VER"; GOBIN=$bin go install "github.com/containernetworking/plugins/plugins/$p@$CNI_VER"; }
 	done
 	have cnitool || GOBIN=$bin go install "github.com/containernetworking/cni/cnitool@$CNITOOL_VER"

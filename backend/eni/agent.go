@@ -68,6 +68,7 @@ type agentDeps struct {
 	events Events
 	pods   Pods
 	nodes  Nodes
+	sts    StatefulSets // reserve.go; nil: reservations end by their TTL only
 	clock  pool.Clock
 }
 
@@ -204,6 +205,7 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		MinIdle: cfg.MinPoolSize, TargetIdle: cfg.WarmPoolTarget, MaxIdle: cfg.MaxPoolSize, Cooldown: cfg.Cooldown,
 		IdleReclaimAfter: cfg.IdleIPReclaimAfter, ReclaimBatch: cfg.IdleIPReclaimBatchSize,
 		ReclaimJitter: cfg.IdleIPReclaimJitterFactor, Limits: n.limits, Instance: n.instance,
+		ReserveTTL: cfg.IPReservationTTL,
 	}
 	if n.exclusive {
 		exclusiveSizing(&pc, cfg, n.limits)
@@ -218,11 +220,11 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	n.applyENIs(ctx, cloudENIs)
 	st := n.pool.Stats()
 	if n.exclusive {
-		klog.Infof("eni: instance %s (%s, zone %s): exclusive ENI mode: up to %d pods (%d ENIs - the primary); %d ENIs, %d in use, %d idle",
-			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, st.ENIs, st.Assigned, st.Idle)
+		klog.Infof("eni: instance %s (%s, zone %s): exclusive ENI mode: up to %d pods (%d ENIs - the primary); %d ENIs, %d in use, %d idle, %d reserved",
+			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, st.ENIs, st.Assigned, st.Idle, st.Reserved)
 	} else {
-		klog.Infof("eni: instance %s (%s, zone %s): up to %d pods ((%d ENIs - the primary) x %d addresses); %d ENIs, %d addresses in use, %d idle, %d cooling down, %d quarantined",
-			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, t.IPv4PerENI, st.ENIs, st.Assigned, st.Idle, st.Cooldown, st.Quarantined)
+		klog.Infof("eni: instance %s (%s, zone %s): up to %d pods ((%d ENIs - the primary) x %d addresses); %d ENIs, %d addresses in use, %d idle, %d cooling down, %d quarantined, %d reserved",
+			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, t.IPv4PerENI, st.ENIs, st.Assigned, st.Idle, st.Cooldown, st.Quarantined, st.Reserved)
 	}
 	if err := n.publishMode(ctx); err != nil {
 		klog.Warningf("eni: %v", err)
@@ -283,6 +285,7 @@ func (n *Network) Run(ctx context.Context) {
 	run(n.gcLoop)
 	run(n.eniGCLoop)
 	run(n.statusLoop)
+	run(n.reserveLoop)
 }
 
 // poke wakes the fill loop.

@@ -102,6 +102,9 @@ type Config struct {
 	IdleIPReclaimJitterFactor float64
 	// Cooldown is how long a released address is not handed out again (cooldown).
 	Cooldown time.Duration
+	// IPReservationTTL is how long a StatefulSet's pod, or one annotated k8s.aliyun.com/pod-ip-reservation:
+	// "true", keeps its address after its deletion for its re-creation (ip_reservation_ttl; reserve.go); 0: never.
+	IPReservationTTL time.Duration
 
 	IPStack     string       // ip_stack: IPStackIPv4
 	ServiceCIDR netip.Prefix // service_cidr; invalid (the zero Prefix) when not given
@@ -143,6 +146,8 @@ type Config struct {
 //     min 2, target 3, max 3; an explicit value is never changed.
 //   - idle_ip_reclaim_after 10m, idle_ip_reclaim_batch_size 5, idle_ip_reclaim_jitter_factor 0.1: Terway's.
 //   - cooldown 30s: the least that kept a reused address from breaking the old pod's connections (aws#2492).
+//   - ip_reservation_ttl 5m: Terway's time a StatefulSet pod's (or an annotated pod's) address is kept after its
+//     deletion, long enough for a rolling restart or a node's reboot to bring the pod back.
 //   - ip_stack "ipv4": the only one weft supports yet.
 //   - route_table_base 1000, rule_priority_to_pod 512, rule_priority_from_pod 2048: Terway's, so rules and tables
 //     look as Terway users know them.
@@ -162,6 +167,7 @@ func Defaults() Config {
 		IdleIPReclaimBatchSize:    5,
 		IdleIPReclaimJitterFactor: 0.1,
 		Cooldown:                  MinCooldown,
+		IPReservationTTL:          5 * time.Minute,
 		IPStack:                   IPStackIPv4,
 		RouteTableBase:            1000,
 		RulePriorityToPod:         512,
@@ -296,6 +302,7 @@ var configFields = []cfgField{
 		"0 is the local table's rule, 32766 and 32767 main's and default's")},
 	{"cooldown", cfgDuration("cooldown", MinCooldown, func(c *Config) *time.Duration { return &c.Cooldown },
 		"an address reused sooner broke the old pod's connections, aws#2492")},
+	{"ip_reservation_ttl", parseReservationTTL},
 	{"checkpoint", cfgPath("checkpoint", 4096, func(c *Config) *string { return &c.Checkpoint })},
 	{"socket", cfgPath("socket", maxUnixSocketPath, func(c *Config) *string { return &c.Socket })},
 	{"eni_gc_grace", cfgDuration("eni_gc_grace", MinENIGCGrace, func(c *Config) *time.Duration { return &c.ENIGCGrace },
@@ -491,6 +498,7 @@ type configWire struct {
 	RulePriorityToPod         int                 `json:"rule_priority_to_pod"`
 	RulePriorityFromPod       int                 `json:"rule_priority_from_pod"`
 	Cooldown                  string              `json:"cooldown"`
+	IPReservationTTL          string              `json:"ip_reservation_ttl"`
 	Checkpoint                string              `json:"checkpoint"`
 	Socket                    string              `json:"socket"`
 	ENIGCGrace                string              `json:"eni_gc_grace"`
@@ -508,7 +516,7 @@ func (c Config) toWire() configWire {
 		IdleIPReclaimAfter: c.IdleIPReclaimAfter.String(), IdleIPReclaimBatchSize: c.IdleIPReclaimBatchSize,
 		IdleIPReclaimJitterFactor: c.IdleIPReclaimJitterFactor, IPStack: c.IPStack, ClusterID: c.ClusterID,
 		RegionID: c.RegionID, VPCID: c.VPCID, RouteTableBase: c.RouteTableBase, RulePriorityToPod: c.RulePriorityToPod,
-		RulePriorityFromPod: c.RulePriorityFromPod, Cooldown: c.Cooldown.String(), Checkpoint: c.Checkpoint,
+		RulePriorityFromPod: c.RulePriorityFromPod, Cooldown: c.Cooldown.String(), IPReservationTTL: c.IPReservationTTL.String(), Checkpoint: c.Checkpoint,
 		Socket: c.Socket, ENIGCGrace: c.ENIGCGrace.String(), MTU: c.MTU, AccessKeyID: c.AccessKeyID,
 		AccessKeySecret: c.AccessKeySecret, Mode: c.Mode, ExclusiveWarmENIs: c.ExclusiveWarmENIs, HostStackCIDRs: c.HostStackCIDRs}
 	if c.ServiceCIDR.IsValid() {

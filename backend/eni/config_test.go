@@ -36,7 +36,7 @@ func TestParseConfigFull(t *testing.T) {
 		ENITags:        map[string]string{"team": "net", "env": "prod"},
 		MinPoolSize:    3, WarmPoolTarget: 6, MaxPoolSize: 12,
 		IdleIPReclaimAfter: 15 * time.Minute, IdleIPReclaimBatchSize: 4, IdleIPReclaimJitterFactor: 0.25,
-		Cooldown: time.Minute, IPStack: "ipv4", ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
+		Cooldown: time.Minute, IPReservationTTL: 2 * time.Minute, IPStack: "ipv4", ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
 		ClusterID: "c-prod-1", RegionID: "cn-hangzhou", VPCID: "vpc-bp1v",
 		RouteTableBase: 2000, RulePriorityToPod: 600, RulePriorityFromPod: 2100,
 		Checkpoint: "/var/lib/weft/eni/cp.json", Socket: "/run/weft/eni2.sock", ENIGCGrace: 20 * time.Minute, MTU: 1500,
@@ -217,6 +217,17 @@ var configKeyCases = []configKeyCase{
 
 	{key: "cooldown", value: `"30s"`, check: func(c Config) bool { return c.Cooldown == 30*time.Second }},
 	{key: "cooldown", value: `"29s"`, errHas: []string{`Backend.cooldown: "29s": expected a duration such as "10m" of at least 30s`, "aws#2492"}},
+
+	{key: "ip_reservation_ttl", value: `"20s"`, check: func(c Config) bool { return c.IPReservationTTL == 20*time.Second }},
+	{key: "ip_reservation_ttl", value: `"0s"`, check: func(c Config) bool { return c.IPReservationTTL == 0 }},
+	{key: "ip_reservation_ttl", value: `"0"`, check: func(c Config) bool { return c.IPReservationTTL == 0 }},
+	{key: "ip_reservation_ttl", value: `"24h"`, check: func(c Config) bool { return c.IPReservationTTL == 24*time.Hour }},
+	{key: "ip_reservation_ttl", value: `"-1s"`, errHas: []string{`Backend.ip_reservation_ttl: "-1s": expected a duration such as "5m", from "0s" (no fixed pod addresses) to "24h0m0s"`}},
+	{key: "ip_reservation_ttl", value: `"24h1s"`, errHas: []string{`Backend.ip_reservation_ttl: "24h1s": expected a duration`}},
+	{key: "ip_reservation_ttl", value: `"9999999999h"`, errHas: []string{"Backend.ip_reservation_ttl"}},
+	{key: "ip_reservation_ttl", value: `300`, errHas: []string{"Backend.ip_reservation_ttl: 300: expected a duration"}},
+	{key: "ip_reservation_ttl", value: `"5 minutes"`, errHas: []string{`Backend.ip_reservation_ttl: "5 minutes"`}},
+	{key: "ip_reservation_ttl", value: `true`, errHas: []string{"Backend.ip_reservation_ttl"}},
 
 	{key: "checkpoint", value: `"/data/cp.json"`, check: func(c Config) bool { return c.Checkpoint == "/data/cp.json" }},
 	{key: "checkpoint", value: `"cp.json"`, errHas: []string{`Backend.checkpoint: "cp.json": expected an absolute, clean file path`}},

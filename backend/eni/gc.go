@@ -49,6 +49,9 @@ func (n *Network) collectOrphans() {
 	for _, r := range reconcile.Orphans(n.pool.Records(), n.d.pods.Live(), veths, datapath.HostVethName, n.d.clock.Now(), gcMinAge) {
 		if _, ok, err := n.pool.Release(r.ContainerID, r.IfName); err != nil {
 			klog.Warningf("eni: GC: release %s: %v", r.IP, err)
+		} else if ok && r.Reserve && n.cfg.IPReservationTTL > 0 {
+			// A fixed address (reserve.go): released into its reservation, kept for the pod's return.
+			klog.Infof("eni: GC: %s of %s/%s (container %s) is kept for the pod for %s: the pod is gone and has no datapath on this node", r.IP, r.PodNamespace, r.PodName, short(r.ContainerID), n.cfg.IPReservationTTL)
 		} else if ok {
 			klog.Infof("eni: GC: released %s held for %s/%s (container %s): the pod is gone and has no datapath on this node", r.IP, r.PodNamespace, r.PodName, short(r.ContainerID))
 			n.d.m.gcReleased.Inc()

@@ -53,10 +53,12 @@ func protoErr(code, format string, args ...any) error {
 // request's deadline) while the pool fills. The allocation is checkpointed before this returns.
 func (n *Network) Add(ctx context.Context, r cniproto.AddRequest) (cniproto.AddReply, error) {
 	start := time.Now()
-	if err := n.checkPod(ctx, r.Pod.Namespace, r.Pod.Name); err != nil {
+	info, err := n.checkPod(ctx, r.Pod.Namespace, r.Pod.Name)
+	if err != nil {
 		return cniproto.AddReply{}, err
 	}
-	pod := pool.Pod{ContainerID: r.Pod.ContainerID, Netns: r.Pod.Netns, IfName: r.Pod.IfName, Namespace: r.Pod.Namespace, Name: r.Pod.Name}
+	pod := pool.Pod{ContainerID: r.Pod.ContainerID, Netns: r.Pod.Netns, IfName: r.Pod.IfName, Namespace: r.Pod.Namespace, Name: r.Pod.Name,
+		Reserve: info.Reserve, StatefulSet: info.StatefulSet} // fixed addresses: reserve.go
 	for {
 		changed := n.pool.Changed()
 		a, err := n.pool.Allocate(pod)
@@ -113,24 +115,24 @@ func short(id string) string {
 }
 
 // checkPod refuses an ADD for a pod the API does not have on this node (an address handed to it would be
-// collected as an orphan).
-func (n *Network) checkPod(ctx context.Context, ns, name string) error {
+// collected as an orphan), and returns what the backend keeps of the pod.
+func (n *Network) checkPod(ctx context.Context, ns, name string) (PodInfo, error) {
 	if ns == "" || name == "" {
-		return protoErr("BadRequest", "K8S_POD_NAMESPACE and K8S_POD_NAME are required in CNI_ARGS (the eni backend gives addresses to Kubernetes pods only)")
+		return PodInfo{}, protoErr("BadRequest", "K8S_POD_NAMESPACE and K8S_POD_NAME are required in CNI_ARGS (the eni backend gives addresses to Kubernetes pods only)")
 	}
-	if _, ok := n.d.pods.Get(ns, name); ok { // the informer lists this node's pods only
-		return nil
+	if info, ok := n.d.pods.Get(ns, name); ok { // the informer lists this node's pods only
+		return info, nil
 	}
 	p, err := n.d.deps.Kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return protoErr("BadRequest", "pod %s/%s does not exist", ns, name)
+		return PodInfo{}, protoErr("BadRequest", "pod %s/%s does not exist", ns, name)
 	case err != nil:
-		return protoErr("NotReady", "read pod %s/%s: %v", ns, name, err)
+		return PodInfo{}, protoErr("NotReady", "read pod %s/%s: %v", ns, name, err)
 	case p.Spec.NodeName != n.d.deps.NodeName:
-		return protoErr("BadRequest", "pod %s/%s is scheduled on node %q, not %s", ns, name, p.Spec.NodeName, n.d.deps.NodeName)
+		return PodInfo{}, protoErr("BadRequest", "pod %s/%s is scheduled on node %q, not %s", ns, name, p.Spec.NodeName, n.d.deps.NodeName)
 	}
-	return nil
+	return podInfo(p), nil
 }
 
 func (n *Network) reply(a pool.Allocation) (cniproto.AddReply, error) {

@@ -9,12 +9,15 @@ package eni
 //     access to nodes themselves; and only when something changed.
 //   - Events: corev1 Events on the Node, deduplicated and rate-limited before client-go's own spam filter, so
 //     that a state held for hours does not emit an event per second.
-//   - Pods: the pods of this node (one informer, field selector spec.nodeName), trimmed to what GC needs.
+//   - Pods: the pods of this node (one informer, field selector spec.nodeName), trimmed to what GC and the
+//     address reservation need.
+//   - StatefulSets (reserve.go): a GET of the StatefulSet of each address reservation held, for its scale-down.
 //   - Nodes: every node's existence, cordon and deletion, for the ENI GC (one informer, trimmed).
 //
 // The RBAC these need, and no more (kube_test.go runs them with exactly these rules against a real API server):
 //
 //	pods:         get, list, watch
+//	statefulsets: get             (group apps)
 //	nodes:        get, list, watch
 //	nodes/status: patch
 //	events:       create, patch   (core API group; patch: client-go aggregates repeats into one Event's count)
@@ -93,6 +96,9 @@ type PodInfo struct {
 	Phase           corev1.PodPhase
 	HostNetwork     bool
 	Deleting        bool // deletionTimestamp set
+	// Reserve: the pod keeps its address after its release (podReservation); StatefulSet: its owner, if any.
+	Reserve     bool
+	StatefulSet string
 }
 
 // Pods are the pods of this node, from the API.
@@ -427,22 +433,38 @@ func (p *KubePods) Get(namespace, name string) (PodInfo, bool) {
 	if !ok {
 		return PodInfo{}, false
 	}
+	return podInfo(pod), true
+}
+
+func podInfo(pod *corev1.Pod) PodInfo {
+	reserve, sts := podReservation(pod)
 	return PodInfo{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Phase: pod.Status.Phase,
-		HostNetwork: pod.Spec.HostNetwork, Deleting: pod.DeletionTimestamp != nil}, true
+		HostNetwork: pod.Spec.HostNetwork, Deleting: pod.DeletionTimestamp != nil, Reserve: reserve, StatefulSet: sts}
 }
 
 // TrimPod is the pod informer's cache transform: a Pod keeps its namespace, name, uid, resourceVersion,
-// deletionTimestamp, spec.nodeName, spec.hostNetwork and status.phase, nothing else (no containers, labels,
-// annotations or managed fields). Anything else passes unchanged (e.g. cache.DeletedFinalStateUnknown).
+// deletionTimestamp, spec.nodeName, spec.hostNetwork and status.phase, and what podReservation reads (its
+// StatefulSet owner reference, the AnnotationPodIPReservation annotation), nothing else (no containers, labels,
+// other annotations or owners, managed fields). Anything else passes unchanged (e.g. cache.DeletedFinalStateUnknown).
 // Idempotent, as a TransformFunc must be.
 func TrimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
+	var owners []metav1.OwnerReference
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "StatefulSet" {
+			owners = append(owners, o)
+		}
+	}
+	var ann map[string]string
+	if v, ok := p.Annotations[AnnotationPodIPReservation]; ok {
+		ann = map[string]string{AnnotationPodIPReservation: v}
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
-			DeletionTimestamp: p.DeletionTimestamp},
+			DeletionTimestamp: p.DeletionTimestamp, OwnerReferences: owners, Annotations: ann},
 		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
 		Status: corev1.PodStatus{Phase: p.Status.Phase},
 	}, nil

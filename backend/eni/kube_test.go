@@ -409,7 +409,8 @@ func TestTrimPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: "uid-a", ResourceVersion: "7", DeletionTimestamp: &del},
+	want := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: "uid-a", ResourceVersion: "7", DeletionTimestamp: &del,
+		Annotations: map[string]string{AnnotationPodIPReservation: "true"}},
 		Spec: corev1.PodSpec{NodeName: "n1", HostNetwork: true}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("trimmed %+v\nwant %+v", got, want)
@@ -471,7 +472,7 @@ func TestPodsLive(t *testing.T) {
 		t.Fatalf("Live %v, want %v", got, want)
 	}
 	info, ok := p.Get("ns", "deleting")
-	if !ok || info != (PodInfo{Namespace: "ns", Name: "deleting", UID: "uid-deleting", Phase: corev1.PodRunning, Deleting: true}) {
+	if !ok || info != (PodInfo{Namespace: "ns", Name: "deleting", UID: "uid-deleting", Phase: corev1.PodRunning, Deleting: true, Reserve: true}) {
 		t.Fatalf("Get %+v %v", info, ok)
 	}
 	if info, ok := p.Get("kube-system", "host"); !ok || !info.HostNetwork {
@@ -481,7 +482,7 @@ func TestPodsLive(t *testing.T) {
 		t.Fatal("found an absent pod")
 	}
 	for _, obj := range p.informer.GetStore().List() {
-		if pod := obj.(*corev1.Pod); pod.Annotations != nil || pod.Labels != nil || len(pod.Spec.Containers) != 0 || pod.ManagedFields != nil {
+		if pod := obj.(*corev1.Pod); len(pod.Annotations) > 1 || pod.Labels != nil || len(pod.Spec.Containers) != 0 || pod.ManagedFields != nil {
 			t.Fatalf("cached pod not trimmed: %+v", pod)
 		}
 	}
@@ -550,6 +551,7 @@ func TestWaitForSyncGivesUp(t *testing.T) {
 // test's ServiceAccount has exactly these, so a rule missing from them fails here.
 var daemonSetRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: []string{"get"}},
 	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -572,6 +574,7 @@ func TestKubeAgainstAPIServer(t *testing.T) {
 	t.Run("pod informer sees this node's pods only", e.testPods)
 	t.Run("node informer", e.testNodes)
 	t.Run("events on the node", e.testEvents)
+	t.Run("StatefulSets of reservations", e.testStatefulSets)
 }
 
 func (e *eniKubeEnv) createNode(t *testing.T, n *corev1.Node) {
@@ -718,7 +721,7 @@ func (e *eniKubeEnv) testPods(t *testing.T) {
 		return maps.Equal(p.Live(), map[PodKey]bool{{Namespace: "app", Name: "queued"}: true, {Namespace: "app", Name: "later"}: true})
 	})
 	for _, obj := range p.informer.GetStore().List() {
-		if pod := obj.(*corev1.Pod); pod.Annotations != nil || len(pod.Spec.Containers) != 0 || pod.ManagedFields != nil {
+		if pod := obj.(*corev1.Pod); len(pod.Annotations) > 1 || len(pod.Spec.Containers) != 0 || pod.ManagedFields != nil {
 			t.Fatalf("cached pod not trimmed: %+v", pod)
 		}
 	}

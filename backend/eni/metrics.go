@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) setPool(s pool.Stats) {
-	for k, v := range map[string]int{"idle": s.Idle, "assigned": s.Assigned, "cooldown": s.Cooldown, "quarantined": s.Quarantined,
+	for k, v := range map[string]int{"idle": s.Idle, "assigned": s.Assigned, "cooldown": s.Cooldown, "quarantined": s.Quarantined, "reserved": s.Reserved,
 		"releasing": s.Releasing, "waiting": s.Waiting, "capacity": s.Capacity} {
 		m.pool.WithLabelValues(k).Set(float64(v))
 	}

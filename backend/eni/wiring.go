@@ -34,6 +34,7 @@ func (b *eniBackend) kubeSeams(ctx context.Context, d *agentDeps) error {
 		return fmt.Errorf("eni: %w", err)
 	}
 	d.status, d.events, d.pods, d.nodes = b.status, b.events, b.pods, b.nodes
+	d.sts = KubeStatefulSets{Client: cs}
 	return nil
 }
 

@@ -27,7 +27,7 @@ func installCNI(_ context.Context, args []string) error {
 	binDir := fs.String("cni-bin-dir", "/opt/cni/bin", "CNI plugin directory on the host")
 	confDir := fs.String("cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory on the host")
 	confName := fs.String("conf-name", "", "name of the conflist file (default: 10-flannel.conflist; eni: 10-weft-eni.conflist)")
-	conf := fs.String("conflist", "", "conflist to install (default: upstream's 10-flannel.conflist; eni: weft's 10-weft-eni.conflist)")
+	conf := fs.String("conflist", "", "conflist to install (default: upstream's 10-flannel.conflist with the bandwidth plugin after portmap; eni: weft's 10-weft-eni.conflist)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -27,11 +27,14 @@ func TestHostileLeases(t *testing.T) {
 		d := fmt.Sprintf(`{"VNI":1,"VtepMAC":%q}`, mac)
 		return fmt.Sprintf(`{"PublicIP":%q,"PublicIPv6":%q,"BackendType":"vxlan","BackendData":%s,"BackendV6Data":%s}`, ip4, ip6, d, d)
 	}
+	// The hostile and valid leases take /24s (and /64s) that neither node holds: the nodes' subnets are chosen
+	// at random, and a lease repeating one of them would be refused for overlapping (a different test).
+	key := freeKeys(t, nodes, over, 5)
 	hostile := map[string]string{
-		"10.244.200.0-24&fd00:244:0:c8::-64":                                `{not json`,
-		"10.244.201.0-24&fd00:244:0:c9::-64":                                `{"PublicIP":"999.1.1.1","BackendType":"vxlan"}`,
-		strings.Replace(over.String(), "/", "-", 1) + "&fd00:244:0:ca::-64": good("10.250.0.97", "fd00:250::97", "0e:00:00:00:00:97"),
-		"10.244.203.0-24&fd00:244:0:cb::-64":                                good("10.250.0.98", "fd00:250::98", "zz:zz:zz:zz:zz:zz"),
+		key[0]: `{not json`,
+		key[1]: `{"PublicIP":"999.1.1.1","BackendType":"vxlan"}`,
+		strings.Replace(over.String(), "/", "-", 1) + "&" + strings.Split(key[2], "&")[1]: good("10.250.0.97", "fd00:250::97", "0e:00:00:00:00:97"),
+		key[3]: good("10.250.0.98", "fd00:250::98", "zz:zz:zz:zz:zz:zz"),
 	}
 	for k, v := range hostile {
 		if _, err := e.lab.Etcdctl("put", "/coreos.com/network/subnets/"+k, v); err != nil {
@@ -40,12 +43,13 @@ func TestHostileLeases(t *testing.T) {
 	}
 	// A valid peer joins and leaves meanwhile: two more reconciles, which must neither log the bad leases again
 	// nor be stopped by them.
-	const valid = "10.244.204.0-24&fd00:244:0:cc::-64"
+	valid := key[4]
+	validRoute := "route " + strings.Replace(strings.Split(valid, "&")[0], "-", "/", 1)
 	if _, err := e.lab.Etcdctl("put", "/coreos.com/network/subnets/"+valid, good("10.250.0.96", "fd00:250::96", "0e:00:00:00:00:96")); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		if err := waitState(n, "route 10.244.204.0/24", true); err != nil {
+		if err := waitState(n, validRoute, true); err != nil {
 			t.Fatalf("%s never routed the valid peer that joined next to the bad leases: %v", n.Name, err)
 		}
 	}
@@ -63,7 +67,7 @@ func TestHostileLeases(t *testing.T) {
 		}
 		logs := n.Daemon.Logs()
 		for k := range hostile {
-			if strings.HasPrefix(k, "10.244.203.") {
+			if k == key[3] {
 				continue // readable, skipped by the backend below
 			}
 			if c := strings.Count(logs, "ignoring lease /coreos.com/network/subnets/"+k+":"); c != 1 {
@@ -98,4 +102,36 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// freeKeys gives n lease keys ("10.244.X.0-24&fd00:244:0:Y::-64") whose IPv4 and IPv6 subnets overlap neither
+// node's lease nor avoid.
+func freeKeys(t *testing.T, nodes []*lab.Node, avoid netip.Prefix, n int) []string {
+	t.Helper()
+	var taken4, taken6 []netip.Prefix
+	taken4 = append(taken4, avoid)
+	for _, nd := range nodes {
+		taken4 = append(taken4, subnetOf(t, nd, "FLANNEL_SUBNET"))
+		taken6 = append(taken6, subnetOf(t, nd, "FLANNEL_IPV6_SUBNET"))
+	}
+	free := func(p netip.Prefix, taken []netip.Prefix) bool {
+		for _, q := range taken {
+			if p.Overlaps(q) {
+				return false
+			}
+		}
+		return true
+	}
+	var keys []string
+	for x := 200; x < 256 && len(keys) < n; x++ {
+		p4 := netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", x))
+		p6 := netip.MustParsePrefix(fmt.Sprintf("fd00:244:0:%x::/64", x))
+		if free(p4, taken4) && free(p6, taken6) {
+			keys = append(keys, fmt.Sprintf("10.244.%d.0-24&fd00:244:0:%x::-64", x, x))
+		}
+	}
+	if len(keys) < n {
+		t.Fatalf("only %d free lease keys for the hostile leases", len(keys))
+	}
+	return keys
 }

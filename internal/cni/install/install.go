@@ -1,8 +1,9 @@
 // Package install is the install-cni step of the DaemonSet's init container: it copies the CNI plugin binaries
 // into the host's CNI bin directory and writes the conflist into the CNI conf directory. Both are written through
 // a temporary file and a rename, so the kubelet never sees a partial binary or config, and the conflist is only
-// rewritten when its content differs. Each backend has its defaults (ForBackend): upstream's 10-flannel.conflist
-// and the flannel plugin, or the eni backend's 10-weft-eni.conflist and the weft-eni plugin.
+// rewritten when its content differs. Each backend has its defaults (ForBackend): 10-flannel.conflist (upstream's
+// with the bandwidth plugin added) and the flannel plugin, or the eni backend's 10-weft-eni.conflist and the
+// weft-eni plugin.
 package install
 
 import (
@@ -17,12 +18,15 @@ import (
 	"strings"
 )
 
-// DefaultConflist is upstream kube-flannel.yml's 10-flannel.conflist.
+// DefaultConflist is upstream kube-flannel.yml's 10-flannel.conflist with the reference plugin bandwidth chained
+// after portmap, for the pods' bandwidth annotations. Like bridge, host-local and portmap it comes from the node's
+// CNI plugins (containernetworking/plugins, which every runtime package ships), not from install-cni.
 //
 //go:embed 10-flannel.conflist
 var DefaultConflist []byte
 
-// ENIConflist is the eni backend's: weft's plugin weft-eni, CNI 1.0.0, weftd's default socket.
+// ENIConflist is the eni backend's: weft's plugin weft-eni, CNI 1.0.0, weftd's default socket, with the bandwidth
+// capability (weft-eni applies the limits itself).
 //
 //go:embed 10-weft-eni.conflist
 var ENIConflist []byte

@@ -98,11 +98,11 @@ func TestConflistChecked(t *testing.T) {
 		}
 	}
 	if err := CheckConflist(DefaultConflist); err != nil {
-		t.Errorf("upstream's conflist refused: %v", err)
+		t.Errorf("the default conflist refused: %v", err)
 	}
 }
 
-// Each backend's defaults; flannel's stay upstream's.
+// Each backend's defaults.
 func TestForBackend(t *testing.T) {
 	for _, name := range []string{"", "flannel"} {
 		b, err := ForBackend(name)

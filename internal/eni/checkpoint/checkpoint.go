@@ -19,7 +19,9 @@
 //
 // Versions. Version is the format Save writes. Decode turns any version it knows into the current one through a
 // chain of per-version steps (upgrade, in decode.go): version N+1 adds the step from N, decoding version N with a
-// frozen copy of its types, so old files keep loading and each step stays small. Version 1 is the first format.
+// frozen copy of its types, so old files keep loading and each step stays small. Version 1 is the first format;
+// version 2 adds fixed pod addresses (reserve.go: the Reserved state, and the Reserve, StatefulSet and
+// ReservedUntil fields), and a version 1 file loads as it is, with none reserved.
 package checkpoint
 
 import (
@@ -32,7 +34,7 @@ import (
 )
 
 // Version is the checkpoint format Save writes and the newest one Decode reads.
-const Version = 1
+const Version = 2
 
 // State is where an address stands in the pool.
 type State string
@@ -41,6 +43,9 @@ const (
 	Assigned    State = "Assigned"    // held by a pod
 	Cooldown    State = "Cooldown"    // released at ReleasedAt; not handed out before ReleasedAt + the cooldown
 	Quarantined State = "Quarantined" // the truths disagree (Reason says how); never handed out
+	// Reserved (version 2): kept for the pod PodNamespace/PodName, which released it at ReleasedAt, until
+	// ReservedUntil; handed to no other pod (reserve.go).
+	Reserved State = "Reserved"
 )
 
 // Record is one address the node must remember: held by a pod, cooling down after one, or quarantined.
@@ -56,6 +61,10 @@ type Record struct {
 	AssignedAt   time.Time  `json:"assignedAt,omitzero"`
 	ReleasedAt   time.Time  `json:"releasedAt,omitzero"`
 	Reason       string     `json:"reason,omitempty"`
+	// Version 2: fixed pod addresses (reserve.go).
+	Reserve       bool      `json:"reserve,omitempty"`      // the pod keeps the address after its release (Assigned, Reserved)
+	StatefulSet   string    `json:"statefulSet,omitempty"`  // the pod's owning StatefulSet, whose scale-down ends the reservation
+	ReservedUntil time.Time `json:"reservedUntil,omitzero"` // a Reserved record's end
 }
 
 // File is the whole checkpoint.
@@ -79,7 +88,8 @@ const maxProblems = 20
 // both or neither. Across records: no address twice among Assigned and Cooldown records (Quarantined ones may
 // repeat an address: they only keep it from being handed out), and no ContainerID+IfName twice among Assigned
 // records (a Cooldown record keeps the pod that released it, and that pod may be added again). A file with
-// records names its Instance.
+// records names its Instance. Version 2's reservations: see reserveProblems; Reserved records count with the
+// Assigned and Cooldown ones (no address twice), and a pod interface has at most one Reserved record.
 func (f *File) Validate() error {
 	if f == nil {
 		return errors.New("checkpoint: no file")
@@ -97,13 +107,14 @@ func (f *File) Validate() error {
 	}
 	byIP := map[netip.Addr]int{}
 	byPod := map[[2]string]int{}
+	byReserved := map[[3]string]int{}
 	for i, r := range f.Records {
 		for _, p := range r.problems() {
 			add("records[%d].%s", i, p)
 		}
-		if r.IP.IsValid() && (r.State == Assigned || r.State == Cooldown) {
+		if r.IP.IsValid() && (r.State == Assigned || r.State == Cooldown || r.State == Reserved) {
 			if j, dup := byIP[r.IP]; dup {
-				add("records[%d].ip: %s is already held by records[%d] (%s); an address is Assigned or Cooldown once",
+				add("records[%d].ip: %s is already held by records[%d] (%s); an address is Assigned, Cooldown or Reserved once",
 					i, r.IP, j, f.Records[j].State)
 			} else {
 				byIP[r.IP] = i
@@ -116,6 +127,15 @@ func (f *File) Validate() error {
 					i, r.ContainerID, r.IfName, j, f.Records[j].IP)
 			} else {
 				byPod[k] = i
+			}
+		}
+		if r.State == Reserved && r.PodName != "" {
+			k := [3]string{r.PodNamespace, r.PodName, r.IfName}
+			if j, dup := byReserved[k]; dup {
+				add("records[%d].podName: pod %s/%s interface %s already has an address reserved by records[%d] (%s); a pod keeps one",
+					i, r.PodNamespace, r.PodName, r.IfName, j, f.Records[j].IP)
+			} else {
+				byReserved[k] = i
 			}
 		}
 	}
@@ -152,9 +172,9 @@ func (r Record) problems() []string {
 		add("ip: %s, expected a unicast IPv4 address", r.IP)
 	}
 	switch r.State {
-	case Assigned, Cooldown, Quarantined:
+	case Assigned, Cooldown, Quarantined, Reserved:
 	default:
-		add("state: %q, expected %s, %s or %s", string(r.State), Assigned, Cooldown, Quarantined)
+		add("state: %q, expected %s, %s, %s or %s", string(r.State), Assigned, Cooldown, Quarantined, Reserved)
 	}
 	if r.ENI == "" && r.State != Quarantined {
 		add("eni: empty, expected the id of the ENI the address is on")
@@ -187,6 +207,7 @@ func (r Record) problems() []string {
 	} else if err := checkText(r.Netns); err != nil {
 		add("netns: %v", err)
 	}
+	p = append(p, r.reserveProblems()...)
 	if (r.PodNamespace == "") != (r.PodName == "") {
 		add("podName: namespace %q and name %q, expected both or neither", r.PodNamespace, r.PodName)
 	}

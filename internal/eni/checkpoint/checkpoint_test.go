@@ -79,7 +79,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b1, b2) {
 		t.Fatalf("re-saved checkpoint differs:\n%s\n%s", b1, b2)
 	}
-	if !bytes.Contains(b1, []byte(`"version": 1`)) {
+	if !bytes.Contains(b1, []byte(`"version": 2`)) {
 		t.Fatalf("no version in\n%s", b1)
 	}
 }
@@ -105,7 +105,7 @@ func TestLoadRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	withVersion := func(v string) string {
-		return strings.Replace(string(good), `"version": 1`, `"version": `+v, 1)
+		return strings.Replace(string(good), `"version": 2`, `"version": `+v, 1)
 	}
 	cases := []struct {
 		name, data string
@@ -116,13 +116,13 @@ func TestLoadRefuses(t *testing.T) {
 		{"truncated", string(good[:len(good)/2]), []string{"truncated"}},
 		{"corrupt", strings.Replace(string(good), `"records"`, `"rec\x00ords"`, 1), []string{"corrupt"}},
 		{"not an object", `[{"version":1}]`, []string{"JSON object"}},
-		{"no version", `{"instance":"i-1","records":[]}`, []string{"no version", "version 1"}},
-		{"null version", withVersion("null"), []string{"no version", "version 1"}},
-		{"string version", withVersion(`"1"`), []string{`version "1"`, "whole number", "version 1"}},
+		{"no version", `{"instance":"i-1","records":[]}`, []string{"no version", "versions 1 to 2"}},
+		{"null version", withVersion("null"), []string{"no version", "versions 1 to 2"}},
+		{"string version", withVersion(`"1"`), []string{`version "1"`, "whole number", "versions 1 to 2"}},
 		{"fractional version", withVersion("1.5"), []string{"version 1.5", "whole number"}},
-		{"newer version", withVersion("2"), []string{"version 2", "newer", "version 1"}},
+		{"newer version", withVersion("3"), []string{"version 3", "newer", "versions 1 to 2"}},
 		{"much newer version", withVersion("99999999999"), []string{"version 99999999999", "newer"}},
-		{"version 0", withVersion("0"), []string{"version 0", "unknown", "version 1"}},
+		{"version 0", withVersion("0"), []string{"version 0", "unknown", "versions 1 to 2"}},
 		{"negative version", withVersion("-3"), []string{"version -3", "unknown"}},
 		{"unknown field", strings.Replace(string(good), `"instance"`, `"pool": 3, "instance"`, 1), []string{`unknown field "pool"`}},
 		{"trailing data", string(good) + `{"version":1}`, []string{"after top-level value"}},
@@ -203,7 +203,7 @@ func TestLeftoverTempIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err = s.Load()
-	if err != nil || equalFile(f, &File{Version: 1, Instance: "i-bp1abc", Records: sample().Records[:1]}) != nil {
+	if err != nil || equalFile(f, &File{Version: Version, Instance: "i-bp1abc", Records: sample().Records[:1]}) != nil {
 		t.Fatalf("checkpoint beside a torn temporary file: %+v %v", f, err)
 	}
 }
@@ -350,7 +350,7 @@ func TestValidate(t *testing.T) {
 		change func(f *File)
 		want   string
 	}{
-		{"version", func(f *File) { f.Version = 2 }, "version: 2, expected 1"},
+		{"version", func(f *File) { f.Version = 1 }, "version: 1, expected 2"},
 		{"no instance", func(f *File) { f.Instance = "" }, "instance: empty"},
 		{"no ip", func(f *File) { f.Records[1].IP = netip.Addr{} }, "records[1].ip: missing"},
 		{"ipv6", func(f *File) { f.Records[1].IP = netip.MustParseAddr("fd00::1") }, "records[1].ip: fd00::1, expected an IPv4"},

@@ -12,9 +12,9 @@ import (
 // included). It decodes version N with that version's own frozen types, never with the current ones.
 type step func(data []byte) ([]byte, error)
 
-// upgrade holds the chain of steps: upgrade[N] goes from version N to N+1. Version 1 is the first format, so the
-// chain is empty; a version 2 adds upgrade[1] and bumps Version, and every older file still loads through it.
-var upgrade = map[int]step{}
+// upgrade holds the chain of steps: upgrade[N] goes from version N to N+1 (a version N+1 adds upgrade[N] and bumps
+// Version, and every older file still loads through it).
+var upgrade = map[int]step{1: upgradeV1}
 
 // Decode reads a checkpoint of any version it knows, brings it to the current Version through the upgrade chain
 // and validates it. It refuses, with an error saying what it found and what it expected: data that is not one

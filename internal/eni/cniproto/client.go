@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -18,6 +19,11 @@ const DefaultTimeout = 120 * time.Second
 // ErrUnreachable: no daemon listens on the socket (missing, refused, or not permitted). The error wraps it and
 // the dial error, so errors.Is tells it from a daemon that answered with an error or failed mid-request.
 var ErrUnreachable = errors.New("weftd unreachable")
+
+// ErrInterrupted: weftd accepted the request but the connection ended before a whole answer came back (the
+// daemon died or restarted mid-request). Whether it acted on the request is unknown; asking again later is safe
+// (ADD and DEL are idempotent per pod), so the plugin reports it as "try again later", not as a failure.
+var ErrInterrupted = errors.New("weftd went away mid-request")
 
 // Client calls weftd. Timeout bounds each call, the dial included (0: DefaultTimeout); Socket "" is
 // DefaultSocket. A daemon's failure is returned as *Error; a context that ends first as an error wrapping the
@@ -134,6 +140,9 @@ func (c *Client) do(ctx context.Context, verb string, req, reply any, version *s
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("weftd at %s: %s: no answer: %w", socket, verb, cerr)
 		}
+		if interrupted(err) {
+			return fmt.Errorf("weftd at %s: %s: %w: %w", socket, verb, ErrInterrupted, err)
+		}
 		return fmt.Errorf("weftd at %s: %s: %w", socket, verb, err)
 	}
 	defer resp.Body.Close()
@@ -141,6 +150,9 @@ func (c *Client) do(ctx context.Context, verb string, req, reply any, version *s
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("weftd at %s: %s: no answer: %w", socket, verb, cerr)
+		}
+		if interrupted(err) {
+			return fmt.Errorf("weftd at %s: %s: read the reply: %w: %w", socket, verb, ErrInterrupted, err)
 		}
 		return fmt.Errorf("weftd at %s: %s: read the reply: %w", socket, verb, err)
 	}
@@ -161,4 +173,11 @@ func (c *Client) do(ctx context.Context, verb string, req, reply any, version *s
 		return &Error{Code: CodeVersion, Message: fmt.Sprintf("the plugin speaks %s, weftd answered %s", Version, describeVersion(*version))}
 	}
 	return nil
+}
+
+// interrupted tells a connection that ended under the request (EOF before or inside the answer, a reset) from
+// other transport failures.
+func interrupted(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
 }

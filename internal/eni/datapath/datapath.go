@@ -13,6 +13,7 @@
 // net.ipv4.ip_forward, a host-wide precondition other pods rely on, stays 1). Add returns only once both ends
 // transmit: the kernel swaps a new device's placeholder qdisc (which drops everything) for the real one
 // asynchronously, and a pod's first packets, typically its first DNS query, must not be lost to that.
+// Pod.Bandwidth, the pod's bandwidth limits, are tbf qdiscs on the two veth ends (bandwidth.go), checked by Check.
 //
 // The host side (Host) is what weftd runs for the node: it finds an ENI by MAC, keeps its table (default via the
 // vSwitch gateway on-link, the vSwitch block on-link), reads back the pods' veths, routes and rules, and keeps the
@@ -37,6 +38,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/internal/bandwidth"
 )
 
 // Rules are the ip rule priorities of the pod rules.
@@ -96,6 +99,7 @@ type Pod struct {
 	Table                      int // the ENI's route table
 	MTU                        int // 0: DefaultMTU
 	Rules                      Rules
+	Bandwidth                  bandwidth.Limits // zero: no limits (bandwidth.go)
 }
 
 // Result is what Add made.
@@ -146,6 +150,8 @@ func (p Pod) validate(full bool) error {
 		}
 		if err := validMTU(p.MTU); err != nil {
 			errs = append(errs, fmt.Errorf("MTU %d: %w", p.MTU, err))
+		} else if err := p.validateBandwidth(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

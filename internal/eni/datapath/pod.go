@@ -72,6 +72,7 @@ func Add(p Pod) (Result, error) {
 		}},
 		{stepHostUp, func() error { return a.host.LinkSetUp(a.hostLink) }},
 		{stepCarrier, a.waitCarrier},
+		{stepBandwidth, a.shape},
 		{stepForward, func() error { return ensureSysctl(sysctlPath("ipv4", "ip_forward"), "1") }},
 		{stepHostRoute, a.hostRoute},
 		{stepRuleToPod, func() error {
@@ -529,6 +530,7 @@ func Check(p Pod) error {
 	if err != nil || !found {
 		badf("pod neighbour %s lladdr <host veth MAC> permanent on %s: missing (found %v, err %v)", GatewayV4, p.IfName, neighs, err)
 	}
+	checkShaping(badf, p, h, hostLink, ph, podLink)
 	return done()
 }
 

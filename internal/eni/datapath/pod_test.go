@@ -305,8 +305,8 @@ func TestAddRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	stepHook = nil
-	if len(steps) != 15 {
-		t.Fatalf("Add ran steps %q, want all 15", steps)
+	if len(steps) != 16 {
+		t.Fatalf("Add ran steps %q, want all 16", steps)
 	}
 	for _, step := range steps {
 		t.Run(strings.ReplaceAll(step, " ", "_"), func(t *testing.T) {

@@ -83,6 +83,10 @@ func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client
 	if !ok {
 		return types.NewError(types.ErrInternal, "ADD: weftd answered an exclusive ENI, which this plugin's datapath cannot build", "")
 	}
+	if conf.hasBandwidth && !conf.bandwidth.IsZero() {
+		return types.NewError(types.ErrInvalidNetworkConfig, "ADD: runtimeConfig.bandwidth (the pod's kubernetes.io/ingress-bandwidth or "+
+			"egress-bandwidth annotation): bandwidth limits are not supported on exclusive ENIs yet; remove the annotation or run the pod on a shared-mode node", "")
+	}
 	res, err := xd.AddExclusive(pod)
 	if errors.Is(err, datapath.ErrExists) {
 		standing = true

@@ -11,6 +11,7 @@
 //	       no failure (weftd's GC frees the address later): DEL must not leave pods stuck terminating; the plugin
 //	       says so on stderr.
 //	CHECK  needs prevResult; datapath.Check, then weftd's Check.
+//	       ADD applies, and CHECK verifies, the pod's bandwidth limits from runtimeConfig.bandwidth (bandwidth.go).
 //	STATUS weftd's Status; error 50 (plugin not available) when weftd is unreachable or not ready.
 //	GC     the host veths of attachments not in cni.dev/valid-attachments removed (Datapath.Prune), then weftd's GC.
 //
@@ -20,7 +21,8 @@
 // prevResult or the host veth's route; rules left at other priorities are weftd's to reconcile (SyncRules).
 //
 // Errors are CNI errors with the spec's codes: 7 for the net conf (naming the field), 4 for CNI_ARGS, 11 (try
-// again later) when weftd is busy with the pod, not ready, at its limit, slow or unreachable, 999 otherwise.
+// again later) when weftd is busy with the pod, not ready, at its limit, slow, unreachable or gone mid-request,
+// 999 otherwise.
 //
 // The net conf: {"cniVersion":"1.0.0","name":"weft","type":"weft-eni","socket":"/run/weft/eni.sock","timeout":"120s"};
 // socket, timeout and dataDir are optional (cniproto.DefaultSocket, 120 s per call to weftd (1s..10m),
@@ -45,6 +47,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/weftnet/weft/internal/bandwidth"
 	"github.com/weftnet/weft/internal/eni/cniproto"
 	"github.com/weftnet/weft/internal/eni/datapath"
 )
@@ -97,12 +100,16 @@ type NetConf struct {
 	Socket  string `json:"socket,omitempty"`
 	Timeout string `json:"timeout,omitempty"`
 	DataDir string `json:"dataDir,omitempty"`
+	// RuntimeConfig is what the runtime passes for the capabilities the conflist declares (bandwidth.go).
+	RuntimeConfig RuntimeConfig `json:"runtimeConfig,omitempty"`
 }
 
 // Conf is a checked NetConf.
 type Conf struct {
 	NetConf
-	timeout time.Duration
+	timeout      time.Duration
+	bandwidth    bandwidth.Limits // runtimeConfig.bandwidth
+	hasBandwidth bool             // the runtime passed runtimeConfig.bandwidth
 }
 
 // LoadConf parses and checks the net conf; the error names the field and what was expected.
@@ -145,6 +152,9 @@ func LoadConf(data []byte) (*Conf, error) {
 			return nil, confError(`"timeout" %q: expected a duration from 1s to 10m such as "120s"`, n.Timeout)
 		}
 		c.timeout = d
+	}
+	if err := c.loadBandwidth(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -234,6 +244,8 @@ func weftdError(verb string, socket string, err error) *types.Error {
 		return types.NewError(types.ErrTryAgainLater, verb+": this node serves no more pod addresses: "+e.Message, e.Code)
 	case errors.Is(err, context.DeadlineExceeded):
 		return types.NewError(types.ErrTryAgainLater, verb+": weftd did not answer in time", err.Error())
+	case errors.Is(err, cniproto.ErrInterrupted):
+		return types.NewError(types.ErrTryAgainLater, verb+": weftd went away before answering (restarting?)", err.Error())
 	case errors.As(err, &e) && e.Code == cniproto.CodeVersion:
 		return types.NewError(types.ErrInternal, verb+": weft-eni and weftd speak different protocol versions (install the same weft release): "+e.Message, e.Code)
 	case errors.As(err, &e) && e.Code == cniproto.CodeBadRequest:
@@ -276,6 +288,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	}
 	// From here weftd holds an address for the pod: any failure gives it back.
 	pod := datapathPod(args, reply.IP, reply)
+	pod.Bandwidth = conf.bandwidth
 	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
 	datapathDone, standing := false, false
 	defer func() {
@@ -306,7 +319,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: the datapath of %v: %v", reply.IP, err), "")
 	}
 	datapathDone = true
-	if err := saveState(sp, state{IP: pod.IP, Table: pod.Table, MTU: pod.MTU, Rules: pod.Rules}); err != nil {
+	if err := saveState(sp, state{IP: pod.IP, Table: pod.Table, MTU: pod.MTU, Rules: pod.Rules, Bandwidth: conf.stateBandwidth()}); err != nil {
 		return types.NewError(types.ErrIOFailure, "ADD: keep the pod's datapath for DEL and CHECK: "+err.Error(), "")
 	}
 	result := addResult(conf.CNIVersion, args, reply.IP, res)
@@ -457,8 +470,12 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		if err := p.checkExclusive(args, st); err != nil {
 			return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the exclusive ENI of %v: %v", ip, err), "")
 		}
-	} else if err := p.Datapath.Check(datapathPod(args, ip, st.reply())); err != nil {
-		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the datapath of %v: %v", ip, err), "")
+	} else {
+		pod := datapathPod(args, ip, st.reply())
+		pod.Bandwidth = conf.checkBandwidth(st)
+		if err := p.Datapath.Check(pod); err != nil {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the datapath of %v: %v", ip, err), "")
+		}
 	}
 	if err := conf.client().Check(context.Background(), cniproto.CheckRequest{Pod: podID(args, pa), IP: ip}); err != nil {
 		return weftdError("CHECK", conf.Socket, err)

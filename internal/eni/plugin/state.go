@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/weftnet/weft/internal/bandwidth"
 	"github.com/weftnet/weft/internal/eni/cniproto"
 	"github.com/weftnet/weft/internal/eni/datapath"
 	"github.com/weftnet/weft/internal/readfile"
@@ -20,10 +21,11 @@ const DefaultDataDir = "/var/lib/cni/weft-eni"
 
 // state is what ADD built the datapath with.
 type state struct {
-	IP    netip.Addr
-	Table int
-	MTU   int
-	Rules datapath.Rules
+	IP        netip.Addr
+	Table     int
+	MTU       int
+	Rules     datapath.Rules
+	Bandwidth *bandwidth.Limits `json:",omitempty"` // nil: none (bandwidth.go)
 	// Exclusive: the pod holds a whole ENI (exclusive.go); nil for a shared one.
 	Exclusive *exclusiveState `json:",omitempty"`
 }
@@ -82,6 +84,11 @@ func loadState(path string) (s state, ok bool, err error) {
 	}
 	if !s.IP.Is4() || s.Table < 0 || s.MTU < 0 || s.Rules.ToPod < 0 || s.Rules.FromPod < 0 {
 		return state{}, false, fmt.Errorf("%s: %+v: not a pod's datapath", path, s)
+	}
+	if s.Bandwidth != nil {
+		if err := s.Bandwidth.Validate(); err != nil {
+			return state{}, false, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return s, true, nil
 }

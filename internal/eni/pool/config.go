@@ -28,6 +28,7 @@ func (l Limits) Pods() int { return max(l.ENIs, 0) * max(l.AddrsPerENI, 0) }
 type Config struct {
 	MinIdle, TargetIdle, MaxIdle int           // floor, target, ceiling of idle addresses (min_pool_size, warm_pool_target, max_pool_size)
 	Cooldown                     time.Duration // >= 30 s (cooldown)
+	ReserveTTL                   time.Duration // how long a released address is kept for its pod (ip_reservation_ttl; reserve.go); 0: never
 	IdleReclaimAfter             time.Duration // idle at least this long before an address is released (idle_ip_reclaim_after)
 	ReclaimBatch                 int           // most addresses one release takes, >= 1 (idle_ip_reclaim_batch_size)
 	ReclaimJitter                float64       // 0..1: a release waits IdleReclaimAfter * (1 + Rand()*jitter) (idle_ip_reclaim_jitter_factor)
@@ -52,6 +53,9 @@ func (c Config) Validate() error {
 	}
 	if c.Cooldown < MinCooldown {
 		bad("cooldown: %s, want at least %s (a released address reused sooner breaks the old pod's connections)", c.Cooldown, MinCooldown)
+	}
+	if c.ReserveTTL < 0 {
+		bad("ip_reservation_ttl: %s, want 0 (no fixed addresses) or more", c.ReserveTTL)
 	}
 	if c.IdleReclaimAfter < 0 {
 		bad("idle_ip_reclaim_after: %s, want 0 or more", c.IdleReclaimAfter)

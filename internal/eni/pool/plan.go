@@ -59,8 +59,11 @@ func (p *Pool) Plan() Plan {
 	}
 	for _, rs := range p.recs {
 		for _, r := range rs {
-			if r.State == checkpoint.Cooldown {
+			switch r.State {
+			case checkpoint.Cooldown:
 				later(r.ReleasedAt.Add(p.cfg.Cooldown))
+			case checkpoint.Reserved:
+				later(r.ReservedUntil)
 			}
 		}
 	}

@@ -9,8 +9,9 @@
 // An address listed on an ENI of the last SetENIs view is in one of five states: idle (on a Usable ENI, held by
 // no one: Allocate may hand it out), assigned (a pod holds it), cooldown (released at ReleasedAt; not handed out
 // before ReleasedAt + Cooldown, then idle again), quarantined (the truths disagree, Reason says how: never handed
-// out) or releasing (BeginUnassign took it for an UnassignPrivateIpAddresses call in flight). Records, the
-// checkpoint, holds the assigned, cooldown and quarantined ones; idle and releasing addresses are what the cloud
+// out), releasing (BeginUnassign took it for an UnassignPrivateIpAddresses call in flight) or reserved (kept for
+// a pod that asked to keep its address, until the pod comes back or the reservation ends: reserve.go). Records,
+// the checkpoint, holds the assigned, cooldown, quarantined and reserved ones; idle and releasing addresses are what the cloud
 // lists and need no record. Every change of Records that a pod sees (Allocate, Release) or that protects one
 // (Quarantine) is saved before the call returns: an address handed out twice or leaked after a crash is the most
 // common field failure of pod IPAMs (aws#972, #1188, #2110). Records restored at start (reconcile's outcome) are
@@ -94,8 +95,14 @@ type ENI struct {
 	Usable             bool         // InUse in the cloud, found on the host and set up: only then are its addresses served
 }
 
-// Pod identifies a CNI attachment and the pod it belongs to.
-type Pod struct{ ContainerID, Netns, IfName, Namespace, Name string }
+// Pod identifies a CNI attachment and the pod it belongs to. Reserve and StatefulSet (reserve.go): the pod keeps
+// its address for Config.ReserveTTL after its release, and the StatefulSet owning it, if any, whose scale-down
+// ends that.
+type Pod struct {
+	ContainerID, Netns, IfName, Namespace, Name string
+	Reserve                                     bool
+	StatefulSet                                 string
+}
 
 // Allocation is an address handed to a pod and the ENI it lives on.
 type Allocation struct {
@@ -132,6 +139,7 @@ type Plan struct {
 // Stats counts the pool's addresses.
 type Stats struct {
 	Idle, Assigned, Cooldown, Quarantined, Releasing, Waiting, ENIs, Capacity int
+	Reserved                                                                  int // kept for a pod that is gone (reserve.go)
 	Degraded                                                                  bool
 }
 
@@ -162,11 +170,14 @@ type Pool struct {
 	addrs    map[netip.Addr]*addr                // every address the view lists
 	recs     map[netip.Addr][]*checkpoint.Record // Assigned, Cooldown and Quarantined records by address
 	pods     map[podKey]*checkpoint.Record       // Assigned and Quarantined records of a pod
+	reserved map[resKey]*checkpoint.Record       // Reserved records by their pod (reserve.go)
 	waiting  map[podKey]bool
 	lost     []checkpoint.Record
 	degraded bool
 	changed  chan struct{}
 	coolEnd  time.Time // no cooldown ends before; zero: none running
+	resEnd   time.Time // no reservation ends before; zero: none
+	unsaved  bool      // records changed with time or the view since the last save (Sync)
 }
 
 // New returns a pool holding the restored records (reconcile's outcome) and no ENIs yet: SetENIs comes next.
@@ -179,7 +190,7 @@ func New(cfg Config, clk Clock, cp Checkpointer, restored []checkpoint.Record) (
 	}
 	p := &Pool{cfg: cfg, clk: clk, cp: cp, rand: cfg.Rand,
 		enis: map[string]*ENI{}, addrs: map[netip.Addr]*addr{}, recs: map[netip.Addr][]*checkpoint.Record{},
-		pods: map[podKey]*checkpoint.Record{}, waiting: map[podKey]bool{}, changed: make(chan struct{})}
+		pods: map[podKey]*checkpoint.Record{}, reserved: map[resKey]*checkpoint.Record{}, waiting: map[podKey]bool{}, changed: make(chan struct{})}
 	if p.rand == nil {
 		p.rand = rand.Float64
 	}
@@ -201,10 +212,16 @@ func New(cfg Config, clk Clock, cp Checkpointer, restored []checkpoint.Record) (
 			}
 			held[r.IP] = i
 		}
+		if r.State == checkpoint.Reserved {
+			if j, dup := p.reserved[resKeyOf(&r)]; dup {
+				return nil, fmt.Errorf("restored record %d (podName): %s/%s %s has an address reserved twice (%s and %s)", i, r.PodNamespace, r.PodName, r.IfName, j.IP, r.IP)
+			}
+		}
 		rec := r
 		if rec.State == checkpoint.Cooldown && rec.ReleasedAt.After(now) {
 			rec.ReleasedAt = now // a clock that went back must not stretch the cooldown; it still runs in full from now
 		}
+		p.restoreReserved(&rec, now)
 		p.addRec(&rec)
 	}
 	return p, nil
@@ -227,8 +244,12 @@ func checkRecord(i int, r checkpoint.Record) error {
 			return fmt.Errorf("restored record %d (releasedAt): empty in a Cooldown record of %s", i, r.IP)
 		}
 	case checkpoint.Quarantined:
+	case checkpoint.Reserved:
+		if r.PodName == "" || r.IfName == "" || r.ENI == "" || r.ReservedUntil.IsZero() || r.ReleasedAt.IsZero() {
+			return fmt.Errorf("restored record %d (podName, ifName, eni, releasedAt, reservedUntil): one empty in a Reserved record of %s", i, r.IP)
+		}
 	default:
-		return fmt.Errorf("restored record %d (state): %q, want Assigned, Cooldown or Quarantined", i, r.State)
+		return fmt.Errorf("restored record %d (state): %q, want Assigned, Cooldown, Quarantined or Reserved", i, r.State)
 	}
 	return nil
 }
@@ -243,7 +264,13 @@ func (p *Pool) cooling(r *checkpoint.Record) {
 // addRec and delRec keep recs and pods in step. delRec frees a listed address its last record leaves.
 func (p *Pool) addRec(r *checkpoint.Record) {
 	p.recs[r.IP] = append(p.recs[r.IP], r)
+	p.index(r)
+}
+
+// index enters a record of recs in pods or reserved by its state, and notes its cooldown or reservation end.
+func (p *Pool) index(r *checkpoint.Record) {
 	p.cooling(r)
+	p.reserving(r)
 	if r.State != checkpoint.Cooldown && r.ContainerID != "" {
 		p.pods[podKey{r.ContainerID, r.IfName}] = r
 	}
@@ -262,6 +289,7 @@ func (p *Pool) delRec(r *checkpoint.Record, freedAt time.Time) {
 	if k := (podKey{r.ContainerID, r.IfName}); p.pods[k] == r {
 		delete(p.pods, k)
 	}
+	p.unreserve(r)
 }
 
 // free marks an address held by no one since at and draws its reclaim jitter.
@@ -286,8 +314,13 @@ func (p *Pool) notify() {
 
 // tick ends the cooldowns that are over at now; it reports whether any did.
 func (p *Pool) tick(now time.Time) bool {
+	ended := p.expireReservations(now) // first: an ended reservation whose cooldown is over is idle at once
 	if p.coolEnd.IsZero() || now.Before(p.coolEnd) {
-		return false // the common case, in O(1): Allocate must not scan every record
+		if ended {
+			p.unsaved = true
+			p.notify()
+		}
+		return ended // the common case, in O(1): Allocate must not scan every record
 	}
 	var over []*checkpoint.Record
 	p.coolEnd = time.Time{}
@@ -306,10 +339,11 @@ func (p *Pool) tick(now time.Time) bool {
 	for _, r := range over {
 		p.delRec(r, r.ReleasedAt.Add(p.cfg.Cooldown))
 	}
-	if len(over) > 0 {
+	if len(over) > 0 || ended {
+		p.unsaved = true
 		p.notify()
 	}
-	return len(over) > 0
+	return len(over) > 0 || ended
 }
 
 // begin locks the pool and brings it to now.
@@ -343,19 +377,33 @@ func (p *Pool) save() error {
 	if err := p.cp.Save(&checkpoint.File{Version: checkpoint.Version, Instance: p.cfg.Instance, Records: p.records()}); err != nil {
 		return fmt.Errorf("save the address checkpoint: %w", err)
 	}
+	p.unsaved = false
 	return nil
 }
 
-// inUse counts the addresses held by pods and the quarantined ones that still take a slot on a listed ENI.
+// Sync saves the checkpoint if records changed since the last save without one: cooldowns and reservations that
+// ended with time, addresses SetENIs quarantined. weftd calls it now and then, so the file on disk says what the
+// pool does (a restart would come to the same from the older file).
+func (p *Pool) Sync() error {
+	p.begin()
+	defer p.mu.Unlock()
+	if !p.unsaved {
+		return nil
+	}
+	return p.save()
+}
+
+// inUse counts the addresses held by pods and the quarantined and reserved ones that still take a slot on a listed
+// ENI.
 func (p *Pool) inUse() int {
 	n := 0
 	for ip, rs := range p.recs {
-		assigned, quarantined := false, false
+		assigned, kept := false, false
 		for _, r := range rs {
 			assigned = assigned || r.State == checkpoint.Assigned
-			quarantined = quarantined || r.State == checkpoint.Quarantined
+			kept = kept || r.State == checkpoint.Quarantined || r.State == checkpoint.Reserved
 		}
-		if assigned || quarantined && p.addrs[ip] != nil {
+		if assigned || kept && p.addrs[ip] != nil {
 			n++
 		}
 	}
@@ -387,6 +435,9 @@ func (p *Pool) Allocate(pod Pod) (Allocation, error) {
 		}
 		return p.allocation(r.IP, r.ENI), nil
 	}
+	if a, done, err := p.takeReserved(pod, now); done {
+		return a, err // the pod's own reserved address (it counts in inUse already), or the wait for its ENI
+	}
 	if n := p.inUse(); n >= p.cfg.Limits.Pods() {
 		if p.waiting[k] {
 			delete(p.waiting, k)
@@ -404,6 +455,9 @@ func (p *Pool) Allocate(pod Pod) (Allocation, error) {
 	}
 	r := &checkpoint.Record{ContainerID: pod.ContainerID, Netns: pod.Netns, IfName: pod.IfName, PodNamespace: pod.Namespace,
 		PodName: pod.Name, IP: a.ip, ENI: a.eni, State: checkpoint.Assigned, AssignedAt: now}
+	if pod.Reserve && p.cfg.ReserveTTL > 0 {
+		r.Reserve, r.StatefulSet = true, pod.StatefulSet
+	}
 	was, wasWaiting := *a, p.waiting[k]
 	p.addRec(r)
 	delete(p.waiting, k)
@@ -485,9 +539,11 @@ func (p *Pool) Release(containerID, ifName string) (ip netip.Addr, ok bool, err 
 	old := *r
 	var cool *checkpoint.Record
 	if r.State == checkpoint.Assigned {
-		r.State, r.ReleasedAt = checkpoint.Cooldown, now
-		p.cooling(r)
-		r.ContainerID, r.Netns, r.IfName = "", "", "" // the pod's key is free again; a new ADD of it must not collide
+		if !p.reserveOnRelease(r, now) {
+			r.State, r.ReleasedAt, r.Reserve, r.StatefulSet = checkpoint.Cooldown, now, false, ""
+			p.cooling(r)
+			r.ContainerID, r.Netns, r.IfName = "", "", "" // the pod's key is free again; a new ADD of it must not collide
+		}
 		delete(p.pods, k)
 	} else {
 		// The pod may have used the address until now: it cools down like any released one, even when the
@@ -508,6 +564,7 @@ func (p *Pool) Release(containerID, ifName string) (ip netip.Addr, ok bool, err 
 			p.delRec(cool, now)
 			p.addRec(r)
 		} else if old.State == checkpoint.Assigned {
+			p.unreserve(r)
 			*r = old
 			p.pods[k] = r
 		} else {
@@ -549,7 +606,9 @@ func (p *Pool) Quarantine(ip netip.Addr, reason string) error {
 		}
 	}
 	for _, r := range rs {
-		r.State, r.Reason = checkpoint.Quarantined, reason
+		p.unreserve(r)
+		r.State, r.Reason, r.ReservedUntil = checkpoint.Quarantined, reason, time.Time{}
+		r.Reserve, r.StatefulSet = false, ""
 		if r.ContainerID != "" {
 			p.pods[podKey{r.ContainerID, r.IfName}] = r
 		}
@@ -567,7 +626,7 @@ func (p *Pool) Quarantine(ip netip.Addr, reason string) error {
 	return p.save()
 }
 
-// Records returns the records to checkpoint: Assigned, Cooldown and Quarantined, sorted by address.
+// Records returns the records to checkpoint: Assigned, Cooldown, Quarantined and Reserved, sorted by address.
 func (p *Pool) Records() []checkpoint.Record {
 	p.begin()
 	defer p.mu.Unlock()
@@ -617,6 +676,8 @@ func (p *Pool) Stats() Stats {
 				s.Cooldown++
 			case checkpoint.Quarantined:
 				s.Quarantined++
+			case checkpoint.Reserved:
+				s.Reserved++
 			}
 		}
 	}

@@ -31,7 +31,28 @@ type world struct {
 	owner     map[netip.Addr]podKey
 	broken    map[podKey]bool // pods whose record is quarantined: an ADD retry fails, a DEL releases
 	released  map[netip.Addr]time.Time
+	reserved  map[netip.Addr]reservation // addresses the pool keeps for a gone pod (Config.ReserveTTL)
 	failSaves bool
+}
+
+type reservation struct {
+	name  string
+	until time.Time
+}
+
+// podOf is the model's pod n: with reservations on, every third one asks to keep its address.
+func (w *world) podOf(n int) Pod {
+	pd := pod(n)
+	if w.cfg.ReserveTTL > 0 && n%3 == 0 {
+		pd.Reserve, pd.StatefulSet = true, "web"
+	}
+	return pd
+}
+
+// reservedNow: the reservation of ip still running, if any.
+func (w *world) reservedNow(ip netip.Addr) (reservation, bool) {
+	rv, ok := w.reserved[ip]
+	return rv, ok && w.clk.Now().Before(rv.until)
 }
 
 type cloudENI struct {
@@ -42,7 +63,7 @@ type cloudENI struct {
 
 func newWorld(t testing.TB, cfg Config, seed uint64) *world {
 	w := &world{t: t, cfg: cfg, clk: newClock(), cp: &fakeCP{}, rnd: rand.New(rand.NewPCG(seed, 7)),
-		pods: map[podKey]netip.Addr{}, owner: map[netip.Addr]podKey{}, broken: map[podKey]bool{}, released: map[netip.Addr]time.Time{}}
+		pods: map[podKey]netip.Addr{}, owner: map[netip.Addr]podKey{}, broken: map[podKey]bool{}, released: map[netip.Addr]time.Time{}, reserved: map[netip.Addr]reservation{}}
 	w.cfg.Rand = w.rnd.Float64
 	for i := range cfg.Limits.Pods() + 8 {
 		w.free = append(w.free, ip(100+i/250, 1+i%250))
@@ -90,13 +111,19 @@ func (w *world) find(id string) *cloudENI {
 }
 
 func (w *world) add(n int) {
-	pd := pod(n)
+	pd := w.podOf(n)
 	k := podKey{pd.ContainerID, pd.IfName}
 	w.cp.setFail(w.failSaves)
 	a, err := w.p.Allocate(pd)
 	w.cp.setFail(false)
 	held, has := w.pods[k]
 	var le *LimitError
+	var mine netip.Addr // the address reserved for this pod, still kept
+	for ip, rv := range w.reserved {
+		if _, on := w.reservedNow(ip); on && rv.name == pd.Name {
+			mine = ip
+		}
+	}
 	switch {
 	case w.broken[k]:
 		if err == nil || errors.Is(err, ErrNoIdle) || errors.As(err, &le) {
@@ -113,7 +140,13 @@ func (w *world) add(n int) {
 		if o, dup := w.owner[a.IP]; dup {
 			w.fatalf("%s handed to %s while %s holds it", a.IP, pd.ContainerID, o.containerID)
 		}
-		if r, ok := w.released[a.IP]; ok && w.clk.Now().Before(r.Add(w.cfg.Cooldown)) {
+		if rv, on := w.reservedNow(a.IP); on && rv.name != pd.Name {
+			w.fatalf("%s handed to %s while it is reserved for %s", a.IP, pd.Name, rv.name)
+		}
+		if mine.IsValid() && a.IP != mine {
+			w.fatalf("%s got %s, not the address %s reserved for it", pd.Name, a.IP, mine)
+		}
+		if r, ok := w.released[a.IP]; ok && a.IP != mine && w.clk.Now().Before(r.Add(w.cfg.Cooldown)) {
 			w.fatalf("%s handed out %s after its release, within the cooldown", a.IP, w.clk.Now().Sub(r))
 		}
 		e := w.find(a.ENI.ID)
@@ -121,6 +154,9 @@ func (w *world) add(n int) {
 			w.fatalf("%s handed out on %s, which the cloud does not list as usable with it", a.IP, a.ENI.ID)
 		}
 		w.pods[k], w.owner[a.IP] = a.IP, k
+		delete(w.reserved, a.IP)
+	case mine.IsValid() && (errors.Is(err, ErrNoIdle) || errors.As(err, &le)):
+		w.fatalf("%s, whose address %s is reserved for it, got %v", pd.Name, mine, err)
 	case errors.Is(err, ErrNoIdle):
 		if s := w.p.Stats(); s.Idle != 0 || s.Waiting == 0 {
 			w.fatalf("ErrNoIdle with %+v", s)
@@ -139,7 +175,7 @@ func (w *world) add(n int) {
 }
 
 func (w *world) del(n int) {
-	pd := pod(n)
+	pd := w.podOf(n)
 	k := podKey{pd.ContainerID, pd.IfName}
 	w.cp.setFail(w.failSaves)
 	got, ok, err := w.p.Release(pd.ContainerID, pd.IfName)
@@ -160,6 +196,9 @@ func (w *world) del(n int) {
 	case !ok || got != held:
 		w.fatalf("DEL %s: %s %v, want %s", pd.ContainerID, got, ok, held)
 	default:
+		if pd.Reserve && !w.broken[k] {
+			w.reserved[held] = reservation{pd.Name, w.clk.Now().Add(w.cfg.ReserveTTL)}
+		}
 		delete(w.pods, k)
 		delete(w.owner, held)
 		delete(w.broken, k)
@@ -200,6 +239,9 @@ func (w *world) plan() (acted bool) {
 		for _, ip := range u.IPs {
 			if _, held := w.owner[ip]; held {
 				w.fatalf("plan releases %s, held by a pod", ip)
+			}
+			if rv, on := w.reservedNow(ip); on {
+				w.fatalf("plan releases %s, reserved for %s", ip, rv.name)
 			}
 			if e == nil || len(e.addrs) == 0 || e.addrs[0] == ip {
 				w.fatalf("plan releases %s, the primary of %s", ip, u.ENI)
@@ -250,6 +292,7 @@ func (w *world) lose(n int) {
 		e.addrs = slices.DeleteFunc(e.addrs, func(x netip.Addr) bool { return x == ip })
 	}
 	w.giveBack(ip)
+	delete(w.reserved, ip) // the pod that comes back gets another address
 	w.p.SetENIs(w.view())
 	lost := w.p.Lost()
 	k, held := w.owner[ip]
@@ -275,6 +318,7 @@ func (w *world) quarantine(n int) {
 	if err := w.p.Quarantine(ip, "test"); err != nil {
 		w.fatalf("quarantine: %v", err)
 	}
+	delete(w.reserved, ip)
 	if k, held := w.owner[ip]; held {
 		w.broken[k] = true
 	}
@@ -386,7 +430,7 @@ func (w *world) check() {
 		w.fatalf("Records do not round-trip:\n%+v\n%+v", recs, again)
 	}
 	s2 := p2.Stats()
-	if s2.Assigned != s.Assigned || s2.Cooldown != s.Cooldown || s2.Quarantined != s.Quarantined || s2.Idle != s.Idle+s.Releasing {
+	if s2.Assigned != s.Assigned || s2.Cooldown != s.Cooldown || s2.Quarantined != s.Quarantined || s2.Reserved != s.Reserved || s2.Idle != s.Idle+s.Releasing {
 		w.fatalf("stats after a round trip %+v, before %+v", s2, s)
 	}
 	if _, f := w.cp.saved(); f != nil && f.Instance != w.cfg.Instance {
@@ -433,6 +477,12 @@ func simConfig() Config {
 		ReclaimBatch: 2, ReclaimJitter: 0.5, Limits: Limits{InstanceType: "ecs.t6-c1m2.large", ENIs: 3, AddrsPerENI: 4}, Instance: "i-sim"}
 }
 
+func simReserveConfig() Config {
+	c := simConfig()
+	c.ReserveTTL = 2 * time.Minute
+	return c
+}
+
 // TestSimulation drives the pool through random ADD/DEL sequences with a cloud that does what Plan asks.
 func TestSimulation(t *testing.T) {
 	big := testConfig()
@@ -441,7 +491,7 @@ func TestSimulation(t *testing.T) {
 		name         string
 		cfg          Config
 		seeds, steps int
-	}{{"small node", simConfig(), 8, 1500}, {"c7.4xlarge", big, 2, 1000}} {
+	}{{"small node", simConfig(), 8, 1500}, {"c7.4xlarge", big, 2, 1000}, {"small node, fixed addresses", simReserveConfig(), 8, 1500}} {
 		for seed := range uint64(tc.seeds) {
 			t.Run(fmt.Sprintf("%s/%d", tc.name, seed), func(t *testing.T) {
 				w := newWorld(t, tc.cfg, seed)
@@ -494,7 +544,11 @@ func FuzzPool(f *testing.F) {
 		if len(ops) > 400 {
 			ops = ops[:400]
 		}
-		w := newWorld(t, simConfig(), uint64(len(ops)))
+		cfg := simConfig()
+		if len(ops)%2 == 1 {
+			cfg = simReserveConfig()
+		}
+		w := newWorld(t, cfg, uint64(len(ops)))
 		for _, b := range ops {
 			w.step(b)
 		}

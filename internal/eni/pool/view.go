@@ -65,6 +65,7 @@ func (p *Pool) SetENIs(enis []ENI) {
 			}
 			p.lost = append(p.lost, *r)
 			changed = true
+			p.unsaved = true
 		}
 	}
 	if changed {

@@ -117,6 +117,11 @@ type addrInfo struct {
 //   - A Quarantined record of a pod is kept (the pod's DEL or the address GC clears it, as they would its Assigned
 //     record); one of no pod is kept while the cloud lists its address or the host routes it, dropped when neither.
 //   - A record checkpoint.Record.Validate refuses is quarantined (KindInvalid), or dropped if its IP is unusable.
+//   - A Reserved record (a pod gone for now that keeps its address: no container, no veth) is kept while the cloud
+//     lists its address and nothing else claims it (ENI set to where it is listed), the latest release winning
+//     over other reservations and over Cooldown records of the address; dropped (KindDropped) when the address is
+//     gone, a pod claims it, or the host routes it to a veth (which the rule for a datapath with no claim then
+//     quarantines).
 //
 // Records of the outcome always pass checkpoint.Record.Validate, and no address appears twice among its Assigned
 // and Cooldown records.
@@ -188,19 +193,28 @@ type reconciler struct {
 
 // address applies the rules to one address.
 func (r *reconciler) address(a netip.Addr, i *addrInfo) {
-	var claims, cools, quar []checkpoint.Record
+	var claims, cools, quar, resv []checkpoint.Record
 	for _, rec := range i.recs {
 		switch rec.State {
 		case checkpoint.Assigned:
 			claims = append(claims, rec)
 		case checkpoint.Cooldown:
 			cools = append(cools, rec)
+		case checkpoint.Reserved:
+			resv = append(resv, rec)
 		default: // Quarantined; invalid records arrive quarantined
 			quar = append(quar, rec)
 		}
 	}
 	onCloud := len(i.enis) > 0
 	var kept []checkpoint.Record
+	if res := r.reservation(a, i, resv, len(claims) > 0); res != nil {
+		kept = append(kept, *res)
+		for _, c := range cools {
+			r.find(a, c, KindDropped, fmt.Sprintf("Cooldown record of address %s on ENI %s (released by %s) dropped: the address is reserved for %s", a, c.ENI, pod(c), pod(*res)), "")
+		}
+		cools = nil
+	}
 
 	if len(claims) > 0 {
 		winner, losers := r.pickClaim(a, i, claims)
@@ -504,7 +518,9 @@ type PodKey struct{ Namespace, Name string }
 // terminated), whose host veth vethName(containerID, ifName) is not in hostVeths, and which were assigned at
 // least minAge before now (younger ones may be an ADD in flight). live holds the pods of this node that are not
 // terminated. A record that cannot be judged is never an orphan: one without a pod name (nothing to ask the API),
-// without AssignedAt (age unknown) or when vethName is nil (host unknown). Records keep their input order.
+// without AssignedAt (age unknown) or when vethName is nil (host unknown). Records keep their input order. A
+// Reserved record is never an orphan (keeping the address of a gone pod is its point); an Assigned record with
+// Reserve is, and the pool's release of it is what makes it the pod's reservation.
 func Orphans(records []checkpoint.Record, live map[PodKey]bool, hostVeths map[string]bool,
 	vethName func(containerID, ifName string) string, now time.Time, minAge time.Duration) []checkpoint.Record {
 	var out []checkpoint.Record
