@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/cloud/instancetype"
 	"github.com/weftnet/weft/internal/eni/checkpoint"
+	"github.com/weftnet/weft/internal/eni/cniproto"
 	"github.com/weftnet/weft/internal/eni/pool"
 )
 
@@ -95,5 +97,26 @@ func TestSharedPodsLeftRefusesTheSwitch(t *testing.T) {
 	err := sharedPodsLeft([]checkpoint.Record{rec("10.0.0.6", checkpoint.Assigned)}, enis)
 	if err == nil || !strings.Contains(err.Error(), "default/p10.0.0.6 (10.0.0.6 on eni-1)") || !strings.Contains(err.Error(), "drain the node") {
 		t.Fatalf("a shared pod left: %v", err)
+	}
+}
+
+// The exclusive reply: the mode, the ENI's primary as the pod's address, and the host routes: the node's address,
+// the Service CIDR, host_stack_cidrs; a shared reply is left as it was.
+func TestExclusiveReply(t *testing.T) {
+	n := &Network{exclusive: true, cfg: Config{ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
+		HostStackCIDRs: []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16")}},
+		d: agentDeps{deps: backend.Deps{ExtIface: &backend.ExternalInterface{IfaceAddr: netip.MustParseAddr("192.168.0.10")}}}}
+	e := &eniState{ENI: aliyun.ENI{ID: "eni-1", PrimaryIP: netip.MustParseAddr("192.168.0.40")}}
+	r := cniproto.AddReply{IP: e.PrimaryIP}
+	n.exclusiveReply(&r, e)
+	want := []netip.Prefix{netip.MustParsePrefix("192.168.0.10/32"), netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("172.16.0.0/16")}
+	if r.Mode != ModeExclusive || r.ENI.PrimaryIP != e.PrimaryIP || !reflect.DeepEqual(r.HostRoutes, want) {
+		t.Fatalf("exclusive reply %+v", r)
+	}
+	n.exclusive = false
+	r = cniproto.AddReply{IP: e.PrimaryIP}
+	n.exclusiveReply(&r, e)
+	if r.Mode != "" || r.HostRoutes != nil || r.ENI.PrimaryIP.IsValid() {
+		t.Fatalf("shared reply changed: %+v", r)
 	}
 }
