@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftnet/weft/cloud/aliyun"
@@ -282,6 +284,73 @@ func TestENIExclusive(t *testing.T) {
 		}
 		if got := sourceSeenBy(t, p.ns, p.IP, 7305, e.outside); got != "192.168.1.11" {
 			t.Fatalf("outside -> the new pod: seen from %s", got)
+		}
+		pods[1] = p
+	})
+	t.Run("a fixed-address pod keeps its whole ENI across deletion and re-creation", func(t *testing.T) {
+		x := eniOf(pods[1].IP)
+		if err := e.delPod(pods[1]); err != nil {
+			t.Fatal(err)
+		}
+		annotated := func(name string) {
+			t.Helper()
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default",
+				Annotations: map[string]string{"k8s.aliyun.com/pod-ip-reservation": "true"}},
+				Spec: corev1.PodSpec{NodeName: n.Name, Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/pause"}}}}
+			if _, err := e.kube.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add := func(name string) (*eniPod, error) {
+			p, err := e.sandbox(n, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.add(p); err != nil {
+				e.dropSandbox(p)
+				return nil, err
+			}
+			e.mu.Lock()
+			e.pods[name] = p
+			e.mu.Unlock()
+			return p, nil
+		}
+		annotated("xr")
+		var p *eniPod
+		if err := lab.WaitFor(120*time.Second, "pod xr", func() (bool, error) {
+			var err error
+			p, err = add("xr")
+			return err == nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := exclusive(p); got.ID != x.ID {
+			t.Fatalf("xr got %s, want the freed %s", got.ID, x.ID)
+		}
+		if err := e.delPod(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.createPod(n, "xo"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := add("xo"); err == nil {
+			t.Fatalf("another pod got the ENI reserved for xr")
+		}
+		zero := int64(0)
+		_ = e.kube.Client.CoreV1().Pods("default").Delete(ctx, "xr", metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		if err := lab.WaitFor(30*time.Second, "xr gone from the API", func() (bool, error) {
+			_, err := e.kube.Client.CoreV1().Pods("default").Get(ctx, "xr", metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		annotated("xr")
+		p, err := add("xr")
+		if err != nil {
+			t.Fatalf("xr re-created: %v", err)
+		}
+		if got := exclusive(p); got.ID != x.ID {
+			t.Fatalf("xr re-created got %s, want its own %s", got.ID, x.ID)
 		}
 	})
 }
