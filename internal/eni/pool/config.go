@@ -34,6 +34,7 @@ type Config struct {
 	ReclaimJitter                float64       // 0..1: a release waits IdleReclaimAfter * (1 + Rand()*jitter) (idle_ip_reclaim_jitter_factor)
 	Limits                       Limits
 	Instance                     string         // File.Instance: the ECS instance the checkpoint belongs to
+	Default                      Class          // the class of pods that ask for none (class.go); zero: every ENI
 	Rand                         func() float64 // [0, 1); nil: math/rand/v2
 }
 
@@ -85,10 +86,17 @@ func (c Config) Validate() error {
 type LimitError struct {
 	Limits Limits
 	InUse  int // addresses held by pods, plus quarantined addresses that still take a slot on an ENI
+	// Class: set when the limit is that of the pod's class (class.go): no ENI of it has room and the node has no
+	// ENI slot left.
+	Class string
 }
 
 func (e *LimitError) Error() string {
 	l := e.Limits
+	if e.Class != "" && e.InUse < l.Pods() {
+		return fmt.Sprintf("node is at its ENI limit for the pod's class (%s): no ENI of that class has room and %s takes no more than %d ENIs (the primary and %d), all in use; %d of %d pod addresses in use",
+			e.Class, l.InstanceType, l.ENIs+1, l.ENIs, e.InUse, l.Pods())
+	}
 	if l.Exclusive {
 		return fmt.Sprintf("node is at its exclusive ENI limit: %s holds %d pods on exclusive ENIs (%d ENIs - the primary); %d in use",
 			l.InstanceType, l.Pods(), l.ENIs+1, e.InUse)

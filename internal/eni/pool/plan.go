@@ -28,6 +28,8 @@ func (p *Pool) Plan() Plan {
 	for _, a := range p.addrs {
 		e := p.enis[a.eni]
 		switch {
+		case !p.isDefault(e): // class.go: not part of the warm pool
+			held[a.eni]++
 		case p.idle(a):
 			idle++
 			idles = append(idles, a)
@@ -38,7 +40,7 @@ func (p *Pool) Plan() Plan {
 			held[a.eni]++
 		}
 	}
-	waiting := len(p.waiting)
+	waiting := len(p.waiting) - p.ownWaiting() // the pods waiting for the default class (class.go)
 
 	if idle < p.cfg.MinIdle || waiting > 0 {
 		need := min(waiting+p.cfg.TargetIdle-idle-coming, p.cfg.Limits.Pods()-len(p.addrs))
@@ -97,6 +99,8 @@ func (p *Pool) Plan() Plan {
 			slices.SortFunc(u.IPs, netip.Addr.Compare)
 		}
 	}
+	p.classPlan(&pl, p.cfg.Limits.Pods()-len(p.addrs)-assigned(pl.Assign)) // class.go
+	p.classReclaim(&pl, later)
 	pl.NextCheck = next
 	return pl
 }
@@ -109,7 +113,7 @@ func (p *Pool) assigns(need int) ([]Assign, int) {
 	}
 	var room []*ENI
 	for _, e := range p.enis {
-		if e.Usable && len(e.Addrs) < p.cfg.Limits.AddrsPerENI {
+		if e.Usable && len(e.Addrs) < p.cfg.Limits.AddrsPerENI && p.isDefault(e) {
 			room = append(room, e)
 		}
 	}

@@ -93,6 +93,7 @@ type ENI struct {
 	ID, MAC, VSwitchID string
 	Addrs              []netip.Addr // every IPv4 address the cloud lists on it, primary first; pods may use all of them
 	Usable             bool         // InUse in the cloud, found on the host and set up: only then are its addresses served
+	SecurityGroups     []string     // the groups the ENI is in, for the pod's Class (class.go)
 }
 
 // Pod identifies a CNI attachment and the pod it belongs to. Reserve and StatefulSet (reserve.go): the pod keeps
@@ -102,6 +103,7 @@ type Pod struct {
 	ContainerID, Netns, IfName, Namespace, Name string
 	Reserve                                     bool
 	StatefulSet                                 string
+	Class                                       *Class // the ENIs the pod may use (class.go); nil: Config.Default
 }
 
 // Allocation is an address handed to a pod and the ENI it lives on.
@@ -134,6 +136,8 @@ type Plan struct {
 
 	// CreateWhole: create one more ENI with no secondary address (Limits.Exclusive: a pod takes the whole ENI).
 	CreateWhole bool
+	// Class of the ENI CreateENI or CreateWhole asks for (class.go); nil: Config.Default.
+	Class *Class
 }
 
 // Stats counts the pool's addresses.
@@ -165,19 +169,20 @@ type Pool struct {
 	cp   Checkpointer
 	rand func() float64
 
-	mu       sync.Mutex
-	enis     map[string]*ENI                     // the view (SetENIs, Assigned), Addrs primary first
-	addrs    map[netip.Addr]*addr                // every address the view lists
-	recs     map[netip.Addr][]*checkpoint.Record // Assigned, Cooldown and Quarantined records by address
-	pods     map[podKey]*checkpoint.Record       // Assigned and Quarantined records of a pod
-	reserved map[resKey]*checkpoint.Record       // Reserved records by their pod (reserve.go)
-	waiting  map[podKey]bool
-	lost     []checkpoint.Record
-	degraded bool
-	changed  chan struct{}
-	coolEnd  time.Time // no cooldown ends before; zero: none running
-	resEnd   time.Time // no reservation ends before; zero: none
-	unsaved  bool      // records changed with time or the view since the last save (Sync)
+	mu        sync.Mutex
+	enis      map[string]*ENI                     // the view (SetENIs, Assigned), Addrs primary first
+	addrs     map[netip.Addr]*addr                // every address the view lists
+	recs      map[netip.Addr][]*checkpoint.Record // Assigned, Cooldown and Quarantined records by address
+	pods      map[podKey]*checkpoint.Record       // Assigned and Quarantined records of a pod
+	reserved  map[resKey]*checkpoint.Record       // Reserved records by their pod (reserve.go)
+	waiting   map[podKey]bool
+	waitClass map[podKey]Class // the class of a waiting pod that asks for one other than the default (class.go)
+	lost      []checkpoint.Record
+	degraded  bool
+	changed   chan struct{}
+	coolEnd   time.Time // no cooldown ends before; zero: none running
+	resEnd    time.Time // no reservation ends before; zero: none
+	unsaved   bool      // records changed with time or the view since the last save (Sync)
 }
 
 // New returns a pool holding the restored records (reconcile's outcome) and no ENIs yet: SetENIs comes next.
@@ -190,7 +195,7 @@ func New(cfg Config, clk Clock, cp Checkpointer, restored []checkpoint.Record) (
 	}
 	p := &Pool{cfg: cfg, clk: clk, cp: cp, rand: cfg.Rand,
 		enis: map[string]*ENI{}, addrs: map[netip.Addr]*addr{}, recs: map[netip.Addr][]*checkpoint.Record{},
-		pods: map[podKey]*checkpoint.Record{}, reserved: map[resKey]*checkpoint.Record{}, waiting: map[podKey]bool{}, changed: make(chan struct{})}
+		pods: map[podKey]*checkpoint.Record{}, reserved: map[resKey]*checkpoint.Record{}, waiting: map[podKey]bool{}, waitClass: map[podKey]Class{}, changed: make(chan struct{})}
 	if p.rand == nil {
 		p.rand = rand.Float64
 	}
@@ -438,18 +443,30 @@ func (p *Pool) Allocate(pod Pod) (Allocation, error) {
 	if a, done, err := p.takeReserved(pod, now); done {
 		return a, err // the pod's own reserved address (it counts in inUse already), or the wait for its ENI
 	}
-	if n := p.inUse(); n >= p.cfg.Limits.Pods() {
+	n := p.inUse()
+	if n >= p.cfg.Limits.Pods() {
 		if p.waiting[k] {
 			delete(p.waiting, k)
 			p.notify()
 		}
 		return Allocation{}, &LimitError{Limits: p.cfg.Limits, InUse: n}
 	}
-	a := p.pick()
+	cls := p.classOf(pod)
+	a := p.pick(cls)
+	if a == nil && !p.roomFor(cls) { // class.go: no ENI of the pod's class can take it, no ENI slot left
+		if p.waiting[k] {
+			delete(p.waiting, k)
+			p.notify()
+		}
+		return Allocation{}, &LimitError{Limits: p.cfg.Limits, InUse: n, Class: cls.String()}
+	}
 	if a == nil {
 		if !p.waiting[k] {
 			p.waiting[k] = true
 			p.notify()
+		}
+		if p.ownClass(cls) {
+			p.waitClass[k] = cls
 		}
 		return Allocation{}, ErrNoIdle
 	}
@@ -461,7 +478,12 @@ func (p *Pool) Allocate(pod Pod) (Allocation, error) {
 	was, wasWaiting := *a, p.waiting[k]
 	p.addRec(r)
 	delete(p.waiting, k)
+	wasClass, hadClass := p.waitClass[k]
+	delete(p.waitClass, k)
 	if err := p.save(); err != nil {
+		if hadClass {
+			p.waitClass[k] = wasClass
+		}
 		p.delRec(r, now)
 		*a = was // it never left the idle set: keep its idle time and jitter
 		if wasWaiting {
@@ -479,10 +501,10 @@ func (p *Pool) Allocate(pod Pod) (Allocation, error) {
 // first, since it can never be unassigned and so would otherwise sit idle for ever; then the address idle longest
 // (ties: the lowest), which puts the most time between a pod's release of an address and its next use, beyond the
 // cooldown (aws#2492), and leaves the recently idle ones, whose reclaim is furthest away, for later.
-func (p *Pool) pick() *addr {
+func (p *Pool) pick(c Class) *addr {
 	count := map[string]int{}
 	for _, a := range p.addrs {
-		if p.idle(a) {
+		if p.idle(a) && c.Matches(p.enis[a.eni]) {
 			count[a.eni]++
 		}
 	}
