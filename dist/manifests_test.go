@@ -126,8 +126,9 @@ var eniRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 	// KubeEvents: client-go's broadcaster creates Events and patches a repeated one's count.
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	// wiring.go clusterID: the kube-system namespace's UID is the default cluster_id.
-	{APIGroups: []string{""}, Resources: []string{"namespaces"}, ResourceNames: []string{"kube-system"}, Verbs: []string{"get"}},
+	// wiring.go clusterID: the kube-system namespace's UID is the default cluster_id; podnet.go: a pod's
+	// Namespace's default vSwitches and security groups, at each ADD.
+	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}},
 }
 
 // TestManifests checks each per-backend manifest against weft itself: the RBAC is rbac.yaml's (the eni

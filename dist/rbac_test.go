@@ -460,6 +460,10 @@ func TestENIBackendUnderManifestRBAC(t *testing.T) {
 			_, err := c.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
 			return err
 		}},
+		{"a pod's Namespace's default vSwitches and security groups (backend/eni podnet.go)", func(ctx context.Context, c kubernetes.Interface, _ string) error {
+			_, err := (eni.KubeNamespaces{Client: c}).Annotations(ctx, "default")
+			return err
+		}},
 	}
 	newNode := func(t *testing.T, name string) {
 		t.Helper()

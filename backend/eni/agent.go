@@ -63,13 +63,14 @@ type agentDeps struct {
 	identity aliyun.Identity
 	m        *metrics
 	// Tests replace these.
-	host   Host
-	status NodeStatus
-	events Events
-	pods   Pods
-	nodes  Nodes
-	sts    StatefulSets // reserve.go; nil: reservations end by their TTL only
-	clock  pool.Clock
+	host       Host
+	status     NodeStatus
+	events     Events
+	pods       Pods
+	nodes      Nodes
+	sts        StatefulSets // reserve.go; nil: reservations end by their TTL only
+	namespaces Namespaces   // podnet.go; nil: no namespace defaults
+	clock      pool.Clock
 }
 
 type realClock struct{}
@@ -205,7 +206,7 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		MinIdle: cfg.MinPoolSize, TargetIdle: cfg.WarmPoolTarget, MaxIdle: cfg.MaxPoolSize, Cooldown: cfg.Cooldown,
 		IdleReclaimAfter: cfg.IdleIPReclaimAfter, ReclaimBatch: cfg.IdleIPReclaimBatchSize,
 		ReclaimJitter: cfg.IdleIPReclaimJitterFactor, Limits: n.limits, Instance: n.instance,
-		ReserveTTL: cfg.IPReservationTTL,
+		ReserveTTL: cfg.IPReservationTTL, Default: DefaultClass(cfg), // podnet.go
 	}
 	if n.exclusive {
 		exclusiveSizing(&pc, cfg, n.limits)

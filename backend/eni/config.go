@@ -85,6 +85,9 @@ type Config struct {
 	VSwitchPolicy string
 	// SecurityGroups of every ENI weft creates: security_group first, then security_groups, duplicates removed.
 	SecurityGroups []string
+	// PodSecurityGroups are the groups a pod may ask for by annotation beside SecurityGroups (pod_security_groups;
+	// podnet.go).
+	PodSecurityGroups []string
 	// ENITags are put on every ENI weft creates, beside weft's own tags (eni_tags); nil when none.
 	ENITags map[string]string
 
@@ -228,6 +231,7 @@ var configFields = []cfgField{
 		c.SecurityGroups = append(c.SecurityGroups, ids...)
 		return nil
 	}},
+	{"pod_security_groups", parsePodSecurityGroupsKey}, // podnet.go
 	{"eni_tags", parseENITagsKey},
 	{"min_pool_size", cfgInt("min_pool_size", 0, -1, func(c *Config) *int { return &c.MinPoolSize })},
 	{"warm_pool_target", cfgInt("warm_pool_target", 1, -1, func(c *Config) *int { return &c.WarmPoolTarget },
@@ -482,6 +486,7 @@ type configWire struct {
 	VSwitches                 map[string][]string `json:"vswitches"`
 	VSwitchSelectionPolicy    string              `json:"vswitch_selection_policy"`
 	SecurityGroups            []string            `json:"security_groups"`
+	PodSecurityGroups         []string            `json:"pod_security_groups,omitempty"`
 	ENITags                   map[string]string   `json:"eni_tags,omitempty"`
 	MinPoolSize               int                 `json:"min_pool_size"`
 	WarmPoolTarget            int                 `json:"warm_pool_target"`
@@ -522,6 +527,7 @@ func (c Config) toWire() configWire {
 	if c.ServiceCIDR.IsValid() {
 		w.ServiceCIDR = c.ServiceCIDR.String()
 	}
+	w.PodSecurityGroups = c.PodSecurityGroups // podnet.go
 	return w
 }
 

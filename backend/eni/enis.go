@@ -52,7 +52,7 @@ func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 		seen[e.ID] = true
 		st := n.setUp(ctx, e)
 		n.mu.Lock()
-		view = append(view, pool.ENI{ID: e.ID, MAC: e.MAC, VSwitchID: e.VSwitchID, Addrs: append([]netip.Addr{e.PrimaryIP}, e.Secondary...), Usable: st.usable})
+		view = append(view, poolENI(e, st.usable)) // podnet.go
 		switch {
 		case st.usable && st.lost:
 			klog.Infof("eni: %s is usable again: its pods have their network back", e.ID)
@@ -87,7 +87,7 @@ func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 func (n *Network) poolView() []pool.ENI {
 	var view []pool.ENI
 	for _, st := range n.enis {
-		view = append(view, pool.ENI{ID: st.ID, MAC: st.MAC, VSwitchID: st.VSwitchID, Addrs: append([]netip.Addr{st.PrimaryIP}, st.Secondary...), Usable: st.usable})
+		view = append(view, poolENI(st.ENI, st.usable)) // podnet.go
 	}
 	return view
 }
@@ -277,13 +277,14 @@ func (n *Network) vswitchOf(eni string) string {
 	return ""
 }
 
-// candidateVSwitches are the zone's vSwitches not marked exhausted, in the configured policy's order.
-func (n *Network) candidateVSwitches() []string {
+// candidateVSwitches are the vSwitches of the list (the zone's, or a pod class's: podnet.go) not marked
+// exhausted, in the configured policy's order.
+func (n *Network) candidateVSwitches(list []string) []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
 	var out []string
-	for _, id := range n.cfg.VSwitchesFor(n.zone) {
+	for _, id := range list {
 		if now.Before(n.exhausted[id]) {
 			continue
 		}
@@ -297,14 +298,14 @@ func (n *Network) candidateVSwitches() []string {
 
 // refilled clears the exhaustion mark of the zone's vSwitches that DescribeVSwitches last listed with at least
 // need free addresses and returns the candidates then.
-func (n *Network) refilled(need int) []string {
+func (n *Network) refilled(need int, list []string) []string {
 	n.mu.Lock()
-	for _, id := range n.cfg.VSwitchesFor(n.zone) {
+	for _, id := range list {
 		if sw, ok := n.vswitches[id]; ok && sw.Available >= need && !n.exhausted[id].IsZero() {
 			klog.Infof("eni: vSwitch %s has %d free addresses again", id, sw.Available)
 			delete(n.exhausted, id)
 		}
 	}
 	n.mu.Unlock()
-	return n.candidateVSwitches()
+	return n.candidateVSwitches(list)
 }

@@ -121,7 +121,7 @@ func (n *Network) execute(ctx context.Context, p pool.Plan) (acted bool, err err
 		acted = true
 	}
 	if p.CreateENI > 0 || p.CreateWhole { // CreateWhole: exclusive mode, no secondary address
-		ok, err := n.createENI(ctx, p.CreateENI)
+		ok, err := n.createENI(ctx, p.CreateENI, p.Class)
 		acted = acted || ok
 		if err != nil {
 			errs = append(errs, err)
@@ -147,14 +147,15 @@ func (n *Network) execute(ctx context.Context, p pool.Plan) (acted bool, err err
 // createENI creates one ENI in the first usable vSwitch of the node's zone (policy order), attaches it and waits
 // until it is InUse and on the host. An ENI that cannot be attached is deleted again; one left behind by a crash
 // is adopted by refresh (it carries this instance's tag) or deleted by the cluster's ENI collector.
-func (n *Network) createENI(ctx context.Context, secondary int) (bool, error) {
+func (n *Network) createENI(ctx context.Context, secondary int, class *pool.Class) (bool, error) {
+	list, sgs := n.newENIFor(class) // podnet.go
 	n.mu.Lock()
 	limited := time.Now().Before(n.eniLimitUntil)
 	n.mu.Unlock()
 	if limited {
 		return false, fmt.Errorf("the instance refused another ENI; not trying again before %s", n.eniLimitUntil.Format(time.RFC3339))
 	}
-	candidates := n.candidateVSwitches()
+	candidates := n.candidateVSwitches(list)
 	if len(candidates) == 0 {
 		// All are marked exhausted: the VPC may have freed addresses since (an ENI of another node deleted, a
 		// vSwitch's reservations given back). DescribeVSwitches says, at the fill loop's backoff, so that the
@@ -162,10 +163,10 @@ func (n *Network) createENI(ctx context.Context, secondary int) (bool, error) {
 		if err := n.refreshVSwitches(ctx); err != nil {
 			return false, err
 		}
-		candidates = n.refilled(secondary + 1)
+		candidates = n.refilled(secondary+1, list)
 	}
 	if len(candidates) == 0 {
-		return false, fmt.Errorf("no vSwitch of zone %s has free addresses (all %d configured are exhausted: %s)", n.zone, len(n.cfg.VSwitchesFor(n.zone)), strings.Join(n.cfg.VSwitchesFor(n.zone), ", "))
+		return false, fmt.Errorf("no vSwitch of zone %s has free addresses (all %d configured are exhausted: %s)", n.zone, len(list), strings.Join(list, ", "))
 	}
 	tags := map[string]string{TagCluster: n.cfg.ClusterID, TagNode: n.d.deps.NodeName, TagInstance: n.instance, TagCreatedBy: "weftd"}
 	for k, v := range n.cfg.ENITags {
@@ -173,7 +174,7 @@ func (n *Network) createENI(ctx context.Context, secondary int) (bool, error) {
 	}
 	var errs []error
 	for _, sw := range candidates {
-		e, err := n.d.cloud.CreateENI(ctx, aliyun.NewENI{VSwitchID: sw, SecurityGroupIDs: n.cfg.SecurityGroups,
+		e, err := n.d.cloud.CreateENI(ctx, aliyun.NewENI{VSwitchID: sw, SecurityGroupIDs: sgs,
 			SecondaryIPs: secondary, Tags: tags, Description: "weft pod addresses of node " + n.d.deps.NodeName})
 		n.cloudResult("CreateNetworkInterface", err)
 		if err != nil {
@@ -185,7 +186,7 @@ func (n *Network) createENI(ctx context.Context, secondary int) (bool, error) {
 			return false, fmt.Errorf("create an ENI in %s: %w", sw, err)
 		}
 		n.d.m.calls.WithLabelValues("CreateNetworkInterface").Inc()
-		klog.Infof("eni: created %s (%s, %d secondary addresses) in %s", e.ID, e.MAC, len(e.Secondary), sw)
+		klog.Infof("eni: created %s (%s, %d secondary addresses) in %s, security groups %v", e.ID, e.MAC, len(e.Secondary), sw, sgs)
 		if err := n.attach(ctx, e.ID); err != nil {
 			return true, err
 		}

@@ -57,8 +57,12 @@ func (n *Network) Add(ctx context.Context, r cniproto.AddRequest) (cniproto.AddR
 	if err != nil {
 		return cniproto.AddReply{}, err
 	}
+	class, err := n.podClass(ctx, info) // per-pod vSwitches and security groups: podnet.go
+	if err != nil {
+		return cniproto.AddReply{}, err
+	}
 	pod := pool.Pod{ContainerID: r.Pod.ContainerID, Netns: r.Pod.Netns, IfName: r.Pod.IfName, Namespace: r.Pod.Namespace, Name: r.Pod.Name,
-		Reserve: info.Reserve, StatefulSet: info.StatefulSet} // fixed addresses: reserve.go
+		Reserve: info.Reserve, StatefulSet: info.StatefulSet, Class: class} // fixed addresses: reserve.go
 	for {
 		changed := n.pool.Changed()
 		a, err := n.pool.Allocate(pod)

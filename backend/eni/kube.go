@@ -99,6 +99,8 @@ type PodInfo struct {
 	// Reserve: the pod keeps its address after its release (podReservation); StatefulSet: its owner, if any.
 	Reserve     bool
 	StatefulSet string
+	// NetAnnotations: the pod's AnnotationVSwitches and AnnotationSecurityGroups, those it has (podnet.go).
+	NetAnnotations map[string]string
 }
 
 // Pods are the pods of this node, from the API.
@@ -439,7 +441,8 @@ func (p *KubePods) Get(namespace, name string) (PodInfo, bool) {
 func podInfo(pod *corev1.Pod) PodInfo {
 	reserve, sts := podReservation(pod)
 	return PodInfo{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Phase: pod.Status.Phase,
-		HostNetwork: pod.Spec.HostNetwork, Deleting: pod.DeletionTimestamp != nil, Reserve: reserve, StatefulSet: sts}
+		HostNetwork: pod.Spec.HostNetwork, Deleting: pod.DeletionTimestamp != nil, Reserve: reserve, StatefulSet: sts,
+		NetAnnotations: keptAnnotations(pod.Annotations, podNetAnnotations...)}
 }
 
 // TrimPod is the pod informer's cache transform: a Pod keeps its namespace, name, uid, resourceVersion,
@@ -458,10 +461,7 @@ func TrimPod(obj any) (any, error) {
 			owners = append(owners, o)
 		}
 	}
-	var ann map[string]string
-	if v, ok := p.Annotations[AnnotationPodIPReservation]; ok {
-		ann = map[string]string{AnnotationPodIPReservation: v}
-	}
+	ann := keptAnnotations(p.Annotations, append([]string{AnnotationPodIPReservation}, podNetAnnotations...)...)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
 			DeletionTimestamp: p.DeletionTimestamp, OwnerReferences: owners, Annotations: ann},

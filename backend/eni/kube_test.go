@@ -472,7 +472,7 @@ func TestPodsLive(t *testing.T) {
 		t.Fatalf("Live %v, want %v", got, want)
 	}
 	info, ok := p.Get("ns", "deleting")
-	if !ok || info != (PodInfo{Namespace: "ns", Name: "deleting", UID: "uid-deleting", Phase: corev1.PodRunning, Deleting: true, Reserve: true}) {
+	if !ok || !reflect.DeepEqual(info, PodInfo{Namespace: "ns", Name: "deleting", UID: "uid-deleting", Phase: corev1.PodRunning, Deleting: true, Reserve: true}) {
 		t.Fatalf("Get %+v %v", info, ok)
 	}
 	if info, ok := p.Get("kube-system", "host"); !ok || !info.HostNetwork {
