@@ -130,3 +130,34 @@ func TestClassReclaim(t *testing.T) {
 		t.Fatalf("plan %+v, want eni-2's two secondary addresses released, eni-1's kept", pl)
 	}
 }
+
+// Exclusive mode: a pod of its own class gets a whole ENI of that class, created for it (CreateWhole with
+// Plan.Class), never the default class's warm ENI; with no ENI slot left, the class's LimitError.
+func TestClassExclusive(t *testing.T) {
+	cfg := testConfig()
+	cfg.MinIdle, cfg.TargetIdle, cfg.MaxIdle = 1, 1, 1
+	cfg.Limits = Limits{InstanceType: "ecs.e2e.eni3", ENIs: 2, AddrsPerENI: 1, Exclusive: true}
+	cfg.Default = Class{SecurityGroups: []string{"sg-a"}}
+	p, _, _ := newPool(t, cfg)
+	p.SetENIs([]ENI{classENI(1, 1, "vsw-1", "sg-a")})
+	own := Class{VSwitches: []string{"vsw-2"}, SecurityGroups: []string{"sg-b"}}
+	if _, err := p.Allocate(classPod(1, own)); !errors.Is(err, ErrNoIdle) {
+		t.Fatalf("own class beside a warm default ENI: %v, want ErrNoIdle", err)
+	}
+	pl := p.Plan()
+	if !pl.CreateWhole || pl.CreateENI != 0 || pl.Class == nil || pl.Class.Key() != own.Key() {
+		t.Fatalf("plan %+v (class %v), want one whole ENI of %v", pl, pl.Class, own)
+	}
+	p.SetENIs([]ENI{classENI(1, 1, "vsw-1", "sg-a"), classENI(2, 1, "vsw-2", "sg-b")})
+	if a := mustAllocate(t, p, classPod(1, own)); a.ENI.ID != "eni-2" || a.IP != ip(2, 1) {
+		t.Fatalf("own-class pod got %+v, want the whole eni-2", a)
+	}
+	_, err := p.Allocate(classPod(2, Class{SecurityGroups: []string{"sg-c"}}))
+	var le *LimitError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "sg-c") {
+		t.Fatalf("a third class with both ENI slots taken: %v, want its LimitError", err)
+	}
+	if a := mustAllocate(t, p, pod(3)); a.ENI.ID != "eni-1" {
+		t.Fatalf("default pod got %+v, want the warm eni-1", a)
+	}
+}
