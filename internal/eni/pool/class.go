@@ -170,11 +170,10 @@ func (p *Pool) classPlan(pl *Plan, free int) {
 			continue
 		}
 		cc := c
-		pl.Class = &cc
 		if p.cfg.Limits.Exclusive {
-			pl.CreateWhole = true
+			pl.CreateWhole, pl.Class = true, &cc
 		} else if p.cfg.Limits.AddrsPerENI >= 2 {
-			pl.CreateENI = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.AddrsPerENI-1)
+			pl.CreateENI, pl.Class = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.AddrsPerENI-1), &cc
 		}
 	}
 }
