@@ -220,7 +220,7 @@ func (f *Fabric) view() fabricView {
 		}
 	}
 	for _, e := range w.st.ENIs {
-		if e.status() == "InUse" {
+		if e.status() == "InUse" && !e.member() { // members ride their trunk: fabric_trunk.go
 			v.enis = append(v.enis, *e)
 		}
 	}
