@@ -58,7 +58,9 @@ func (c trunkCloud) InstanceTypes(ctx context.Context, ids ...string) ([]aliyun.
 
 type noMeta struct{}
 
-func (noMeta) Get(ctx context.Context, path string) (string, error) { return "", errors.New("no metadata") }
+func (noMeta) Get(ctx context.Context, path string) (string, error) {
+	return "", errors.New("no metadata")
+}
 
 // A node whose type does not support trunking refuses to start with enable_eni_trunking, naming its type.
 func TestStartAgentRefusesTrunkingNamingTheType(t *testing.T) {
