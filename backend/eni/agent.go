@@ -161,6 +161,9 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	if t == nil || t.ENIs < 2 || t.IPv4PerENI < 1 {
 		return nil, fmt.Errorf("eni: instance type %s: DescribeInstanceTypes gives no usable ENI figures (%+v): it needs at least one secondary ENI", n.itype, t)
 	}
+	if err := TrunkCheck(cfg.EnableENITrunking, *t); err != nil { // trunk.go
+		return nil, err
+	}
 	n.limits = pool.Limits{InstanceType: t.ID, ENIs: t.ENIs - 1, AddrsPerENI: t.IPv4PerENI}
 	mode, err := n.nodeMode(ctx) // exclusive.go
 	if err != nil {

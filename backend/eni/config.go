@@ -132,6 +132,8 @@ type Config struct {
 	Mode              string
 	ExclusiveWarmENIs int
 	HostStackCIDRs    []netip.Prefix
+	// EnableENITrunking is Terway's enable_eni_trunking (trunk.go: checked against the node's type, refused yet).
+	EnableENITrunking bool
 
 	// AccessKeyID and AccessKeySecret are static credentials, as upstream flannel's ali-vpc backend took them
 	// (both or neither; the instance's RAM role is preferred). The secret is never printed.
@@ -323,6 +325,7 @@ var configFields = []cfgField{
 	{"exclusive_warm_enis", cfgInt("exclusive_warm_enis", 1, -1, func(c *Config) *int { return &c.ExclusiveWarmENIs },
 		"a pod start never waits for an ENI's creation and attachment")},
 	{"host_stack_cidrs", parseHostStackCIDRsKey},
+	{"enable_eni_trunking", parseTrunkingKey}, // trunk.go
 	{"AccessKeyID", func(c *Config, raw json.RawMessage) error {
 		s, err := cfgString("AccessKeyID", raw)
 		c.AccessKeyID = s
@@ -354,7 +357,6 @@ var terwayOnly = map[string]string{
 	"ip_warm_up_size":          "the pool fills up to warm_pool_target from the start",
 	"idle_ip_reclaim_interval": "weft schedules each release itself, a jittered idle_ip_reclaim_after after the address fell idle",
 	"ip_pool_sync_period":      "weft reconciles on every change and resyncs on its own",
-	"enable_eni_trunking":      "trunk ENIs are not supported by weft's eni backend",
 	"enable_erdma":             "ERDMA ENIs are not supported by weft's eni backend",
 	"credential_path":          "give AccessKeyID and AccessKeySecret, or better, the instance's RAM role",
 	"access_key":               "the key id is spelled AccessKeyID here (or, better, use the instance's RAM role)",
@@ -511,6 +513,7 @@ type configWire struct {
 	Mode                      string              `json:"Mode"`
 	ExclusiveWarmENIs         int                 `json:"exclusive_warm_enis"`
 	HostStackCIDRs            []netip.Prefix      `json:"host_stack_cidrs,omitempty"`
+	EnableENITrunking         bool                `json:"enable_eni_trunking,omitempty"`
 	AccessKeyID               string              `json:"AccessKeyID,omitempty"`
 	AccessKeySecret           string              `json:"AccessKeySecret,omitempty"`
 }
@@ -528,6 +531,7 @@ func (c Config) toWire() configWire {
 		w.ServiceCIDR = c.ServiceCIDR.String()
 	}
 	w.PodSecurityGroups = c.PodSecurityGroups // podnet.go
+	w.EnableENITrunking = c.EnableENITrunking
 	return w
 }
 

@@ -77,7 +77,8 @@ type pod struct {
 }
 
 // instance layout: A (zone h) and B (zone i) are the warm and traffic nodes; P (zone i) takes -pods at once;
-// C1..Cn (zone h) are the cold nodes, each used once.
+// C1..Cn (zone h) are the cold nodes, each used once; XA (zone h) and XB (zone i), last, run exclusive ENI mode
+// for the traffic comparison (a node runs one mode).
 func buildState(cold int) *sim.State {
 	st := sim.DefaultState()
 	st.Instances = nil
@@ -92,6 +93,8 @@ func buildState(cold int) *sim.State {
 	for k := 0; k < cold; k++ {
 		add(4+k, "cn-hangzhou-h", "vsw-alisim0001", fmt.Sprintf("192.168.0.%d", 11+k))
 	}
+	add(4+cold, "cn-hangzhou-h", "vsw-alisim0001", "192.168.0.40")
+	add(5+cold, "cn-hangzhou-i", "vsw-alisim0002", "192.168.1.40")
 	st.Timing = sim.DefaultTiming
 	return st
 }
@@ -176,9 +179,11 @@ func (e *env) setup(toolsBin, weftBin, rbac string, cold int) ([]*node, error) {
 // pool settings: warm nodes run weft's defaults; cold nodes min_pool_size 0 (Terway's chart default), so nothing
 // is allocated before the first pod asks and its ADD waits for the ENI to be created and attached.
 const (
-	warmPool   = `"min_pool_size":2,"warm_pool_target":5,"max_pool_size":10`
-	coldPool   = `"min_pool_size":0,"warm_pool_target":5,"max_pool_size":10`
-	poolTarget = 5
+	warmPool = `"min_pool_size":2,"warm_pool_target":5,"max_pool_size":10`
+	coldPool = `"min_pool_size":0,"warm_pool_target":5,"max_pool_size":10`
+	// exclusive ENI mode: each pod takes a whole ENI (moved into its namespace), one kept ready ahead.
+	exclusivePool = `"Mode":"exclusive","exclusive_warm_enis":1`
+	poolTarget    = 5
 )
 
 func (e *env) netConf(n *node, poolKeys string) string {

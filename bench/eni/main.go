@@ -11,7 +11,8 @@
 //  3. the API calls of each of those, by action: alisim's counters, alisim's write audit for the node's
 //     credentials, and the agent's weft_eni_cloud_writes_total;
 //  4. pod-to-pod TCP throughput (iperf3) and request/response rate (sockperf ping-pong), pod on node A to pod on
-//     node B (another zone), as a ratio to node A eth0 -> node B eth0 over the same fabric, runs interleaved,
+//     node B (another zone), and exclusive-ENI pod to exclusive-ENI pod (nodes XA and XB, the same two zones), each
+//     as a ratio to node A eth0 -> node B eth0 over the same fabric, runs interleaved (the order rotating per rep),
 //     client and server on different CPUs.
 //
 // One weftd runs at a time while its calls are counted (alisim's counters are global). Everything it makes is
@@ -68,7 +69,7 @@ type scenario struct {
 	short    string   // column heading
 }
 
-type traffic struct{ nodeGbps, podGbps, nodeRR, podRR []float64 }
+type traffic struct{ nodeGbps, podGbps, exclGbps, nodeRR, podRR, exclRR []float64 }
 
 func main() {
 	var o options
@@ -128,7 +129,8 @@ func main() {
 		e.cleanup()
 		fail(err)
 	}
-	a, b, p, cold := nodes[0], nodes[1], nodes[2], nodes[3:]
+	a, b, p, cold := nodes[0], nodes[1], nodes[2], nodes[3:len(nodes)-2]
+	xa, xb := nodes[len(nodes)-2], nodes[len(nodes)-1]
 
 	coldS, err := runCold(e, cold)
 	if err != nil {
@@ -145,7 +147,7 @@ func main() {
 		e.cleanup()
 		fail(err)
 	}
-	tr, err := runTraffic(e, a, b, podA, o.reps, o.secs)
+	tr, err := runTraffic(e, a, b, podA, xa, xb, o.reps, o.secs)
 	if err != nil {
 		e.cleanup()
 		fail(err)
@@ -364,41 +366,60 @@ func runWarm(e *env, a *node, reps int, gap time.Duration) (*scenario, *pod, err
 	return s, podA, nil
 }
 
-// runTraffic starts weftd on b, puts a pod there, and interleaves node-to-node and pod-to-pod runs.
-func runTraffic(e *env, a, b *node, podA *pod, reps, secs int) (*traffic, error) {
-	if _, err := e.startWeftd(b, warmPool); err != nil {
-		return nil, err
+// runTraffic starts weftd on b (shared) and on xa and xb (exclusive ENI mode), puts a pod on each, and interleaves
+// node-to-node, shared pod-to-pod and exclusive pod-to-pod runs.
+func runTraffic(e *env, a, b *node, podA *pod, xa, xb *node, reps, secs int) (*traffic, error) {
+	for _, s := range []struct {
+		n    *node
+		pool string
+	}{{b, warmPool}, {xa, exclusivePool}, {xb, exclusivePool}} {
+		if _, err := e.startWeftd(s.n, s.pool); err != nil {
+			return nil, err
+		}
+		if err := e.waitReady(s.n, 60*time.Second); err != nil {
+			return nil, err
+		}
 	}
-	if err := e.waitReady(b, 60*time.Second); err != nil {
-		return nil, err
+	newPod := func(n *node, name string) (*pod, error) {
+		p, err := e.newPod(n, name)
+		if err != nil {
+			return nil, err
+		}
+		_, err = e.add(p)
+		return p, err
 	}
-	podB, err := e.newPod(b, "traffic-b")
+	podB, err := newPod(b, "traffic-b")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := e.add(podB); err != nil {
+	podXA, err := newPod(xa, "traffic-xa")
+	if err != nil {
 		return nil, err
 	}
-	if err := lab.WaitFor(20*time.Second, "pod A reaches pod B", func() (bool, error) {
-		_, err := lab.NSRun(podA.ns, "ping", "-c", "1", "-W", "1", podB.ip)
-		return err == nil, err
-	}); err != nil {
+	podXB, err := newPod(xb, "traffic-xb")
+	if err != nil {
 		return nil, err
 	}
-	logf("traffic: pod %s (%s) -> pod %s (%s); node %s -> node %s", podA.ip, a.zone, podB.ip, b.zone, a.ip, b.ip)
+	for _, c := range [][2]*pod{{podA, podB}, {podXA, podXB}} {
+		if err := lab.WaitFor(20*time.Second, "pod "+c[0].Name+" reaches pod "+c[1].Name, func() (bool, error) {
+			_, err := lab.NSRun(c[0].ns, "ping", "-c", "1", "-W", "1", c[1].ip)
+			return err == nil, err
+		}); err != nil {
+			return nil, err
+		}
+	}
+	logf("traffic: pod %s (%s) -> pod %s (%s); exclusive pod %s -> %s; node %s -> node %s", podA.ip, a.zone, podB.ip, b.zone,
+		podXA.ip, podXB.ip, a.ip, b.ip)
 	tr := &traffic{}
 	type path struct {
 		name                   string
 		server, client, target string
 		gbps, rr               *[]float64
 	}
-	nodePath := path{"node", b.name, a.name, b.ip, &tr.nodeGbps, &tr.nodeRR}
-	podPath := path{"pod", podB.ns, podA.ns, podB.ip, &tr.podGbps, &tr.podRR}
+	paths := []path{{"node", b.name, a.name, b.ip, &tr.nodeGbps, &tr.nodeRR}, {"pod", podB.ns, podA.ns, podB.ip, &tr.podGbps, &tr.podRR},
+		{"exclusive pod", podXB.ns, podXA.ns, podXB.ip, &tr.exclGbps, &tr.exclRR}}
 	for r := 0; r < reps; r++ {
-		order := []path{nodePath, podPath}
-		if r%2 == 1 {
-			order = []path{podPath, nodePath}
-		}
+		order := append(append([]path(nil), paths[r%len(paths):]...), paths[:r%len(paths)]...)
 		for _, p := range order {
 			g, err := netperf.Iperf3(e.serve, p.server, p.client, p.target, secs)
 			if err != nil {
@@ -413,7 +434,8 @@ func runTraffic(e *env, a, b *node, podA *pod, reps, secs int) (*traffic, error)
 			}
 			*p.rr = append(*p.rr, x)
 		}
-		logf("traffic rep %d: node %.2f / pod %.2f Gbit/s, node %.0f / pod %.0f RR/s", r, tr.nodeGbps[r], tr.podGbps[r], tr.nodeRR[r], tr.podRR[r])
+		logf("traffic rep %d: node %.2f / pod %.2f / exclusive %.2f Gbit/s, node %.0f / pod %.0f / exclusive %.0f RR/s", r,
+			tr.nodeGbps[r], tr.podGbps[r], tr.exclGbps[r], tr.nodeRR[r], tr.podRR[r], tr.exclRR[r])
 	}
 	return tr, nil
 }
@@ -541,25 +563,29 @@ func report(o options, started time.Time, load0, load1 string, ss []*scenario, t
 	}
 	p("  (reads have no audit and no agent counter; start-up: weftd start -> CNI socket, per cold node)\n\n")
 
-	p("4. traffic A (%s, %s) -> B (%s, %s) through the fabric, %d interleaved reps x %d s, server CPU 0, client CPU 1\n",
+	p("4. traffic A (%s, %s) -> B (%s, %s) through the fabric, %d interleaved reps x %d s, server CPU 0, client CPU 1;\n",
 		a.zone, a.ip, b.zone, b.ip, len(tr.nodeGbps), o.secs)
-	p("%-36s %14s %14s %28s\n", "", "node eth0->eth0", "pod->pod", "ratio pod/node (min..max)")
-	row := func(name string, node, pod []float64, f string) {
-		var ratios []float64
-		for i := range node {
-			if node[i] > 0 {
-				ratios = append(ratios, pod[i]/node[i])
+	p("   exclusive: pods on whole ENIs of XA (zone h) -> XB (zone i), the same path through the fabric\n")
+	p("%-32s %12s %12s %12s %24s %24s\n", "", "node->node", "shared pod", "excl. pod", "shared/node (min..max)", "excl./node (min..max)")
+	row := func(name string, node, pod, excl []float64, f string) {
+		ratio := func(xs []float64) string {
+			var rs []float64
+			for i := range node {
+				if node[i] > 0 && i < len(xs) {
+					rs = append(rs, xs[i]/node[i])
+				}
 			}
+			lo, hi := minMax(rs)
+			return fmt.Sprintf("%.3f (%.3f..%.3f)", median(rs), lo, hi)
 		}
-		lo, hi := minMax(ratios)
-		nlo, nhi := minMax(node)
-		plo, phi := minMax(pod)
-		p("%-36s %14s %14s %14.3f (%.3f..%.3f)\n", name, fmt.Sprintf(f, median(node)), fmt.Sprintf(f, median(pod)), median(ratios), lo, hi)
-		p("%-36s %14s %14s\n", "  min..max", fmt.Sprintf(f+".."+f, nlo, nhi), fmt.Sprintf(f+".."+f, plo, phi))
+		span := func(xs []float64) string { lo, hi := minMax(xs); return fmt.Sprintf(f+".."+f, lo, hi) }
+		p("%-32s %12s %12s %12s %24s %24s\n", name, fmt.Sprintf(f, median(node)), fmt.Sprintf(f, median(pod)), fmt.Sprintf(f, median(excl)),
+			ratio(pod), ratio(excl))
+		p("%-32s %12s %12s %12s\n", "  min..max", span(node), span(pod), span(excl))
 	}
-	row("TCP throughput Gbit/s (iperf3)", tr.nodeGbps, tr.podGbps, "%.2f")
-	row("TCP RR/s (sockperf ping-pong)", tr.nodeRR, tr.podRR, "%.0f")
-	p("  medians; the ratio is taken per rep (pod run next to its node run)\n")
+	row("TCP throughput Gbit/s (iperf3)", tr.nodeGbps, tr.podGbps, tr.exclGbps, "%.2f")
+	row("TCP RR/s (sockperf ping-pong)", tr.nodeRR, tr.podRR, tr.exclRR, "%.0f")
+	p("  medians; each ratio is taken per rep (a pod run next to its node run)\n")
 	return w.String()
 }
 

@@ -30,6 +30,9 @@ type ENI struct {
 	DeviceIndex int
 	// CreationTime is when the ENI was made (zero in CreateENI's answer, which does not carry it).
 	CreationTime time.Time
+	// TrunkID and VLAN are a member ENI's trunk ENI and VLAN id (Type Member; trunk.go).
+	TrunkID string
+	VLAN    int
 }
 
 // NewENI describes an ENI to create.
@@ -45,6 +48,8 @@ type NewENI struct {
 	// its token before calling can repeat the create after a restart without making a second ENI. At most 64
 	// ASCII characters.
 	ClientToken string
+	// Trunk makes a trunk ENI (InstanceType=Trunk; trunk.go) instead of a Secondary one.
+	Trunk bool
 }
 
 // CreateENI creates an ENI; retries reuse one ClientToken (n.ClientToken when set).
@@ -63,6 +68,9 @@ func (c *Client) CreateENI(ctx context.Context, n NewENI) (ENI, error) {
 		req.VSwitchId, req.ClientToken, req.Description = n.VSwitchID, token, n.Description
 		sgs := append([]string(nil), n.SecurityGroupIDs...)
 		req.SecurityGroupIds = &sgs
+		if n.Trunk {
+			req.InstanceType = "Trunk"
+		}
 		if n.SecondaryIPs > 0 {
 			req.SecondaryPrivateIpAddressCount = requests.NewInteger(n.SecondaryIPs)
 		}
@@ -148,7 +156,7 @@ type ENIFilter struct {
 	InstanceID string
 	Tags       map[string]string
 	Status     string // Available, Attaching, InUse, Detaching, Deleting
-	Type       string // Primary, Secondary, Trunk
+	Type       string // Primary, Secondary, Trunk, Member
 	VSwitchID  string
 	// MaxResults is the page size (0: DefaultENIPageSize; the service takes 1..500). ENIs reads every page.
 	MaxResults int
@@ -196,6 +204,7 @@ func (c *Client) ENIs(ctx context.Context, f ENIFilter) ([]ENI, error) {
 			if e.InstanceID == "" {
 				e.InstanceID = s.Attachment.InstanceId
 			}
+			trunkFields(&e, s.Attachment)
 			e.CreationTime, _ = time.Parse("2006-01-02T15:04:05Z", s.CreationTime)
 			e.PrimaryIP, _ = netip.ParseAddr(s.PrivateIpAddress)
 			for _, ip := range s.PrivateIpSets.PrivateIpSet {

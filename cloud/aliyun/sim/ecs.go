@@ -14,15 +14,18 @@ import (
 
 // ENI is an elastic network interface.
 type ENI struct {
-	ID          string            `json:"id"`
-	VSwitchID   string            `json:"vSwitchId"`
-	Type        string            `json:"type"` // Secondary or Trunk
-	MAC         string            `json:"mac"`
-	PrimaryIP   string            `json:"primaryIp"`
-	Secondary   []string          `json:"secondary,omitempty"`
-	IPv6        []string          `json:"ipv6,omitempty"`
-	InstanceID  string            `json:"instanceId,omitempty"`
-	DeviceIndex int               `json:"deviceIndex,omitempty"`
+	ID          string   `json:"id"`
+	VSwitchID   string   `json:"vSwitchId"`
+	Type        string   `json:"type"` // Secondary or Trunk
+	MAC         string   `json:"mac"`
+	PrimaryIP   string   `json:"primaryIp"`
+	Secondary   []string `json:"secondary,omitempty"`
+	IPv6        []string `json:"ipv6,omitempty"`
+	InstanceID  string   `json:"instanceId,omitempty"`
+	DeviceIndex int      `json:"deviceIndex,omitempty"`
+	// TrunkID is the trunk ENI a member ENI is attached to (Type Member; DeviceIndex is then its VLAN id):
+	// trunk.go.
+	TrunkID     string            `json:"trunkId,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	Description string            `json:"description,omitempty"`
 	ClientToken string            `json:"clientToken,omitempty"`
@@ -63,6 +66,10 @@ func (w *World) settleENIs() {
 				e.Status, e.Gone = "InUse", nil
 				e.mark("attached", e.Until)
 			case "Detaching":
+				if e.member() { // trunk.go: no NIC of the instance, nothing for metadata to remember
+					e.leaveTrunk()
+					break
+				}
 				e.Left, e.LeftInstance, e.LeftIPs = e.Until, e.InstanceID, append([]string{e.PrimaryIP}, e.Secondary...)
 				e.Status, e.InstanceID, e.DeviceIndex = "Available", "", 0
 			case "Deleting":
@@ -224,7 +231,7 @@ func (w *World) describeInstances(p params) (any, *APIError) {
 		}
 		nics := []map[string]any{{"NetworkInterfaceId": primaryENIID(in), "MacAddress": in.MAC, "PrimaryIpAddress": in.PrimaryIP, "Type": "Primary"}}
 		for _, e := range w.st.ENIs {
-			if e.InstanceID == in.ID && e.status() == "InUse" {
+			if e.InstanceID == in.ID && e.status() == "InUse" && !e.member() {
 				nics = append(nics, map[string]any{"NetworkInterfaceId": e.ID, "MacAddress": e.MAC, "PrimaryIpAddress": e.PrimaryIP, "Type": "Secondary"})
 			}
 		}
@@ -278,7 +285,9 @@ func (w *World) eniJSON(e *ENI) map[string]any {
 		out["CreationTime"] = e.CreationTime.UTC().Format(gmt)
 	}
 	if e.InstanceID != "" {
-		out["Attachment"] = map[string]any{"InstanceId": e.InstanceID, "DeviceIndex": e.DeviceIndex}
+		att := map[string]any{"InstanceId": e.InstanceID, "DeviceIndex": e.DeviceIndex}
+		w.trunkJSON(e, att)
+		out["Attachment"] = att
 	}
 	return out
 }
@@ -447,11 +456,17 @@ func (w *World) attachNetworkInterface(p params) (any, *APIError) {
 		return nil, apiErr(403, "InvalidOperation.AvailabilityZoneMismatch", "The ENI %s is in zone %s (vSwitch %s), the instance %s in zone %s.",
 			e.ID, sw.Zone, sw.ID, in.ID, in.Zone)
 	}
+	if trunk := p.get("TrunkNetworkInstanceId"); trunk != "" {
+		return w.attachMember(e, in, trunk)
+	}
+	if err := w.checkTrunkAttach(e, in); err != nil {
+		return nil, err
+	}
 	t := w.typeOf(in.Type)
 	attached := 1 // the primary ENI
 	used := map[int]bool{0: true}
 	for _, x := range w.st.ENIs {
-		if x.InstanceID == in.ID {
+		if x.InstanceID == in.ID && !x.member() { // members count apart (trunk.go)
 			attached++
 			used[x.DeviceIndex] = true
 		}
@@ -484,6 +499,9 @@ func (w *World) detachNetworkInterface(p params) (any, *APIError) {
 	}
 	if e.status() != "InUse" || (p.get("InstanceId") != "" && p.get("InstanceId") != e.InstanceID) {
 		return nil, stateErr(e, "InUse")
+	}
+	if err := w.checkDetach(e, p.get("TrunkNetworkInstanceId")); err != nil {
+		return nil, err
 	}
 	e.Transition, e.Until = "Detaching", w.clock.Now().Add(w.st.Timing.ENITransition)
 	return map[string]any{}, nil

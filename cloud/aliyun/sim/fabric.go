@@ -187,9 +187,10 @@ func (f *Fabric) Run(ctx context.Context, period time.Duration) {
 
 // fabricView is what Sync needs from the world, copied under the lock.
 type fabricView struct {
-	routes map[string]string // destination -> next-hop address
-	enis   []ENI
-	inst   map[string]*Instance
+	routes  map[string]string // destination -> next-hop address
+	enis    []ENI
+	members []ENI // InUse trunk members (fabric_trunk.go)
+	inst    map[string]*Instance
 }
 
 func (f *Fabric) view() fabricView {
@@ -220,8 +221,10 @@ func (f *Fabric) view() fabricView {
 		}
 	}
 	for _, e := range w.st.ENIs {
-		if e.status() == "InUse" {
+		if e.status() == "InUse" && !e.member() {
 			v.enis = append(v.enis, *e)
+		} else if e.status() == "InUse" { // members ride their trunk: fabric_trunk.go
+			v.members = append(v.members, *e)
 		}
 	}
 	return v
@@ -313,6 +316,13 @@ func (f *Fabric) Sync() error {
 			hostRoutes[a+"/32"] = l.Attrs().Index
 			neighs[neigh{l.Attrs().Index, a}] = mac
 		}
+	}
+	// Trunk members: their addresses on their trunk's veth, at their MACs (fabric_trunk.go).
+	maddrs, merrs := f.memberAddrs(h, v.members)
+	errs = append(errs, merrs...)
+	for _, m := range maddrs {
+		hostRoutes[m.ip+"/32"] = m.link
+		neighs[neigh{m.link, m.ip}] = m.mac
 	}
 	// Neighbours: on each ENI veth exactly the permanent entries of its addresses.
 	for _, link := range f.enis {

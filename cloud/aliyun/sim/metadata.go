@@ -127,6 +127,9 @@ func (m *Metadata) lookup(path string, now time.Time) (string, bool) {
 	// with the addresses it had then. Metadata trails the API both ways; the API is the truth.
 	w.settleENIs()
 	for _, e := range w.st.ENIs {
+		if e.member() { // not a NIC of the instance: its frames come tagged on the trunk (trunk.go)
+			continue
+		}
 		var v4 []string
 		switch s := e.status(); {
 		case e.InstanceID == in.ID && (s == "InUse" || s == "Detaching") && e.visible("attached", now, lag):

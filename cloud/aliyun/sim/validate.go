@@ -164,6 +164,7 @@ func (st *State) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, validateTrunks(st)...) // trunk.go
 	for i, t := range st.InstanceTypes {
 		if t.ID == "" || t.EniQuantity < 0 || t.EniPrivateIpAddressQuantity < 0 || t.EniIpv6AddressQuantity < 0 || t.EniTotalQuantity < 0 {
 			bad("instanceTypes[%d]: an empty id or a negative figure", i)
