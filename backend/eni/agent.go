@@ -177,6 +177,9 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	if err := n.refreshVSwitches(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.applyDual(*t); err != nil { // dual.go
+		return nil, err
+	}
 	cloudENIs, err := n.ownENIs(ctx)
 	if err != nil {
 		return nil, err
