@@ -112,6 +112,10 @@ func (e *LimitError) Error() string {
 		return fmt.Sprintf("node is at its exclusive ENI limit: %s holds %d pods on exclusive ENIs (%d ENIs - the primary); %d in use",
 			l.InstanceType, l.Pods(), l.ENIs+1, e.InUse)
 	}
+	if l.IPv6PerENI > 0 {
+		return fmt.Sprintf("node is at its dual-stack pod limit: %s holds %d pods on shared ENIs ((%d ENIs - the primary) x min(%d IPv4, %d IPv6 addresses)); %d in use",
+			l.InstanceType, l.Pods(), l.ENIs+1, l.AddrsPerENI, l.IPv6PerENI, e.InUse)
+	}
 	return fmt.Sprintf("node is at its pod address limit: %s holds %d pods on shared ENIs ((%d ENIs - the primary) x %d addresses); %d in use",
 		l.InstanceType, l.Pods(), l.ENIs+1, l.AddrsPerENI, e.InUse)
 }
