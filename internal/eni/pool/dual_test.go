@@ -10,7 +10,9 @@ import (
 	"github.com/weftnet/weft/internal/eni/checkpoint"
 )
 
-func ip6(n, i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2408:4005:300:a1%02x::%x", n, i)) }
+func ip6(n, i int) netip.Addr {
+	return netip.MustParseAddr(fmt.Sprintf("2408:4005:300:a1%02x::%x", n, i))
+}
 
 // dualENI is eni(n, v4) with v6 IPv6 addresses.
 func dualENI(n, v4, v6 int) ENI {
