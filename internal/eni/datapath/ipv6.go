@@ -256,7 +256,9 @@ func (h Host) EnsureENIIPv6(ifindex, table int, gw netip.Addr, cidr netip.Prefix
 		return fmt.Errorf("datapath: ENI IPv6: link %d: %w", ifindex, err)
 	}
 	name := link.Attrs().Name
-	fail := func(what string, err error) error { return fmt.Errorf("datapath: ENI %s IPv6: %s: %w", name, what, err) }
+	fail := func(what string, err error) error {
+		return fmt.Errorf("datapath: ENI %s IPv6: %s: %w", name, what, err)
+	}
 	if err := h.sameNetns(link); err != nil {
 		return fail("sysctls", err)
 	}

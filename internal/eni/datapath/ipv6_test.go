@@ -193,7 +193,7 @@ func TestIPv6AddRollback(t *testing.T) {
 			n := newTestNet(t)
 			p := n.testPod()
 			p.IPv6 = pod6
-			addRule(t, n.host, podRule{Priority: 2048, IP: p.IP, Table: 999}) // stale IPv4 rule, restored by the undo
+			addRule(t, n.host, podRule{Priority: 2048, IP: p.IP, Table: 999})                           // stale IPv4 rule, restored by the undo
 			n.inHost(func() { _ = ensureSysctl(sysctlPath("ipv6", "conf", "all", "forwarding"), "1") }) // host-wide, stays
 			hostBefore, podBefore := dump(t, n.host), dump(t, n.pod)
 			stepHook = func(s string) error {
