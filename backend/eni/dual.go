@@ -7,10 +7,15 @@ package eni
 // where the cloud cannot give it.
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/internal/eni/cniproto"
+	"github.com/weftnet/weft/internal/eni/datapath"
 	"github.com/weftnet/weft/internal/eni/pool"
 )
 
@@ -65,5 +70,84 @@ func (n *Network) applyDual(t aliyun.InstanceType) error {
 		return fmt.Errorf(`Backend.ip_stack: "dual": the instance type and vSwitches allow it, but weftd does not yet hand IPv6 addresses to pods (the pool pairing and the plugin's IPv6 datapath are not wired); use "ipv4"`)
 	}
 	n.limits = l
+	return nil
+}
+
+// setUpIPv6 readies an ENI's table for dual-stack pods (after EnsureENI): default via the vSwitch's IPv6 gateway
+// dev ENI. Nothing when IPv4 only.
+func (n *Network) setUpIPv6(ctx context.Context, st *eniState, sw aliyun.VSwitch, ifindex int) error {
+	if n.limits.IPv6PerENI == 0 {
+		return nil
+	}
+	gw := n.gateway6(ctx, st.MAC, sw.IPv6CIDR)
+	if !gw.IsValid() {
+		return fmt.Errorf("its vSwitch %s has no IPv6 gateway (IPv6 CIDR %v)", sw.ID, sw.IPv6CIDR)
+	}
+	table := datapath.TableFor(n.cfg.RouteTableBase, ifindex)
+	if err := n.d.host.EnsureENIIPv6(ifindex, table, gw, sw.IPv6CIDR); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	st.gateway6, st.cidr6 = gw, sw.IPv6CIDR.Masked()
+	n.mu.Unlock()
+	return nil
+}
+
+// gateway6 is the vSwitch's IPv6 gateway of an ENI: from the metadata (per MAC, ipv6-gateway), else the block's
+// first host address (::1), where alisim's router and the VPC put it.
+func (n *Network) gateway6(ctx context.Context, mac string, cidr netip.Prefix) netip.Addr {
+	if v, err := n.d.meta.Get(ctx, "network/interfaces/macs/"+mac+"/ipv6-gateway"); err == nil {
+		if a, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil && a.Is6() && !a.Is4In6() {
+			return a
+		}
+	}
+	if !cidr.IsValid() || !cidr.Addr().Is6() || cidr.Addr().Is4In6() {
+		return netip.Addr{}
+	}
+	return cidr.Masked().Addr().Next()
+}
+
+// executeIPv6 carries out the dual-stack part of a plan: IPv6 addresses assigned to ENIs whose IPv4 addresses
+// have no partner, surplus ones released.
+func (n *Network) executeIPv6(ctx context.Context, p pool.Plan) (acted bool, err error) {
+	var errs []error
+	for _, a := range p.AssignIPv6 {
+		ips, err := n.d.cloud.AssignIPv6(ctx, a.ENI, a.N)
+		n.cloudResult("AssignIpv6Addresses", err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("assign %d IPv6 addresses to %s: %w", a.N, a.ENI, err))
+			continue
+		}
+		n.d.m.calls.WithLabelValues("AssignIpv6Addresses").Inc()
+		n.pool.AssignedIPv6(a.ENI, ips)
+		acted = true
+	}
+	for _, u := range p.UnassignIPv6 {
+		if err := n.pool.BeginUnassignIPv6(u); err != nil {
+			continue // stale: an address was paired meanwhile
+		}
+		err := n.d.cloud.UnassignIPv6(ctx, u.ENI, u.IPs)
+		n.cloudResult("UnassignIpv6Addresses", err)
+		n.pool.UnassignedIPv6(u.ENI, u.IPs, err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("release %d IPv6 addresses of %s: %w", len(u.IPs), u.ENI, err))
+			continue
+		}
+		n.d.m.calls.WithLabelValues("UnassignIpv6Addresses").Inc()
+		acted = true
+	}
+	return acted, errors.Join(errs...)
+}
+
+// dualReply adds the pod's IPv6 address, the vSwitch's IPv6 block and gateway to an ADD reply. A dual-stack
+// allocation on an ENI whose IPv6 side is not set up is NotReady (retried), never an IPv4-only answer.
+func dualReply(r *cniproto.AddReply, a pool.Allocation, e *eniState) error {
+	if !a.IPv6.IsValid() {
+		return nil
+	}
+	if !e.gateway6.IsValid() || !e.cidr6.IsValid() {
+		return protoErr("NotReady", "ENI %s of address %s/%s has no IPv6 gateway set up yet", e.ID, a.IP, a.IPv6)
+	}
+	r.IPv6, r.ENI.IPv6Gateway, r.ENI.VSwitchIPv6CIDR = a.IPv6, e.gateway6, e.cidr6
 	return nil
 }

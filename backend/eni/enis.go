@@ -52,7 +52,7 @@ func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 		seen[e.ID] = true
 		st := n.setUp(ctx, e)
 		n.mu.Lock()
-		view = append(view, pool.ENI{ID: e.ID, MAC: e.MAC, VSwitchID: e.VSwitchID, Addrs: append([]netip.Addr{e.PrimaryIP}, e.Secondary...), Usable: st.usable})
+		view = append(view, pool.ENI{ID: e.ID, MAC: e.MAC, VSwitchID: e.VSwitchID, Addrs: append([]netip.Addr{e.PrimaryIP}, e.Secondary...), Usable: st.usable, IPv6: e.IPv6})
 		switch {
 		case st.usable && st.lost:
 			klog.Infof("eni: %s is usable again: its pods have their network back", e.ID)
@@ -87,7 +87,7 @@ func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 func (n *Network) poolView() []pool.ENI {
 	var view []pool.ENI
 	for _, st := range n.enis {
-		view = append(view, pool.ENI{ID: st.ID, MAC: st.MAC, VSwitchID: st.VSwitchID, Addrs: append([]netip.Addr{st.PrimaryIP}, st.Secondary...), Usable: st.usable})
+		view = append(view, pool.ENI{ID: st.ID, MAC: st.MAC, VSwitchID: st.VSwitchID, Addrs: append([]netip.Addr{st.PrimaryIP}, st.Secondary...), Usable: st.usable, IPv6: st.IPv6})
 	}
 	return view
 }
@@ -214,6 +214,10 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 	n.mu.Lock()
 	st.gateway, st.cidr, st.ifindex, st.table = gw, sw.CIDR, idx, datapath.TableFor(n.cfg.RouteTableBase, idx)
 	n.mu.Unlock()
+	if err := n.setUpIPv6(ctx, st, sw, idx); err != nil { // dual.go
+		why = err.Error()
+		return st
+	}
 	usable = true
 	return st
 }

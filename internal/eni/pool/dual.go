@@ -6,7 +6,7 @@ package pool
 // IPv6 addresses (ENI.IPv6, as the cloud lists them) are free when no record holds them and no UnassignIpv6Addresses
 // call has them in flight. Allocate only picks an IPv4 address on an ENI with a free IPv6 address (a pod finding
 // none waits, ErrNoIdle, like one finding no IPv4); Plan keeps each usable ENI's free IPv6 addresses level with
-// its idle IPv4 ones (Plan.AssignIPv6), gives a new ENI as many IPv6 addresses as IPv4 (Plan.CreateENIIPv6), and
+// its idle IPv4 ones (Plan.AssignIPv6), a new ENI is created with as many IPv6 addresses as IPv4 (NewENIIPv6), and
 // returns the surplus once IPv4 addresses were released (Plan.UnassignIPv6). The pods per ENI are
 // min(AddrsPerENI, IPv6PerENI) (Limits.Pods), and Plan grows no ENI's IPv4 addresses beyond that.
 
@@ -18,6 +18,15 @@ import (
 )
 
 func (p *Pool) dual() bool { return p.cfg.Limits.IPv6PerENI > 0 }
+
+// NewENIIPv6 is how many IPv6 addresses to ask for with a new ENI of secondary IPv4 addresses (its primary
+// besides): as many as IPv4 ones, within IPv6PerENI; 0 when IPv4 only.
+func (l Limits) NewENIIPv6(secondary int) int {
+	if l.IPv6PerENI <= 0 {
+		return 0
+	}
+	return min(secondary+1, l.IPv6PerENI)
+}
 
 // free6 returns the free IPv6 addresses of every ENI of the view, lowest first.
 func (p *Pool) free6() map[string][]netip.Addr {
@@ -92,9 +101,6 @@ func cleanIPv6(in []netip.Addr, seen map[netip.Addr]bool) []netip.Addr {
 func (p *Pool) planIPv6(pl *Plan) {
 	if !p.dual() {
 		return
-	}
-	if pl.CreateENI > 0 {
-		pl.CreateENIIPv6 = min(pl.CreateENI+1, p.cfg.Limits.IPv6PerENI)
 	}
 	idle4 := map[string]int{}
 	for _, a := range p.addrs {

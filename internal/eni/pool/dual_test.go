@@ -108,7 +108,7 @@ func TestDualCapacity(t *testing.T) {
 			t.Fatalf("plan %+v grows eni-1 beyond the 4 pairs it can carry", pl)
 		}
 	}
-	if pl.CreateENI == 0 || pl.CreateENIIPv6 != min(pl.CreateENI+1, 4) {
+	if pl.CreateENI == 0 || dualConfig(6, 4).Limits.NewENIIPv6(pl.CreateENI) != min(pl.CreateENI+1, 4) || (Limits{}).NewENIIPv6(3) != 0 {
 		t.Fatalf("plan %+v: want a new ENI with as many IPv6 as IPv4 addresses (at most 4)", pl)
 	}
 	p.SetENIs([]ENI{dualENI(1, 4, 4), dualENI(2, 4, 4)})
@@ -153,7 +153,7 @@ func TestDualOffIgnoresIPv6(t *testing.T) {
 	if a := mustAllocate(t, p, pod(1)); a.IPv6.IsValid() {
 		t.Fatalf("IPv4-only allocation with %v", a.IPv6)
 	}
-	if pl := p.Plan(); len(pl.AssignIPv6)+len(pl.UnassignIPv6)+pl.CreateENIIPv6 != 0 {
+	if pl := p.Plan(); len(pl.AssignIPv6)+len(pl.UnassignIPv6) != 0 {
 		t.Fatalf("IPv4-only plan %+v", pl)
 	}
 }

@@ -138,10 +138,10 @@ type Plan struct {
 	// CreateWhole: create one more ENI with no secondary address (Limits.Exclusive: a pod takes the whole ENI).
 	CreateWhole bool
 
-	// Dual stack (dual.go): IPv6 addresses to assign and release, and the IPv6 addresses a new ENI gets.
-	AssignIPv6    []Assign
-	UnassignIPv6  []Unassign
-	CreateENIIPv6 int
+	// Dual stack (dual.go): IPv6 addresses to assign and release (a new ENI gets as many IPv6 addresses as IPv4
+	// ones from its creator, Limits.NewENIIPv6).
+	AssignIPv6   []Assign
+	UnassignIPv6 []Unassign
 }
 
 // Stats counts the pool's addresses.
