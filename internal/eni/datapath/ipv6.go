@@ -237,8 +237,8 @@ func delRules6(h *netlink.Handle, rules Rules, ips map[netip.Addr]bool) []error 
 }
 
 // EnsureENIIPv6 readies the ENI with ifindex for dual-stack pods: IPv6 on (router advertisements off: the routes
-// are weft's), IPv6 forwarding on, and in its table "default via gw dev ENI" and "cidr dev ENI" (the vSwitch's
-// IPv6 block on-link). Idempotent (RouteReplace); EnsureENI's IPv4 routes of the table are left alone.
+// are weft's), IPv6 forwarding on, and in its table "cidr dev ENI" (the vSwitch's IPv6 block on-link) and
+// "default via gw dev ENI". Idempotent (RouteReplace); EnsureENI's IPv4 routes of the table are left alone.
 func (h Host) EnsureENIIPv6(ifindex, table int, gw netip.Addr, cidr netip.Prefix) error {
 	if !gw.Is6() || gw.Is4In6() || gw.IsUnspecified() || !cidr.IsValid() || !cidr.Addr().Is6() || cidr.Addr().Is4In6() {
 		return fmt.Errorf("datapath: ENI IPv6: gateway %v, block %v: want an IPv6 gateway and the vSwitch's IPv6 block", gw, cidr)
@@ -271,11 +271,14 @@ func (h Host) EnsureENIIPv6(ifindex, table int, gw netip.Addr, cidr netip.Prefix
 			return fail(s.path, err)
 		}
 	}
+	// The block first, then the default via the gateway it holds: the kernel checks an IPv6 gateway against the
+	// route's own table, whereas "onlink" would check it against main, where the primary ENI's route to the same
+	// vSwitch block points elsewhere (EINVAL).
 	for _, r := range []*netlink.Route{
-		{LinkIndex: ifindex, Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, Gw: net.IP(gw.AsSlice()),
-			Flags: int(netlink.FLAG_ONLINK), Table: table, Protocol: RouteProtocol, Family: netlink.FAMILY_V6},
 		{LinkIndex: ifindex, Dst: prefixNet(cidr.Masked()), Table: table, Protocol: RouteProtocol, Scope: netlink.SCOPE_UNIVERSE,
 			Family: netlink.FAMILY_V6},
+		{LinkIndex: ifindex, Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, Gw: net.IP(gw.AsSlice()),
+			Table: table, Protocol: RouteProtocol, Family: netlink.FAMILY_V6},
 	} {
 		if err := nh.RouteReplace(r); err != nil {
 			return fail(fmt.Sprintf("route %s table %d", routeString(*r, name), table), err)

@@ -66,6 +66,13 @@ func TestIPv6Datapath(t *testing.T) {
 	must(fab.NeighAdd(&netlink.Neigh{LinkIndex: gw.Attrs().Index, Family: netlink.FAMILY_V6, State: netlink.NUD_PERMANENT,
 		IP: net.IP(pod6.AsSlice()), HardwareAddr: eniLink.Attrs().HardwareAddr}))
 
+	// As on a real node, the main table routes the vSwitch's IPv6 block through the primary interface.
+	must(n.host.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", TxQLen: -1}, PeerName: "eth0p"}))
+	prim := linkByName(t, n.host, "eth0")
+	must(n.host.LinkSetUp(prim))
+	must(n.host.LinkSetUp(linkByName(t, n.host, "eth0p")))
+	must(n.host.RouteAdd(&netlink.Route{LinkIndex: prim.Attrs().Index, Dst: ipNet(block6.String())}))
+
 	var table int
 	n.inHost(func() {
 		h := Host{}
