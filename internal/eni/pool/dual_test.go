@@ -121,6 +121,19 @@ func TestDualCapacity(t *testing.T) {
 	}
 }
 
+// With one IPv6 address per ENI, each ENI carries one pod: Plan creates ENIs with no secondary IPv4 address.
+func TestDualOneIPv6PerENI(t *testing.T) {
+	p, _, _ := newPool(t, dualConfig(20, 1))
+	if pl := p.Plan(); !pl.CreateWhole || pl.CreateENI != 0 {
+		t.Fatalf("plan %+v, want one ENI with its primary only", pl)
+	}
+	p.SetENIs([]ENI{dualENI(1, 1, 1)})
+	mustAllocate(t, p, pod(1))
+	if pl := p.Plan(); len(pl.Assign) != 0 || !pl.CreateWhole {
+		t.Fatalf("plan %+v, want no IPv4 growth on eni-1 and another whole ENI", pl)
+	}
+}
+
 // IPv6 addresses left over once IPv4 ones went are released; one being released is paired with no pod.
 func TestDualSurplus(t *testing.T) {
 	p, _, _ := newPool(t, dualConfig(6, 6))

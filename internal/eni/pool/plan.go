@@ -45,6 +45,8 @@ func (p *Pool) Plan() Plan {
 		pl.Assign, need = p.assigns(need)
 		if need > 0 && len(p.enis) < p.cfg.Limits.ENIs && p.cfg.Limits.AddrsPerENI >= 2 && !p.settingUp() {
 			pl.CreateENI = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.perENI()-1)
+			// Dual stack with one IPv6 address per ENI: an ENI carries one pod, on its primary (dual.go).
+			pl.CreateWhole = pl.CreateENI == 0
 		}
 		if need > 0 && len(p.enis) < p.cfg.Limits.ENIs && p.cfg.Limits.Exclusive && !p.settingUp() {
 			pl.CreateWhole = true // exclusive: an ENI is one pod's address, its primary
