@@ -54,8 +54,8 @@ func TestFabricENIIPv6(t *testing.T) {
 	}
 	defer h.Close()
 	e, _ := r.world.ENI(id)
-	if len(e.IPv6) != 2 {
-		t.Fatalf("ENI %+v: want 2 IPv6 addresses", e)
+	if len(e.IPv6) != 2 || e.IPv6[0] == "2408:4005:300:a100::1" || e.IPv6[1] == "2408:4005:300:a100::1" {
+		t.Fatalf("ENI %+v: want 2 IPv6 addresses, not the vSwitch's gateway ::1", e)
 	}
 	state := func() map[string]string {
 		t.Helper()
