@@ -46,10 +46,6 @@ func dualLimits(l pool.Limits, t aliyun.InstanceType, vsws []aliyun.VSwitch) (po
 	return l, nil
 }
 
-// dualServed says whether the ADD path hands out IPv6 addresses; until it does, a node with ip_stack "dual"
-// refuses to start rather than serve IPv4-only pods under a dual-stack configuration.
-const dualServed = false
-
 // applyDual sets the node's limits for dual stack when ip_stack is "dual" (after refreshVSwitches, which knows the
 // zone's vSwitches); with "ipv4" it changes nothing.
 func (n *Network) applyDual(t aliyun.InstanceType) error {
@@ -65,9 +61,6 @@ func (n *Network) applyDual(t aliyun.InstanceType) error {
 	l, err := dualLimits(n.limits, t, vsws)
 	if err != nil {
 		return err
-	}
-	if !dualServed {
-		return fmt.Errorf(`Backend.ip_stack: "dual": the instance type and vSwitches allow it, but weftd does not yet hand IPv6 addresses to pods (the pool pairing and the plugin's IPv6 datapath are not wired); use "ipv4"`)
 	}
 	n.limits = l
 	return nil
