@@ -30,6 +30,8 @@ type Cloud interface {
 	DeleteENI(ctx context.Context, eniID string) error
 	AssignIPs(ctx context.Context, eniID string, n int) ([]netip.Addr, error)
 	UnassignIPs(ctx context.Context, eniID string, ips []netip.Addr) error
+	AssignIPv6(ctx context.Context, eniID string, n int) ([]netip.Addr, error)
+	UnassignIPv6(ctx context.Context, eniID string, ips []netip.Addr) error
 	VSwitches(ctx context.Context, vpcID string) ([]aliyun.VSwitch, error)
 }
 
@@ -42,6 +44,7 @@ type Meta interface {
 type Host interface {
 	LinkByMAC(mac net.HardwareAddr) (netlink.Link, error)
 	EnsureENI(e datapath.ENILink) (int, error)
+	EnsureENIIPv6(ifindex, table int, gw netip.Addr, cidr netip.Prefix) error
 	Observe() (datapath.Observed, error)
 	SyncRules(want []datapath.PodRule) error
 }
@@ -89,6 +92,9 @@ type eniState struct {
 	// served: usable once in this process; gone: it left the host (detached, attached elsewhere, its link
 	// vanished); lost: its pods were reported as having lost their network (until it is usable again).
 	served, gone, lost bool
+	// dual stack (dual.go): the vSwitch's IPv6 gateway and block, set up on the ENI's table
+	gateway6 netip.Addr
+	cidr6    netip.Prefix
 }
 
 // Network is a node's eni network: the agent, the CNI handler and the garbage collector.
@@ -179,6 +185,9 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		return nil, fmt.Errorf("eni: %w (weftd will not hand out addresses it cannot account for: move the file aside to start afresh)", err)
 	}
 	if err := n.refreshVSwitches(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.applyDual(*t); err != nil { // dual.go
 		return nil, err
 	}
 	cloudENIs, err := n.ownENIs(ctx)

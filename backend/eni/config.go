@@ -47,8 +47,12 @@ const (
 	PolicyOrdered = "ordered"
 )
 
-// IPStackIPv4 is the only ip_stack weft's eni backend supports so far.
-const IPStackIPv4 = "ipv4"
+// IPStackIPv4 and IPStackDual are the ip_stack values weft's eni backend supports (Terway's key): IPv4 only, or
+// an IPv4 and an IPv6 address of the same ENI for every pod (dual.go).
+const (
+	IPStackIPv4 = "ipv4"
+	IPStackDual = "dual"
+)
 
 // Limits checked by ParseConfig.
 const (
@@ -109,7 +113,7 @@ type Config struct {
 	// "true", keeps its address after its deletion for its re-creation (ip_reservation_ttl; reserve.go); 0: never.
 	IPReservationTTL time.Duration
 
-	IPStack     string       // ip_stack: IPStackIPv4
+	IPStack     string       // ip_stack: IPStackIPv4 or IPStackDual
 	ServiceCIDR netip.Prefix // service_cidr; invalid (the zero Prefix) when not given
 	ClusterID   string       // cluster_id: the value of the weft.io/cluster tag; "" lets the backend choose
 	RegionID    string       // region_id; "": the metadata's region-id
@@ -153,7 +157,7 @@ type Config struct {
 //   - cooldown 30s: the least that kept a reused address from breaking the old pod's connections (aws#2492).
 //   - ip_reservation_ttl 5m: Terway's time a StatefulSet pod's (or an annotated pod's) address is kept after its
 //     deletion, long enough for a rolling restart or a node's reboot to bring the pod back.
-//   - ip_stack "ipv4": the only one weft supports yet.
+//   - ip_stack "ipv4": Terway's default; "dual" adds an IPv6 address of the pod's ENI (dual.go).
 //   - route_table_base 1000, rule_priority_to_pod 512, rule_priority_from_pod 2048: Terway's, so rules and tables
 //     look as Terway users know them.
 //   - eni_gc_grace 10m: Terway's guard before a detached ENI is deleted.
@@ -254,10 +258,10 @@ var configFields = []cfgField{
 		switch {
 		case err != nil:
 			return err
-		case strings.EqualFold(s, "dual"):
-			return fmt.Errorf(`Backend.ip_stack: "dual": dual stack is not yet supported by weft's eni backend; expected %q`, IPStackIPv4)
-		case s != IPStackIPv4:
-			return cfgKeyErr("ip_stack", raw, fmt.Sprintf("%q (the only stack weft's eni backend supports yet)", IPStackIPv4))
+		case s == "ipv6":
+			return fmt.Errorf(`Backend.ip_stack: "ipv6": IPv6-only pods are not supported by weft's eni backend; expected %q or %q`, IPStackIPv4, IPStackDual)
+		case s != IPStackIPv4 && s != IPStackDual:
+			return cfgKeyErr("ip_stack", raw, fmt.Sprintf("%q or %q", IPStackIPv4, IPStackDual))
 		}
 		c.IPStack = s
 		return nil

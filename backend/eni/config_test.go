@@ -186,8 +186,10 @@ var configKeyCases = []configKeyCase{
 	{key: "idle_ip_reclaim_jitter_factor", value: `"0.1"`, errHas: []string{`Backend.idle_ip_reclaim_jitter_factor: "0.1": expected a number`}},
 
 	{key: "ip_stack", value: `"ipv4"`, check: func(c Config) bool { return c.IPStack == "ipv4" }},
-	{key: "ip_stack", value: `"dual"`, errHas: []string{`Backend.ip_stack: "dual": dual stack is not yet supported by weft's eni backend`}},
-	{key: "ip_stack", value: `"ipv6"`, errHas: []string{`Backend.ip_stack: "ipv6": expected "ipv4"`}},
+	{key: "ip_stack", value: `"dual"`, check: func(c Config) bool { return c.IPStack == "dual" }},
+	{key: "ip_stack", value: `"ipv6"`, errHas: []string{`Backend.ip_stack: "ipv6": IPv6-only pods are not supported`, `expected "ipv4" or "dual"`}},
+	{key: "ip_stack", value: `"Dual"`, errHas: []string{`Backend.ip_stack: "Dual": expected "ipv4" or "dual"`}},
+	{key: "ip_stack", value: `6`, errHas: []string{`Backend.ip_stack`}},
 
 	{key: "service_cidr", value: `"10.96.0.0/12"`, check: func(c Config) bool { return c.ServiceCIDR == netip.MustParsePrefix("10.96.0.0/12") }},
 	{key: "service_cidr", value: `"10.96.0.1/12"`, errHas: []string{`Backend.service_cidr: "10.96.0.1/12": expected an IPv4 prefix`}},

@@ -214,6 +214,10 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 	n.mu.Lock()
 	st.gateway, st.cidr, st.ifindex, st.table = gw, sw.CIDR, idx, datapath.TableFor(n.cfg.RouteTableBase, idx)
 	n.mu.Unlock()
+	if err := n.setUpIPv6(ctx, st, sw, idx); err != nil { // dual.go
+		why = err.Error()
+		return st
+	}
 	usable = true
 	return st
 }

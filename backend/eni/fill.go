@@ -127,6 +127,12 @@ func (n *Network) execute(ctx context.Context, p pool.Plan) (acted bool, err err
 			errs = append(errs, err)
 		}
 	}
+	if ok, err := n.executeIPv6(ctx, p); ok || err != nil { // dual.go
+		acted = acted || ok
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, u := range p.Unassign {
 		if err := n.pool.BeginUnassign(u); err != nil {
 			continue // the plan went stale (an address was taken meanwhile)
@@ -175,7 +181,7 @@ func (n *Network) createENI(ctx context.Context, secondary int, class *pool.Clas
 	var errs []error
 	for _, sw := range candidates {
 		e, err := n.d.cloud.CreateENI(ctx, aliyun.NewENI{VSwitchID: sw, SecurityGroupIDs: sgs,
-			SecondaryIPs: secondary, Tags: tags, Description: "weft pod addresses of node " + n.d.deps.NodeName})
+			SecondaryIPs: secondary, IPv6: n.limits.NewENIIPv6(secondary), Tags: tags, Description: "weft pod addresses of node " + n.d.deps.NodeName})
 		n.cloudResult("CreateNetworkInterface", err)
 		if err != nil {
 			if aliyun.IsVSwitchExhausted(err) {

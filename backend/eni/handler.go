@@ -154,7 +154,10 @@ func (n *Network) reply(a pool.Allocation) (cniproto.AddReply, error) {
 	r := cniproto.AddReply{Version: cniproto.Version, IP: a.IP, Table: e.table, MTU: n.mtu(e),
 		ENI: cniproto.ENIInfo{ID: e.ID, MAC: e.MAC, VSwitchCIDR: e.cidr, Gateway: e.gateway}, ServiceCIDR: n.cfg.ServiceCIDR}
 	r.Rules.ToPod, r.Rules.FromPod = n.cfg.RulePriorityToPod, n.cfg.RulePriorityFromPod
-	n.exclusiveReply(&r, e) // exclusive.go
+	n.exclusiveReply(&r, e)                     // exclusive.go
+	if err := dualReply(&r, a, e); err != nil { // dual.go
+		return cniproto.AddReply{}, err
+	}
 	return r, nil
 }
 

@@ -209,7 +209,7 @@ func (n *Network) newENIFor(c *pool.Class) (vswitches, sgs []string) {
 // poolENI is an ENI as the pool sees it.
 func poolENI(e aliyun.ENI, usable bool) pool.ENI {
 	return pool.ENI{ID: e.ID, MAC: e.MAC, VSwitchID: e.VSwitchID, Addrs: append([]netip.Addr{e.PrimaryIP}, e.Secondary...),
-		Usable: usable, SecurityGroups: slices.Clone(e.SecurityGroupIDs)}
+		Usable: usable, SecurityGroups: slices.Clone(e.SecurityGroupIDs), IPv6: e.IPv6}
 }
 
 // keptAnnotations is the subset of the annotations with the keys; nil when none.

@@ -3,6 +3,7 @@ package aliyun_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -151,6 +152,23 @@ func lostReplyCases() []lostReplyCase {
 			func(cl *aliyun.Client, id string) error { _, err := cl.AssignIPv6(ctx, id, 1); return err },
 			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool {
 				return len(eni(t, cl, id).IPv6) == 1
+			}},
+		{"UnassignIpv6Addresses", func(t *testing.T, f *fixture, cl *aliyun.Client) string {
+			id := newENI(0, true)(t, f, cl)
+			if _, err := cl.AssignIPv6(ctx, id, 2); err != nil {
+				t.Fatal(err)
+			}
+			return id
+		},
+			func(cl *aliyun.Client, id string) error {
+				e, err := cl.ENIs(ctx, aliyun.ENIFilter{IDs: []string{id}})
+				if err != nil || len(e) != 1 || len(e[0].IPv6) != 2 {
+					return fmt.Errorf("ENI %s before the unassign: %+v %v", id, e, err)
+				}
+				return cl.UnassignIPv6(ctx, id, e[0].IPv6)
+			},
+			func(t *testing.T, _ *fixture, cl *aliyun.Client, id string) bool {
+				return len(eni(t, cl, id).IPv6) == 0
 			}},
 	}
 }

@@ -15,6 +15,7 @@ var DefaultRateLimits = map[string]int{
 	"CreateNetworkInterface": 500, "AttachNetworkInterface": 500, "DeleteNetworkInterface": 500,
 	"DescribeNetworkInterfaces": 800,
 	"DetachNetworkInterface":    400, "AssignPrivateIpAddresses": 400, "UnassignPrivateIpAddresses": 400,
+	"AssignIpv6Addresses": 400, "UnassignIpv6Addresses": 400,
 	"DescribeVSwitches": 300,
 }
 

@@ -142,8 +142,11 @@ func (w *World) allocIPs(sw *VSwitch, n int, v6 bool) ([]string, *APIError) {
 	size := new(big.Int).Lsh(big.NewInt(1), uint(p.Addr().BitLen()-p.Bits()))
 	last := new(big.Int).Sub(size, big.NewInt(4)) // highest usable offset
 	var out []string
-	a := p.Addr().Next()
-	for i := int64(1); big.NewInt(i).Cmp(last) <= 0 && len(out) < n && i < 1<<20; i++ {
+	a, first := p.Addr().Next(), int64(1)
+	if v6 { // ::1 is the vSwitch's IPv6 gateway (fabric_v6.go), never an ENI's address
+		a, first = a.Next(), 2
+	}
+	for i := first; big.NewInt(i).Cmp(last) <= 0 && len(out) < n && i < 1<<20; i++ {
 		if s := a.String(); !used[s] {
 			out = append(out, s)
 		}

@@ -316,6 +316,10 @@ func (f *Fabric) Sync() error {
 			hostRoutes[a+"/32"] = l.Attrs().Index
 			neighs[neigh{l.Attrs().Index, a}] = mac
 		}
+		idx := l.Attrs().Index
+		if err := f.syncENIv6(h, l, e, func(dst string) { hostRoutes[dst] = idx }, func(ip string) { neighs[neigh{idx, ip}] = mac }); err != nil { // fabric_v6.go
+			errs = append(errs, err)
+		}
 	}
 	// Trunk members: their addresses on their trunk's veth, at their MACs (fabric_trunk.go).
 	maddrs, merrs := f.memberAddrs(h, v.members)
@@ -331,7 +335,7 @@ func (f *Fabric) Sync() error {
 			continue
 		}
 		idx := l.Attrs().Index
-		cur, err := h.NeighList(idx, unix.AF_INET)
+		cur, err := neighList46(h, idx) // fabric_v6.go
 		if err != nil {
 			errs = append(errs, fmt.Errorf("neighbours of %s: %w", link.name, err))
 			continue
@@ -350,7 +354,7 @@ func (f *Fabric) Sync() error {
 		}
 	}
 	for k, mac := range neighs {
-		n := netlink.Neigh{LinkIndex: k.link, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: net.ParseIP(k.ip), HardwareAddr: mac}
+		n := netlink.Neigh{LinkIndex: k.link, Family: neighFamily(k.ip), State: netlink.NUD_PERMANENT, IP: net.ParseIP(k.ip), HardwareAddr: mac}
 		if err := h.NeighSet(&n); err != nil {
 			errs = append(errs, fmt.Errorf("neighbour %s: %w", k.ip, err))
 		}

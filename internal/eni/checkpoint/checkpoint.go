@@ -65,6 +65,8 @@ type Record struct {
 	Reserve       bool      `json:"reserve,omitempty"`      // the pod keeps the address after its release (Assigned, Reserved)
 	StatefulSet   string    `json:"statefulSet,omitempty"`  // the pod's owning StatefulSet, whose scale-down ends the reservation
 	ReservedUntil time.Time `json:"reservedUntil,omitzero"` // a Reserved record's end
+	// IPv6 (version 2, optional; dual stack, ipv6.go): the IPv6 address of the same ENI paired with IP.
+	IPv6 netip.Addr `json:"ipv6,omitzero"`
 }
 
 // File is the whole checkpoint.
@@ -108,6 +110,7 @@ func (f *File) Validate() error {
 	byIP := map[netip.Addr]int{}
 	byPod := map[[2]string]int{}
 	byReserved := map[[3]string]int{}
+	byIPv6 := map[netip.Addr]int{}
 	for i, r := range f.Records {
 		for _, p := range r.problems() {
 			add("records[%d].%s", i, p)
@@ -119,6 +122,9 @@ func (f *File) Validate() error {
 			} else {
 				byIP[r.IP] = i
 			}
+		}
+		if p := ipv6Dup(byIPv6, f.Records, i); p != "" {
+			add("%s", p)
 		}
 		if r.State == Assigned && r.ContainerID != "" && r.IfName != "" {
 			k := [2]string{r.ContainerID, r.IfName}
@@ -208,6 +214,7 @@ func (r Record) problems() []string {
 		add("netns: %v", err)
 	}
 	p = append(p, r.reserveProblems()...)
+	p = append(p, r.ipv6Problems()...)
 	if (r.PodNamespace == "") != (r.PodName == "") {
 		add("podName: namespace %q and name %q, expected both or neither", r.PodNamespace, r.PodName)
 	}

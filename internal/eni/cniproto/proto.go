@@ -53,6 +53,9 @@ type ENIInfo struct {
 	VSwitchCIDR netip.Prefix
 	Gateway     netip.Addr
 	PrimaryIP   netip.Addr `json:",omitzero"` // the ENI's primary address (exclusive mode: the pod's)
+	// Dual stack (additive, dual.go): the vSwitch's IPv6 block and gateway, set when AddReply.IPv6 is.
+	VSwitchIPv6CIDR netip.Prefix `json:",omitzero"`
+	IPv6Gateway     netip.Addr   `json:",omitzero"`
 }
 
 // The pod's mode, AddReply.Mode.
@@ -74,6 +77,8 @@ type AddReply struct {
 	// prefixes the pod reaches through its second veth (the node's address, the Service CIDR, host CIDRs).
 	Mode       string         `json:",omitempty"`
 	HostRoutes []netip.Prefix `json:",omitempty"`
+	// IPv6 (dual stack, additive: an IPv4-only weftd sends none): the pod's IPv6 address, of the same ENI.
+	IPv6 netip.Addr `json:",omitzero"`
 }
 
 // DelRequest releases the pod's address; IP comes from prevResult and may be invalid.
@@ -305,6 +310,9 @@ func (r AddReply) validate() error {
 	}
 	if r.MTU < 0 || r.Rules.ToPod < 0 || r.Rules.FromPod < 0 {
 		return fmt.Errorf("MTU %d, Rules %d/%d: expected no negative number", r.MTU, r.Rules.ToPod, r.Rules.FromPod)
+	}
+	if err := r.validateDual(); err != nil {
+		return err
 	}
 	return r.validateExclusive()
 }

@@ -100,6 +100,7 @@ type Pod struct {
 	MTU                        int // 0: DefaultMTU
 	Rules                      Rules
 	Bandwidth                  bandwidth.Limits // zero: no limits (bandwidth.go)
+	IPv6                       netip.Addr       // dual stack (ipv6.go): the pod's IPv6 address; invalid: IPv4 only
 }
 
 // Result is what Add made.
@@ -140,6 +141,9 @@ func (p Pod) validate(full bool) error {
 			p.IP == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 			errs = append(errs, fmt.Errorf("IP %v: want a unicast IPv4 address other than %s", p.IP, GatewayV4))
 		}
+	}
+	if err := p.validateIPv6(); err != nil {
+		errs = append(errs, err)
 	}
 	if full {
 		if p.Netns == "" {

@@ -80,6 +80,7 @@ func Add(p Pod) (Result, error) {
 		}},
 		{stepRuleFromPod, func() error { return a.ensureRule(podRule{Priority: p.Rules.FromPod, IP: p.IP, Table: p.Table}) }},
 	}
+	steps = append(steps, a.ipv6Steps()...) // ipv6.go
 	for _, s := range steps {
 		err := s.do()
 		if err == nil && stepHook != nil {
@@ -341,9 +342,12 @@ func Del(p Pod) error {
 	}
 	defer h.Close()
 	veth := HostVethName(p.ContainerID, p.IfName)
-	ips := map[netip.Addr]bool{}
+	ips, ips6 := map[netip.Addr]bool{}, map[netip.Addr]bool{}
 	if p.IP.IsValid() {
 		ips[p.IP] = true
+	}
+	if p.IPv6.IsValid() {
+		ips6[p.IPv6] = true
 	}
 	var errs []error
 	link, err := h.LinkByName(veth)
@@ -361,6 +365,9 @@ func Del(p Pod) error {
 			if a, ok := addr32(r.Dst); ok {
 				ips[a] = true
 			}
+		}
+		if err := routes6(h, link, ips6); err != nil { // ipv6.go
+			errs = append(errs, err)
 		}
 		if err := h.LinkDel(link); err != nil && !notFound(err) {
 			errs = append(errs, fmt.Errorf("delete host veth %s: %w", veth, err))
@@ -383,6 +390,7 @@ func Del(p Pod) error {
 			}
 		}
 	}
+	errs = append(errs, delRules6(h, p.Rules, ips6)...) // ipv6.go
 	if len(errs) > 0 {
 		return fmt.Errorf("datapath: del %s: %w", p.id(), errors.Join(errs...))
 	}

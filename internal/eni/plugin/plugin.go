@@ -319,10 +319,11 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: the datapath of %v: %v", reply.IP, err), "")
 	}
 	datapathDone = true
-	if err := saveState(sp, state{IP: pod.IP, Table: pod.Table, MTU: pod.MTU, Rules: pod.Rules, Bandwidth: conf.stateBandwidth()}); err != nil {
+	if err := saveState(sp, state{IP: pod.IP, Table: pod.Table, MTU: pod.MTU, Rules: pod.Rules, Bandwidth: conf.stateBandwidth(), IPv6: pod.IPv6}); err != nil {
 		return types.NewError(types.ErrIOFailure, "ADD: keep the pod's datapath for DEL and CHECK: "+err.Error(), "")
 	}
 	result := addResult(conf.CNIVersion, args, reply.IP, res)
+	addIPv6Result(result, reply.IPv6) // dual.go
 	out, err := result.GetAsVersion(conf.CNIVersion)
 	if err != nil {
 		return types.NewError(types.ErrInternal, "ADD: the result: "+err.Error(), "")
@@ -340,7 +341,7 @@ func datapathPod(args *skel.CmdArgs, ip netip.Addr, reply cniproto.AddReply) dat
 		rules = datapath.DefaultRules
 	}
 	return datapath.Pod{ContainerID: args.ContainerID, Netns: args.Netns, IfName: args.IfName, IP: ip,
-		Table: reply.Table, MTU: reply.MTU, Rules: rules}
+		Table: reply.Table, MTU: reply.MTU, Rules: rules, IPv6: reply.IPv6}
 }
 
 // addResult is ADD's result: the host veth, the pod's interface, IP/32 via 169.254.1.1, the default route.

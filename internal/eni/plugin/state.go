@@ -28,13 +28,15 @@ type state struct {
 	Bandwidth *bandwidth.Limits `json:",omitempty"` // nil: none (bandwidth.go)
 	// Exclusive: the pod holds a whole ENI (exclusive.go); nil for a shared one.
 	Exclusive *exclusiveState `json:",omitempty"`
+	// IPv6: the pod's IPv6 address (dual stack, dual.go); absent when IPv4 only.
+	IPv6 netip.Addr `json:",omitzero"`
 }
 
 const stateExt = ".json"
 
 // reply is the state as weftd's answer, for datapathPod.
 func (s state) reply() cniproto.AddReply {
-	r := cniproto.AddReply{IP: s.IP, Table: s.Table, MTU: s.MTU}
+	r := cniproto.AddReply{IP: s.IP, Table: s.Table, MTU: s.MTU, IPv6: s.IPv6}
 	r.Rules.ToPod, r.Rules.FromPod = s.Rules.ToPod, s.Rules.FromPod
 	return r
 }
@@ -81,6 +83,9 @@ func loadState(path string) (s state, ok bool, err error) {
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		return state{}, false, fmt.Errorf("%s: %w", path, err)
+	}
+	if s.IPv6.IsValid() && (!s.IPv6.Is6() || s.IPv6.Is4In6() || !s.IPv6.IsGlobalUnicast()) {
+		return state{}, false, fmt.Errorf("pod state %s: IPv6 %v: expected a global unicast IPv6 address", path, s.IPv6)
 	}
 	if !s.IP.Is4() || s.Table < 0 || s.MTU < 0 || s.Rules.ToPod < 0 || s.Rules.FromPod < 0 {
 		return state{}, false, fmt.Errorf("%s: %+v: not a pod's datapath", path, s)

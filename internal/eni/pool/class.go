@@ -88,7 +88,7 @@ func (p *Pool) roomFor(c Class) bool {
 		if !c.Matches(e) {
 			continue
 		}
-		if !e.Usable || len(e.Addrs) < p.cfg.Limits.AddrsPerENI {
+		if !e.Usable || len(e.Addrs) < p.cfg.Limits.perENI() {
 			return true
 		}
 		for _, ip := range e.Addrs {
@@ -154,13 +154,13 @@ func (p *Pool) classPlan(pl *Plan, free int) {
 		}
 		var room []*ENI
 		for _, e := range p.enis {
-			if e.Usable && c.Matches(e) && len(e.Addrs) < p.cfg.Limits.AddrsPerENI {
+			if e.Usable && c.Matches(e) && len(e.Addrs) < p.cfg.Limits.perENI() {
 				room = append(room, e)
 			}
 		}
 		slices.SortFunc(room, func(x, y *ENI) int { return cmp.Or(cmp.Compare(len(y.Addrs), len(x.Addrs)), cmp.Compare(x.ID, y.ID)) })
 		for _, e := range room {
-			for n := min(p.cfg.Limits.AddrsPerENI-len(e.Addrs), need); n > 0 && need > 0; {
+			for n := min(p.cfg.Limits.perENI()-len(e.Addrs), need); n > 0 && need > 0; {
 				k := min(n, maxPerCall)
 				pl.Assign = append(pl.Assign, Assign{ENI: e.ID, N: k})
 				n, need, free = n-k, need-k, free-k
@@ -172,8 +172,8 @@ func (p *Pool) classPlan(pl *Plan, free int) {
 		cc := c
 		if p.cfg.Limits.Exclusive {
 			pl.CreateWhole, pl.Class = true, &cc
-		} else if p.cfg.Limits.AddrsPerENI >= 2 {
-			pl.CreateENI, pl.Class = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.AddrsPerENI-1), &cc
+		} else if p.cfg.Limits.perENI() >= 2 {
+			pl.CreateENI, pl.Class = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.perENI()-1), &cc
 		}
 	}
 }

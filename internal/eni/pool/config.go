@@ -18,11 +18,24 @@ type Limits struct {
 	AddrsPerENI  int // IPv4 addresses per ENI, primary included: EniPrivateIpAddressQuantity
 	// Exclusive: each pod holds a whole ENI (the eni backend's exclusive mode): AddrsPerENI is 1, the primary.
 	Exclusive bool
+	// IPv6PerENI (dual stack, ip_stack "dual"): EniIpv6AddressQuantity, the IPv6 addresses one ENI takes; 0: IPv4
+	// only. Every pod pairs an IPv4 with an IPv6 address of the same ENI (dual.go), so an ENI carries at most
+	// min(AddrsPerENI, IPv6PerENI) pods.
+	IPv6PerENI int
 }
 
 // Pods is the pods the node holds on shared ENIs: (EniQuantity - 1) x EniPrivateIpAddressQuantity, the figure of
-// instancetype.Type.SharedENIPods and of weft plan.
-func (l Limits) Pods() int { return max(l.ENIs, 0) * max(l.AddrsPerENI, 0) }
+// instancetype.Type.SharedENIPods and of weft plan; with dual stack (EniQuantity - 1) x min(that,
+// EniIpv6AddressQuantity).
+func (l Limits) Pods() int { return max(l.ENIs, 0) * max(l.perENI(), 0) }
+
+// perENI is the pods one ENI carries.
+func (l Limits) perENI() int {
+	if l.IPv6PerENI > 0 {
+		return min(l.AddrsPerENI, l.IPv6PerENI)
+	}
+	return l.AddrsPerENI
+}
 
 // Config is the pool's sizing and timing (the net-conf keys of the eni backend, Terway's names).
 type Config struct {
@@ -76,6 +89,12 @@ func (c Config) Validate() error {
 	if c.Limits.AddrsPerENI < 1 {
 		bad("limits: %d addresses per ENI for %s, want 1 or more (EniPrivateIpAddressQuantity)", c.Limits.AddrsPerENI, c.Limits.InstanceType)
 	}
+	if c.Limits.IPv6PerENI < 0 {
+		bad("limits: %d IPv6 addresses per ENI for %s, want 0 (IPv4 only) or more (EniIpv6AddressQuantity)", c.Limits.IPv6PerENI, c.Limits.InstanceType)
+	}
+	if c.Limits.IPv6PerENI > 0 && c.Limits.Exclusive {
+		bad("limits: dual stack (%d IPv6 addresses per ENI) in exclusive mode: not supported yet, want IPv6PerENI 0", c.Limits.IPv6PerENI)
+	}
 	if c.Instance == "" {
 		bad("instance: empty, want the ECS instance id the checkpoint belongs to")
 	}
@@ -100,6 +119,10 @@ func (e *LimitError) Error() string {
 	if l.Exclusive {
 		return fmt.Sprintf("node is at its exclusive ENI limit: %s holds %d pods on exclusive ENIs (%d ENIs - the primary); %d in use",
 			l.InstanceType, l.Pods(), l.ENIs+1, e.InUse)
+	}
+	if l.IPv6PerENI > 0 {
+		return fmt.Sprintf("node is at its dual-stack pod limit: %s holds %d pods on shared ENIs ((%d ENIs - the primary) x min(%d IPv4, %d IPv6 addresses)); %d in use",
+			l.InstanceType, l.Pods(), l.ENIs+1, l.AddrsPerENI, l.IPv6PerENI, e.InUse)
 	}
 	return fmt.Sprintf("node is at its pod address limit: %s holds %d pods on shared ENIs ((%d ENIs - the primary) x %d addresses); %d in use",
 		l.InstanceType, l.Pods(), l.ENIs+1, l.AddrsPerENI, e.InUse)

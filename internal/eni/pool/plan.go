@@ -46,7 +46,9 @@ func (p *Pool) Plan() Plan {
 		need := min(waiting+p.cfg.TargetIdle-idle-coming, p.cfg.Limits.Pods()-len(p.addrs))
 		pl.Assign, need = p.assigns(need)
 		if need > 0 && len(p.enis) < p.cfg.Limits.ENIs && p.cfg.Limits.AddrsPerENI >= 2 && !p.settingUp() {
-			pl.CreateENI = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.AddrsPerENI-1)
+			pl.CreateENI = min(max(need-1, 1), maxPerCall-1, p.cfg.Limits.perENI()-1)
+			// Dual stack with one IPv6 address per ENI: an ENI carries one pod, on its primary (dual.go).
+			pl.CreateWhole = pl.CreateENI == 0
 		}
 		if need > 0 && len(p.enis) < p.cfg.Limits.ENIs && p.cfg.Limits.Exclusive && !p.settingUp() {
 			pl.CreateWhole = true // exclusive: an ENI is one pod's address, its primary
@@ -101,6 +103,7 @@ func (p *Pool) Plan() Plan {
 	}
 	p.classPlan(&pl, p.cfg.Limits.Pods()-len(p.addrs)-assigned(pl.Assign)) // class.go
 	p.classReclaim(&pl, later)
+	p.planIPv6(&pl) // dual.go
 	pl.NextCheck = next
 	return pl
 }
@@ -113,14 +116,14 @@ func (p *Pool) assigns(need int) ([]Assign, int) {
 	}
 	var room []*ENI
 	for _, e := range p.enis {
-		if e.Usable && len(e.Addrs) < p.cfg.Limits.AddrsPerENI && p.isDefault(e) {
+		if e.Usable && len(e.Addrs) < p.cfg.Limits.perENI() && p.isDefault(e) {
 			room = append(room, e)
 		}
 	}
 	slices.SortFunc(room, func(x, y *ENI) int { return cmp.Or(cmp.Compare(len(y.Addrs), len(x.Addrs)), cmp.Compare(x.ID, y.ID)) })
 	var out []Assign
 	for _, e := range room {
-		for n := min(p.cfg.Limits.AddrsPerENI-len(e.Addrs), need); n > 0 && need > 0; {
+		for n := min(p.cfg.Limits.perENI()-len(e.Addrs), need); n > 0 && need > 0; {
 			k := min(n, maxPerCall)
 			out = append(out, Assign{ENI: e.ID, N: k})
 			n, need = n-k, need-k

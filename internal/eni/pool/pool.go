@@ -94,6 +94,7 @@ type ENI struct {
 	Addrs              []netip.Addr // every IPv4 address the cloud lists on it, primary first; pods may use all of them
 	Usable             bool         // InUse in the cloud, found on the host and set up: only then are its addresses served
 	SecurityGroups     []string     // the groups the ENI is in, for the pod's Class (class.go)
+	IPv6               []netip.Addr // dual stack (dual.go): the IPv6 addresses the cloud lists on it
 }
 
 // Pod identifies a CNI attachment and the pod it belongs to. Reserve and StatefulSet (reserve.go): the pod keeps
@@ -110,6 +111,8 @@ type Pod struct {
 type Allocation struct {
 	IP  netip.Addr
 	ENI ENI
+	// IPv6 (dual stack, dual.go): the IPv6 address of the same ENI paired with IP; invalid when IPv4 only.
+	IPv6 netip.Addr
 }
 
 // ErrNoIdle says no address is idle now but the limit allows more: the caller waits on Changed and retries.
@@ -138,6 +141,11 @@ type Plan struct {
 	CreateWhole bool
 	// Class of the ENI CreateENI or CreateWhole asks for (class.go); nil: Config.Default.
 	Class *Class
+
+	// Dual stack (dual.go): IPv6 addresses to assign and release (a new ENI gets as many IPv6 addresses as IPv4
+	// ones from its creator, Limits.NewENIIPv6).
+	AssignIPv6   []Assign
+	UnassignIPv6 []Unassign
 }
 
 // Stats counts the pool's addresses.
@@ -169,20 +177,21 @@ type Pool struct {
 	cp   Checkpointer
 	rand func() float64
 
-	mu        sync.Mutex
-	enis      map[string]*ENI                     // the view (SetENIs, Assigned), Addrs primary first
-	addrs     map[netip.Addr]*addr                // every address the view lists
-	recs      map[netip.Addr][]*checkpoint.Record // Assigned, Cooldown and Quarantined records by address
-	pods      map[podKey]*checkpoint.Record       // Assigned and Quarantined records of a pod
-	reserved  map[resKey]*checkpoint.Record       // Reserved records by their pod (reserve.go)
-	waiting   map[podKey]bool
-	waitClass map[podKey]Class // the class of a waiting pod that asks for one other than the default (class.go)
-	lost      []checkpoint.Record
-	degraded  bool
-	changed   chan struct{}
-	coolEnd   time.Time // no cooldown ends before; zero: none running
-	resEnd    time.Time // no reservation ends before; zero: none
-	unsaved   bool      // records changed with time or the view since the last save (Sync)
+	mu         sync.Mutex
+	enis       map[string]*ENI                     // the view (SetENIs, Assigned), Addrs primary first
+	addrs      map[netip.Addr]*addr                // every address the view lists
+	recs       map[netip.Addr][]*checkpoint.Record // Assigned, Cooldown and Quarantined records by address
+	pods       map[podKey]*checkpoint.Record       // Assigned and Quarantined records of a pod
+	reserved   map[resKey]*checkpoint.Record       // Reserved records by their pod (reserve.go)
+	waiting    map[podKey]bool
+	waitClass  map[podKey]Class    // the class of a waiting pod that asks for one other than the default (class.go)
+	releasing6 map[netip.Addr]bool // dual stack: IPv6 addresses in an UnassignIpv6Addresses call (dual.go)
+	lost       []checkpoint.Record
+	degraded   bool
+	changed    chan struct{}
+	coolEnd    time.Time // no cooldown ends before; zero: none running
+	resEnd     time.Time // no reservation ends before; zero: none
+	unsaved    bool      // records changed with time or the view since the last save (Sync)
 }
 
 // New returns a pool holding the restored records (reconcile's outcome) and no ENIs yet: SetENIs comes next.
@@ -195,7 +204,8 @@ func New(cfg Config, clk Clock, cp Checkpointer, restored []checkpoint.Record) (
 	}
 	p := &Pool{cfg: cfg, clk: clk, cp: cp, rand: cfg.Rand,
 		enis: map[string]*ENI{}, addrs: map[netip.Addr]*addr{}, recs: map[netip.Addr][]*checkpoint.Record{},
-		pods: map[podKey]*checkpoint.Record{}, reserved: map[resKey]*checkpoint.Record{}, waiting: map[podKey]bool{}, waitClass: map[podKey]Class{}, changed: make(chan struct{})}
+		pods: map[podKey]*checkpoint.Record{}, reserved: map[resKey]*checkpoint.Record{}, waiting: map[podKey]bool{}, waitClass: map[podKey]Class{}, changed: make(chan struct{}),
+		releasing6: map[netip.Addr]bool{}}
 	if p.rand == nil {
 		p.rand = rand.Float64
 	}
@@ -421,7 +431,7 @@ func (p *Pool) allocation(ip netip.Addr, eni string) Allocation {
 		e = *v
 		e.Addrs = slices.Clone(v.Addrs)
 	}
-	return Allocation{IP: ip, ENI: e}
+	return Allocation{IP: ip, ENI: e, IPv6: p.ipv6Of(ip)}
 }
 
 // Allocate hands the pod an idle address and saves the checkpoint before returning. The same ContainerID and
@@ -471,7 +481,7 @@ func (p *Pool) Allocate(pod Pod) (Allocation, error) {
 		return Allocation{}, ErrNoIdle
 	}
 	r := &checkpoint.Record{ContainerID: pod.ContainerID, Netns: pod.Netns, IfName: pod.IfName, PodNamespace: pod.Namespace,
-		PodName: pod.Name, IP: a.ip, ENI: a.eni, State: checkpoint.Assigned, AssignedAt: now}
+		PodName: pod.Name, IP: a.ip, ENI: a.eni, State: checkpoint.Assigned, AssignedAt: now, IPv6: p.pair(a.eni)}
 	if pod.Reserve && p.cfg.ReserveTTL > 0 {
 		r.Reserve, r.StatefulSet = true, pod.StatefulSet
 	}
@@ -508,6 +518,7 @@ func (p *Pool) pick(c Class) *addr {
 			count[a.eni]++
 		}
 	}
+	p.pairable(count) // dual stack: only ENIs with a free IPv6 address
 	best := ""
 	for id, n := range count {
 		if best == "" || n < count[best] || n == count[best] && id < best {
@@ -577,7 +588,7 @@ func (p *Pool) Release(containerID, ifName string) (ip netip.Addr, ok bool, err 
 		p.delRec(r, now)
 		if eni != "" && len(p.recs[r.IP]) == 0 {
 			cool = &checkpoint.Record{IP: r.IP, ENI: eni, State: checkpoint.Cooldown, PodNamespace: r.PodNamespace,
-				PodName: r.PodName, AssignedAt: r.AssignedAt, ReleasedAt: now}
+				PodName: r.PodName, AssignedAt: r.AssignedAt, ReleasedAt: now, IPv6: r.IPv6}
 			p.addRec(cool)
 		}
 	}

@@ -24,12 +24,14 @@ func (p *Pool) SetENIs(enis []ENI) {
 	defer p.mu.Unlock()
 	view := map[string]*ENI{}
 	addrs := map[netip.Addr]*addr{}
+	seen6 := map[netip.Addr]bool{}
 	for _, in := range enis {
 		if in.ID == "" || view[in.ID] != nil {
 			continue
 		}
 		e := in
 		e.Addrs = nil
+		e.IPv6 = cleanIPv6(in.IPv6, seen6) // dual.go
 		for _, ip := range in.Addrs {
 			if !ip.Is4() || addrs[ip] != nil {
 				continue
@@ -79,7 +81,7 @@ func sameView(a, b map[string]*ENI) bool {
 	}
 	for id, x := range a {
 		y := b[id]
-		if y == nil || x.MAC != y.MAC || x.VSwitchID != y.VSwitchID || x.Usable != y.Usable || !slices.Equal(x.Addrs, y.Addrs) {
+		if y == nil || x.MAC != y.MAC || x.VSwitchID != y.VSwitchID || x.Usable != y.Usable || !slices.Equal(x.Addrs, y.Addrs) || !slices.Equal(x.IPv6, y.IPv6) {
 			return false
 		}
 	}

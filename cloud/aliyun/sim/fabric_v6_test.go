@@ -1,0 +1,131 @@
+package sim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/internal/testenv"
+)
+
+// An ENI's IPv6 addresses become router /128 routes and permanent neighbours at the ENI's MAC, the ENI's veth
+// carries the vSwitch's IPv6 gateway, and traffic from an ENI IPv6 address to the gateway and back works; an
+// unassigned IPv6 address leaves the router.
+func TestFabricENIIPv6(t *testing.T) {
+	testenv.RequireRoot(t)
+	r := newRig(t)
+	r.world.EnableIPv6("vsw-alisim0001", "2408:4005:300:a100::/64")
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	fab, err := NewFabric(r.world, "a6"+hex.EncodeToString(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fab.Close)
+	ok := func(action string, p map[string]string) map[string]any {
+		t.Helper()
+		code, body := r.call(action, p)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", action, code, body)
+		}
+		return body
+	}
+	body := ok("CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupIds.1": "sg-alisim0001",
+		"Ipv6AddressCount": "2"})
+	id, mac := body["NetworkInterfaceId"].(string), body["MacAddress"].(string)
+	ok("AttachNetworkInterface", map[string]string{"NetworkInterfaceId": id, "InstanceId": "i-alisim0001"})
+	if err := fab.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	rns, err := netns.GetFromName(fab.Router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rns.Close()
+	h, err := netlink.NewHandleAt(rns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	e, _ := r.world.ENI(id)
+	if len(e.IPv6) != 2 || e.IPv6[0] == "2408:4005:300:a100::1" || e.IPv6[1] == "2408:4005:300:a100::1" {
+		t.Fatalf("ENI %+v: want 2 IPv6 addresses, not the vSwitch's gateway ::1", e)
+	}
+	state := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		link, err := h.LinkByName(fab.enis[id].name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes, _ := h.RouteListFiltered(unix.AF_INET6, &netlink.Route{Protocol: fabricProto}, netlink.RT_FILTER_PROTOCOL)
+		for _, rt := range routes {
+			if rt.LinkIndex == link.Attrs().Index {
+				out[rt.Dst.IP.String()] = "route"
+			}
+		}
+		neighs, _ := h.NeighList(link.Attrs().Index, unix.AF_INET6)
+		for _, n := range neighs {
+			if n.State&netlink.NUD_PERMANENT != 0 {
+				out[n.IP.String()] += " neigh " + n.HardwareAddr.String()
+			}
+		}
+		return out
+	}
+	got := state()
+	for _, a := range e.IPv6 {
+		if got[a] != "route neigh "+mac {
+			t.Fatalf("router IPv6 state of %s: %q, want a /128 route and a permanent neighbour -> %s (all %v)", a, got[a], mac, got)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("router IPv6 state %v, want exactly the ENI's 2 addresses", got)
+	}
+	link, _ := h.LinkByName(fab.enis[id].name)
+	addrs, _ := h.AddrList(link, netlink.FAMILY_V6)
+	hasGw := false
+	for _, a := range addrs {
+		hasGw = hasGw || a.IPNet.String() == "2408:4005:300:a100::1/128"
+	}
+	if !hasGw {
+		t.Fatalf("ENI veth addresses %v lack the vSwitch IPv6 gateway", addrs)
+	}
+	n := fab.commands
+	if err := fab.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if fab.commands != n {
+		t.Fatalf("a Sync with nothing changed ran %d commands", fab.commands-n)
+	}
+
+	// Traffic: the instance uses one ENI IPv6 address through the ENI and pings the gateway.
+	ns := fab.NS["i-alisim0001"]
+	dev := "eth" + strconv.Itoa(e.DeviceIndex)
+	for _, c := range [][]string{
+		{"ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf." + dev + ".disable_ipv6=0"},
+		{"ip", "-n", ns, "link", "set", dev, "up"},
+		{"ip", "-n", ns, "addr", "add", e.IPv6[0] + "/128", "dev", dev, "nodad"},
+		{"ip", "-n", ns, "-6", "route", "replace", "2408:4005:300:a100::1/128", "dev", dev},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", c, err, out)
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-6", "-c", "1", "-w", "10", "-I", e.IPv6[0], "2408:4005:300:a100::1").CombinedOutput(); err != nil {
+		t.Fatalf("ping the IPv6 gateway through the ENI: %v: %s", err, out)
+	}
+
+	ok("UnassignIpv6Addresses", map[string]string{"NetworkInterfaceId": id, "Ipv6Address.1": e.IPv6[1]})
+	if err := fab.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if s := state()[e.IPv6[1]]; s != "" {
+		t.Fatalf("unassigned %s still in the router: %q", e.IPv6[1], s)
+	}
+}

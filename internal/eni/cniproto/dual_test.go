@@ -1,0 +1,62 @@
+package cniproto
+
+import (
+	"encoding/json"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func dualReply() AddReply {
+	return AddReply{Version: Version, IP: netip.MustParseAddr("192.168.0.41"), Table: 1003,
+		IPv6: netip.MustParseAddr("2408:4005:300:a100::29"),
+		ENI: ENIInfo{ID: "eni-1", MAC: "00:16:3e:00:00:09", VSwitchCIDR: netip.MustParsePrefix("192.168.0.0/24"),
+			Gateway: netip.MustParseAddr("192.168.0.253"), VSwitchIPv6CIDR: netip.MustParsePrefix("2408:4005:300:a100::/64"),
+			IPv6Gateway: netip.MustParseAddr("2408:4005:300:a100::1")}}
+}
+
+// The IPv6 fields are additive: an IPv4-only reply encodes without them, a dual one round-trips and validates.
+func TestDualReplyIsAdditive(t *testing.T) {
+	b, _ := json.Marshal(AddReply{Version: Version, IP: netip.MustParseAddr("192.168.0.41"), Table: 1003})
+	for _, k := range []string{"IPv6", "VSwitchIPv6CIDR", "IPv6Gateway"} {
+		if strings.Contains(string(b), k) {
+			t.Errorf("an IPv4-only reply carries %s: %s", k, b)
+		}
+	}
+	r := dualReply()
+	b, _ = json.Marshal(r)
+	var back AddReply
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, r) {
+		t.Fatalf("round trip: %+v %v, want %+v", back, err, r)
+	}
+	if err := back.validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDualReplyRefusesBadFields(t *testing.T) {
+	for _, c := range []struct {
+		field string
+		mod   func(*AddReply)
+	}{
+		{"IPv6 10.0.0.1", func(r *AddReply) { r.IPv6 = netip.MustParseAddr("10.0.0.1") }},
+		{"IPv6 fe80::2", func(r *AddReply) { r.IPv6 = netip.MustParseAddr("fe80::2") }},
+		{"ENI.VSwitchIPv6CIDR", func(r *AddReply) { r.ENI.VSwitchIPv6CIDR = netip.MustParsePrefix("2408:4005:300:b100::/64") }},
+		{"ENI.VSwitchIPv6CIDR", func(r *AddReply) { r.ENI.VSwitchIPv6CIDR = netip.Prefix{} }},
+		{"ENI.IPv6Gateway", func(r *AddReply) { r.ENI.IPv6Gateway = netip.Addr{} }},
+		{"ENI.IPv6Gateway", func(r *AddReply) { r.ENI.IPv6Gateway = r.IPv6 }},
+		{"ENI.IPv6Gateway", func(r *AddReply) { r.IPv6 = netip.Addr{}; r.ENI.VSwitchIPv6CIDR = netip.Prefix{} }},
+		{"exclusive mode", func(r *AddReply) {
+			x := exclusiveReply()
+			x.IPv6, x.ENI.VSwitchIPv6CIDR, x.ENI.IPv6Gateway = r.IPv6, r.ENI.VSwitchIPv6CIDR, r.ENI.IPv6Gateway
+			*r = x
+		}},
+	} {
+		r := dualReply()
+		c.mod(&r)
+		if err := r.validate(); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: %v, want an error naming it", c.field, err)
+		}
+	}
+}
