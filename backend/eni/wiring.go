@@ -35,7 +35,7 @@ func (b *eniBackend) kubeSeams(ctx context.Context, d *agentDeps) error {
 	}
 	d.status, d.events, d.pods, d.nodes = b.status, b.events, b.pods, b.nodes
 	d.sts = KubeStatefulSets{Client: cs}
-	d.namespaces = KubeNamespaces{Client: cs} // podnet.go
+	d.namespaces = newCachedNamespaces(KubeNamespaces{Client: cs}, d.clock) // podnet.go, nscache.go
 	return nil
 }
 
