@@ -1,0 +1,200 @@
+package policy
+
+import (
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Pod is what policy evaluation needs of a pod.
+type Pod struct {
+	Namespace, Name string
+	Labels          map[string]string
+	IPs             []netip.Addr
+	HostNetwork     bool
+	Terminated      bool // phase Succeeded or Failed
+	Ports           []ContainerPort
+}
+
+// Ref names the pod as namespace/name.
+func (p *Pod) Ref() string { return p.Namespace + "/" + p.Name }
+
+// Subject says whether policies apply to the pod and its selectors can match it: not on the host network, not
+// terminated.
+func (p *Pod) Subject() bool { return !p.HostNetwork && !p.Terminated }
+
+// ContainerPort is a named port of one of the pod's containers.
+type ContainerPort struct {
+	Name     string
+	Protocol corev1.Protocol
+	Port     int32
+}
+
+// NamedPort resolves name for protocol on the pod: the number, or 0 when no container port has that name and
+// protocol.
+func (p *Pod) NamedPort(name string, proto corev1.Protocol) int32 {
+	for _, c := range p.Ports {
+		if c.Name == name && c.Protocol == proto {
+			return c.Port
+		}
+	}
+	return 0
+}
+
+// Namespaces gives a namespace's labels (nil when it is unknown: no namespace selector matches it).
+type Namespaces func(name string) (labels.Set, bool)
+
+// Endpoint is one end of a connection: a pod at one of its addresses, or an address outside any pod (Pod nil).
+type Endpoint struct {
+	Pod *Pod
+	IP  netip.Addr
+}
+
+// Conn is a connection from Src to Dst at Dst's Port over Protocol.
+type Conn struct {
+	Src, Dst Endpoint
+	Protocol corev1.Protocol
+	Port     int32
+}
+
+// RuleRef is a rule of a policy: its index in the policy's ingress or egress list.
+type RuleRef struct {
+	Policy string // namespace/name
+	Rule   int
+}
+
+// Direction is the verdict of one direction (the source's egress or the destination's ingress).
+type Direction struct {
+	// Applies is false when the end is not a pod subject to policy (outside any pod, host network,
+	// terminated): the direction admits everything.
+	Applies bool
+	// Selecting are the policies that select the pod for this direction; none means the pod is not isolated.
+	Selecting []string
+	// Admitting are the rules that admit the connection.
+	Admitting []RuleRef
+}
+
+// Allowed says whether the direction admits the connection.
+func (d Direction) Allowed() bool { return !d.Applies || len(d.Selecting) == 0 || len(d.Admitting) > 0 }
+
+// Verdict is a connection's evaluation.
+type Verdict struct {
+	Egress, Ingress Direction
+	// Loopback is a pod's connection to itself, which no policy restricts (it never leaves the pod).
+	Loopback bool
+}
+
+// Allowed says whether the connection is allowed: both directions admit it, or it is a pod's to itself.
+func (v Verdict) Allowed() bool { return v.Loopback || v.Egress.Allowed() && v.Ingress.Allowed() }
+
+// Selects says whether the policy applies to pod.
+func (p *Policy) Selects(pod *Pod) bool {
+	return pod.Subject() && pod.Namespace == p.Namespace && p.Pods.Matches(labels.Set(pod.Labels))
+}
+
+// MatchesPod says whether the peer of a rule of a policy in namespace policyNS matches pod (selectors only: an
+// ipBlock peer matches addresses, see MatchesIP).
+func (pe *Peer) MatchesPod(pod *Pod, policyNS string, ns Namespaces) bool {
+	if pe.IPBlock != nil || pod == nil || !pod.Subject() {
+		return false
+	}
+	if pe.Namespaces == nil {
+		if pod.Namespace != policyNS {
+			return false
+		}
+	} else {
+		l, ok := ns(pod.Namespace)
+		if !ok || !pe.Namespaces.Matches(l) {
+			return false
+		}
+	}
+	return pe.Pods == nil || pe.Pods.Matches(labels.Set(pod.Labels))
+}
+
+// MatchesIP says whether the peer is an ipBlock holding ip.
+func (pe *Peer) MatchesIP(ip netip.Addr) bool { return pe.IPBlock != nil && pe.IPBlock.Contains(ip) }
+
+// matches says whether the peer matches the endpoint.
+func (pe *Peer) matches(e Endpoint, policyNS string, ns Namespaces) bool {
+	return pe.MatchesIP(e.IP) || pe.MatchesPod(e.Pod, policyNS, ns)
+}
+
+// Matches says whether the port admits a connection to dst (its named ports resolve on dst's pod; an endpoint
+// outside any pod has none) at port over proto.
+func (po *Port) Matches(proto corev1.Protocol, port int32, dst *Pod) bool {
+	if po.Protocol != proto {
+		return false
+	}
+	switch {
+	case po.Name != "":
+		return dst != nil && dst.Subject() && port != 0 && dst.NamedPort(po.Name, proto) == port
+	case po.Port == 0:
+		return true
+	case po.EndPort != 0:
+		return port >= po.Port && port <= po.EndPort
+	default:
+		return port == po.Port
+	}
+}
+
+// admits says whether the rule admits a connection whose other end is peer.
+func (r *Rule) admits(peer Endpoint, c Conn, policyNS string, ns Namespaces) bool {
+	if len(r.Peers) > 0 {
+		ok := false
+		for i := range r.Peers {
+			if r.Peers[i].matches(peer, policyNS, ns) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.Ports) == 0 {
+		return true
+	}
+	for i := range r.Ports {
+		if r.Ports[i].Matches(c.Protocol, c.Port, c.Dst.Pod) {
+			return true
+		}
+	}
+	return false
+}
+
+// Evaluate decides the connection under the policies (all namespaces' compiled policies; those of other
+// namespaces than the ends' are ignored).
+func Evaluate(policies []*Policy, ns Namespaces, c Conn) Verdict {
+	return Verdict{
+		Egress:   direction(policies, ns, c, c.Src.Pod, c.Dst, true),
+		Ingress:  direction(policies, ns, c, c.Dst.Pod, c.Src, false),
+		Loopback: c.Src.Pod != nil && c.Src.Pod == c.Dst.Pod,
+	}
+}
+
+// direction evaluates one direction at the pod end (the source for egress, the destination for ingress) against
+// the other end.
+func direction(policies []*Policy, ns Namespaces, c Conn, end *Pod, other Endpoint, egress bool) Direction {
+	var d Direction
+	if end == nil || !end.Subject() {
+		return d
+	}
+	d.Applies = true
+	for _, p := range policies {
+		if egress && !p.Egress || !egress && !p.Ingress || !p.Selects(end) {
+			continue
+		}
+		d.Selecting = append(d.Selecting, p.Ref())
+		rules := p.IngressRules
+		if egress {
+			rules = p.EgressRules
+		}
+		for i := range rules {
+			if rules[i].admits(other, c, p.Namespace, ns) {
+				d.Admitting = append(d.Admitting, RuleRef{Policy: p.Ref(), Rule: i})
+			}
+		}
+	}
+	return d
+}
