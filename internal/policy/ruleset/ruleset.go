@@ -354,7 +354,9 @@ func rulePeersKey(pol *policy.Policy, rule *policy.Rule) string {
 func chainName(dir string, p *policy.Pod) string { return dir[:3] + "-" + hash(p.Ref()) }
 
 // counterName is a policy's deny counter of one direction.
-func counterName(dir string, pol *policy.Policy) string { return "deny-" + dir[:3] + "-" + hash(pol.Ref()) }
+func counterName(dir string, pol *policy.Policy) string {
+	return "deny-" + dir[:3] + "-" + hash(pol.Ref())
+}
 
 func hash(s string) string {
 	h := fnv.New64a()
