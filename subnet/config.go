@@ -27,6 +27,9 @@ type Config struct {
 	Backend        json.RawMessage // the whole Backend object, for the backend to decode its own fields
 	// BackendDefaulted is true when net-conf.json gave no Backend.Type and vxlan was chosen.
 	BackendDefaulted bool
+	// NetworkPolicy is weft's EnableNetworkPolicy (true when absent; upstream ignores the key): whether weftd
+	// enforces NetworkPolicy in Kubernetes mode (the --network-policy flag can turn it off too).
+	NetworkPolicy bool
 }
 
 // DefaultBackend is the backend used when net-conf.json names none. Upstream flanneld picks "udp" in that case
@@ -47,6 +50,8 @@ type rawConfig struct {
 	IPv6SubnetMax  string
 	IPv6SubnetLen  int
 	Backend        json.RawMessage
+
+	EnableNetworkPolicy *bool
 }
 
 // ParseConfig parses net-conf.json. It checks syntax and address forms only; ValidateEtcd adds the etcd-mode
@@ -60,6 +65,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	c := &Config{
 		EnableIPv4: r.EnableIPv4 == nil || *r.EnableIPv4, EnableIPv6: r.EnableIPv6, EnableNFTables: r.EnableNFTables,
 		SubnetLen: r.SubnetLen, IPv6SubnetLen: r.IPv6SubnetLen, Backend: r.Backend,
+		NetworkPolicy: r.EnableNetworkPolicy == nil || *r.EnableNetworkPolicy,
 	}
 	var errs []error
 	prefix := func(field, s string, v6 bool, dst *netip.Prefix) {
@@ -143,6 +149,12 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		IPv6SubnetMax  string          `json:",omitempty"`
 		IPv6SubnetLen  int             `json:",omitempty"`
 		Backend        json.RawMessage `json:",omitempty"`
+
+		EnableNetworkPolicy *bool `json:",omitempty"`
+	}
+	var np *bool
+	if !c.NetworkPolicy {
+		np = new(bool)
 	}
 	str := func(v interface{ IsValid() bool }) string {
 		if !v.IsValid() {
@@ -154,7 +166,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		EnableIPv4: c.EnableIPv4, EnableIPv6: c.EnableIPv6, EnableNFTables: c.EnableNFTables,
 		Network: str(c.Network), SubnetMin: str(c.SubnetMin), SubnetMax: str(c.SubnetMax), SubnetLen: c.SubnetLen,
 		IPv6Network: str(c.IPv6Network), IPv6SubnetMin: str(c.IPv6SubnetMin), IPv6SubnetMax: str(c.IPv6SubnetMax),
-		IPv6SubnetLen: c.IPv6SubnetLen, Backend: c.Backend,
+		IPv6SubnetLen: c.IPv6SubnetLen, Backend: c.Backend, EnableNetworkPolicy: np,
 	})
 }
 

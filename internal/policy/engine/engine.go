@@ -9,6 +9,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -39,6 +40,10 @@ type Config struct {
 	Window time.Duration // how long a burst of changes is gathered before a sync (default 20 ms)
 	Check  time.Duration // how often the kernel's table is compared with the applied one (default 30 s)
 	Log    *slog.Logger
+	// KnownWithin is how long Ensure waits for the informer to deliver a pod before asking Get (default 2 s).
+	KnownWithin time.Duration
+	// Get reads a pod from the API (ErrNoSuchPod when there is none); nil: Ensure fails for an unknown pod.
+	Get func(ctx context.Context, namespace, name string) (*policy.Pod, string, error)
 }
 
 // Engine is the node's policy state and its sync loop.
@@ -78,6 +83,9 @@ func New(cfg Config, k Kernel) *Engine {
 	}
 	if cfg.Check <= 0 {
 		cfg.Check = 30 * time.Second
+	}
+	if cfg.KnownWithin <= 0 {
+		cfg.KnownWithin = 2 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -176,19 +184,24 @@ func (e *Engine) DeletePolicy(namespace, name string) {
 	}
 }
 
+// ErrNoSuchPod is Ensure's answer for a pod the API server does not know (a CNI ADD from outside Kubernetes):
+// no policy can select it.
+var ErrNoSuchPod = errors.New("no such pod in the API")
+
 // Ensure records a local pod's addresses (a CNI ADD knows them before the API does) and returns once a sync that
-// includes them is in the kernel, or with the sync's error, or ctx's. The pod must be known (SetPod) already.
+// includes them is in the kernel, or with the sync's error, or ctx's. A pod the informer has not delivered yet is
+// waited for briefly, then looked up with Config.Get.
 func (e *Engine) Ensure(ctx context.Context, namespace, name string, ips []netip.Addr) error {
-	e.mu.Lock()
-	en, ok := e.pods[namespace+"/"+name]
-	if !ok {
-		e.mu.Unlock()
-		return fmt.Errorf("network policy: pod %s/%s is not known yet", namespace, name)
+	key := namespace + "/" + name
+	if err := e.await(ctx, namespace, name); err != nil {
+		return err
 	}
+	e.mu.Lock()
+	en := e.pods[key]
 	if !slices.Equal(en.pod.IPs, ips) {
 		q := *en.pod
 		q.IPs = slices.Clone(ips)
-		e.pods[namespace+"/"+name] = &entry{pod: &q, node: e.cfg.Node}
+		e.pods[key] = &entry{pod: &q, node: e.cfg.Node}
 		e.changed()
 	}
 	w := waiter{gen: e.gen, done: make(chan error, 1)}
@@ -210,6 +223,36 @@ func (e *Engine) Ensure(ctx context.Context, namespace, name string, ips []netip
 		}
 		return fmt.Errorf("network policy: pod %s/%s's rules are not in the kernel yet: %w", namespace, name, ctx.Err())
 	}
+}
+
+// await waits until the pod is known: from the informer (polled for up to KnownWithin), else from Config.Get.
+func (e *Engine) await(ctx context.Context, namespace, name string) error {
+	deadline := time.Now().Add(e.cfg.KnownWithin)
+	for {
+		e.mu.Lock()
+		_, ok := e.pods[namespace+"/"+name]
+		e.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("network policy: pod %s/%s is not known yet: %w", namespace, name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if e.cfg.Get == nil {
+		return fmt.Errorf("network policy: pod %s/%s is not known yet", namespace, name)
+	}
+	p, node, err := e.cfg.Get(ctx, namespace, name)
+	if err != nil {
+		return err // ErrNoSuchPod among others
+	}
+	e.SetPod(p, node)
+	return nil
 }
 
 // Problems lists what the engine cannot enforce: policies that did not compile, SCTP ports, the last sync's

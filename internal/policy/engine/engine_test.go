@@ -72,7 +72,7 @@ func ctxT(t *testing.T) context.Context {
 // A local pod under a default-deny gets its chain and map entries before Ensure returns; a remote one does not.
 func TestEnsureWaitsForTheKernel(t *testing.T) {
 	k := newKernel()
-	e := start(t, k, Config{})
+	e := start(t, k, Config{KnownWithin: 100 * time.Millisecond})
 	e.SetNamespace("x", labels.Set{"ns": "x"})
 	e.SetPolicy("x", "deny", denyAll(t, "x"), nil)
 	e.SetPod(pod("x", "a", "10.244.0.2", nil), "n1")
