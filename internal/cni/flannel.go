@@ -155,6 +155,14 @@ func Add(args *skel.CmdArgs) error {
 		_ = os.Remove(path)
 		return err
 	}
+	if err := waitPolicy(args.Args, n, res); err != nil {
+		// The pod must not start without its rules: undo the delegate's ADD (its address, its veth).
+		if derr := delegateDel(context.TODO(), typ, conf, nil); derr != nil {
+			fmt.Fprintf(warnings, "flannel: ADD %s: undo the delegate after the policy wait failed: %v\n", args.ContainerID, derr)
+		}
+		_ = os.Remove(path)
+		return err
+	}
 	return types.PrintResult(res, n.CNIVersion)
 }
 
