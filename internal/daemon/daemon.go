@@ -152,6 +152,11 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		klog.Infof("wrote %s in %s", o.SubnetFile, time.Since(start).Round(time.Millisecond))
 	}
 
+	// NetworkPolicy before the backend runs and before readiness: no pod of this node starts unprotected.
+	if _, err := startPolicy(ctx, &wg, ready, o, cfg, cs.kube, cs.nodeName); err != nil {
+		return ignoreCancel(err)
+	}
+
 	wg.Add(1)
 	go func() { defer wg.Done(); nw.Run(ctx) }()
 

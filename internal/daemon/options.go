@@ -19,9 +19,9 @@ import (
 	"github.com/weftnet/weft/subnet"
 )
 
-// Options are weftd's settings. Every field is a flanneld flag of the same name and default, and each flag can
-// also be set by the environment variable FLANNELD_<FLAG> (upper case, dashes as underscores); the command line
-// wins over the environment, as upstream.
+// Options are weftd's settings. Every field is a flanneld flag of the same name and default (but NetworkPolicy,
+// weft's own), and each flag can also be set by the environment variable FLANNELD_<FLAG> (upper case, dashes as
+// underscores); the command line wins over the environment, as upstream.
 type Options struct {
 	EtcdEndpoints   string
 	EtcdPrefix      string
@@ -51,6 +51,7 @@ type Options struct {
 	HealthzIP       string
 	HealthzPort     int
 	Version         bool
+	NetworkPolicy   bool // weft's --network-policy (FLANNELD_NETWORK_POLICY, which upstream ignores)
 
 	// Not flags: read from the environment as upstream does.
 	NodeName        string // NODE_NAME
@@ -90,6 +91,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.HealthzIP, "healthz-ip", "0.0.0.0", "the IP address for the healthz server to listen on")
 	fs.IntVar(&o.HealthzPort, "healthz-port", 0, "the port for the healthz server to listen on (0 to disable)")
 	fs.BoolVar(&o.Version, "version", false, "print version and exit")
+	fs.BoolVar(&o.NetworkPolicy, "network-policy", true, "weft: enforce Kubernetes NetworkPolicy (Kubernetes mode; net-conf.json's EnableNetworkPolicy false turns it off too)")
 }
 
 // ApplyEnv sets every flag not given on the command line from FLANNELD_<FLAG>, and reads the other

@@ -40,8 +40,6 @@ type Config struct {
 	Window time.Duration // how long a burst of changes is gathered before a sync (default 20 ms)
 	Check  time.Duration // how often the kernel's table is compared with the applied one (default 30 s)
 	Log    *slog.Logger
-	// KnownWithin is how long Ensure waits for the informer to deliver a pod before asking Get (default 2 s).
-	KnownWithin time.Duration
 	// Get reads a pod from the API (ErrNoSuchPod when there is none); nil: Ensure fails for an unknown pod.
 	Get func(ctx context.Context, namespace, name string) (*policy.Pod, string, error)
 }
@@ -83,9 +81,6 @@ func New(cfg Config, k Kernel) *Engine {
 	}
 	if cfg.Check <= 0 {
 		cfg.Check = 30 * time.Second
-	}
-	if cfg.KnownWithin <= 0 {
-		cfg.KnownWithin = 2 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -190,7 +185,7 @@ var ErrNoSuchPod = errors.New("no such pod in the API")
 
 // Ensure records a local pod's addresses (a CNI ADD knows them before the API does) and returns once a sync that
 // includes them is in the kernel, or with the sync's error, or ctx's. A pod the informer has not delivered yet is
-// waited for briefly, then looked up with Config.Get.
+// read with Config.Get.
 func (e *Engine) Ensure(ctx context.Context, namespace, name string, ips []netip.Addr) error {
 	key := namespace + "/" + name
 	if err := e.await(ctx, namespace, name); err != nil {
@@ -225,24 +220,14 @@ func (e *Engine) Ensure(ctx context.Context, namespace, name string, ips []netip
 	}
 }
 
-// await waits until the pod is known: from the informer (polled for up to KnownWithin), else from Config.Get.
+// await makes sure the pod is known: from the informer, else read with Config.Get (the informer may lag the
+// pod's creation by a moment; the API is the truth).
 func (e *Engine) await(ctx context.Context, namespace, name string) error {
-	deadline := time.Now().Add(e.cfg.KnownWithin)
-	for {
-		e.mu.Lock()
-		_, ok := e.pods[namespace+"/"+name]
-		e.mu.Unlock()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("network policy: pod %s/%s is not known yet: %w", namespace, name, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+	e.mu.Lock()
+	_, ok := e.pods[namespace+"/"+name]
+	e.mu.Unlock()
+	if ok {
+		return nil
 	}
 	if e.cfg.Get == nil {
 		return fmt.Errorf("network policy: pod %s/%s is not known yet", namespace, name)
@@ -251,7 +236,12 @@ func (e *Engine) await(ctx context.Context, namespace, name string) error {
 	if err != nil {
 		return err // ErrNoSuchPod among others
 	}
-	e.SetPod(p, node)
+	e.mu.Lock()
+	if _, ok := e.pods[namespace+"/"+name]; !ok { // the informer's copy, if it came meanwhile, is as new
+		e.pods[namespace+"/"+name] = &entry{pod: p, node: node}
+		e.changed()
+	}
+	e.mu.Unlock()
 	return nil
 }
 

@@ -72,7 +72,7 @@ func ctxT(t *testing.T) context.Context {
 // A local pod under a default-deny gets its chain and map entries before Ensure returns; a remote one does not.
 func TestEnsureWaitsForTheKernel(t *testing.T) {
 	k := newKernel()
-	e := start(t, k, Config{KnownWithin: 100 * time.Millisecond})
+	e := start(t, k, Config{})
 	e.SetNamespace("x", labels.Set{"ns": "x"})
 	e.SetPolicy("x", "deny", denyAll(t, "x"), nil)
 	e.SetPod(pod("x", "a", "10.244.0.2", nil), "n1")
@@ -179,5 +179,28 @@ func TestProblemsAndDeletion(t *testing.T) {
 	}
 	if d := k.Dump(); strings.Contains(d, "add chain inet weft-policy ing-") {
 		t.Errorf("no policy left, chains remain:\n%s", d)
+	}
+}
+
+// A pod the informer has not delivered is read from the API; one the API does not know is ErrNoSuchPod.
+func TestEnsureReadsUnknownPods(t *testing.T) {
+	k := newKernel()
+	gets := 0
+	e := start(t, k, Config{Get: func(_ context.Context, ns, name string) (*policy.Pod, string, error) {
+		gets++
+		if name == "ghost" {
+			return nil, "", ErrNoSuchPod
+		}
+		return pod(ns, name, "10.244.0.9", nil), "n1", nil
+	}})
+	e.SetPolicy("x", "deny", denyAll(t, "x"), nil)
+	if err := e.Ensure(ctxT(t), "x", "late", []netip.Addr{netip.MustParseAddr("10.244.0.9")}); err != nil || gets != 1 {
+		t.Fatalf("Ensure of a pod the informer has not delivered: %v (%d gets)", err, gets)
+	}
+	if !strings.Contains(k.Dump(), "10.244.0.9 : goto ing-") {
+		t.Errorf("the late pod is not isolated:\n%s", k.Dump())
+	}
+	if err := e.Ensure(ctxT(t), "x", "ghost", []netip.Addr{netip.MustParseAddr("10.244.0.10")}); !errors.Is(err, ErrNoSuchPod) {
+		t.Errorf("Ensure of a pod the API does not know: %v", err)
 	}
 }

@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/knftables"
+
+	"github.com/weftnet/weft/internal/policy/cniwait"
+	"github.com/weftnet/weft/internal/policy/engine"
+	"github.com/weftnet/weft/internal/policy/ruleset"
+	"github.com/weftnet/weft/subnet"
+)
+
+// policyOn says whether this node enforces NetworkPolicy: Kubernetes mode (the policies are API objects), the
+// flag and net-conf.json's EnableNetworkPolicy both on.
+func policyOn(o *Options, cfg *subnet.Config) bool {
+	return o.KubeSubnetMgr && o.NetworkPolicy && cfg.NetworkPolicy
+}
+
+// startPolicy runs the NetworkPolicy engine (internal/policy/engine) when policyOn: the inet table weft-policy,
+// informers on pods, namespaces and policies (waited for, so the node is not ready before it enforces), and the
+// socket CNI ADDs wait on (cniwait, beside the subnet file). Off, it removes what an earlier run left: the table
+// (stale rules would go on enforcing) and the socket (ADDs would wait on it).
+func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, o *Options, cfg *subnet.Config, kube kubernetes.Interface, node string) (*engine.Engine, error) {
+	sock := cniwait.SocketPath(o.SubnetFile)
+	if !policyOn(o, cfg) {
+		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			klog.Warningf("network policy is off: remove %s: %v", sock, err)
+		}
+		if nft, err := knftables.New(knftables.InetFamily, ruleset.Table); err == nil {
+			tx := nft.NewTransaction()
+			tx.Add(&knftables.Table{}) // so that the delete finds it (nft's destroy needs nft 1.0.8)
+			tx.Delete(&knftables.Table{})
+			if err := nft.Run(ctx, tx); err != nil {
+				klog.Warningf("network policy is off: remove table inet %s: %v", ruleset.Table, err)
+			}
+		}
+		if o.KubeSubnetMgr {
+			klog.Info("network policy: off (--network-policy or net-conf.json EnableNetworkPolicy)")
+		}
+		return nil, nil
+	}
+	nft, err := knftables.New(knftables.InetFamily, ruleset.Table)
+	if err != nil {
+		return nil, fmt.Errorf("network policy: nftables: %w (turn it off with --network-policy=false if this node cannot run nft)", err)
+	}
+	e := engine.New(engine.Config{Node: node, IPv6: cfg.EnableIPv6, Get: engine.Getter(kube), Log: slog.Default().With("component", "network-policy")}, nft)
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = e.Run(ctx) }()
+	ready.set(false, "network policy: waiting for the pod, namespace and network policy informers")
+	if err := engine.Watch(ctx, kube, e); err != nil {
+		return nil, err
+	}
+	srv := &cniwait.Server{Ensure: e.Ensure, Unknown: func(err error) bool { return errors.Is(err, engine.ErrNoSuchPod) }}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ctx, sock); err != nil {
+			klog.Errorf("%v: CNI ADDs on this node fail until weftd restarts", err)
+		}
+	}()
+	klog.Infof("network policy: enforcing (table inet %s; CNI ADDs wait on %s)", ruleset.Table, sock)
+	return e, nil
+}
