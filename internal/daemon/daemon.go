@@ -143,6 +143,12 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		}
 	}
 
+	// NetworkPolicy before subnet.env (which pods need to be made at all), the backend and readiness: no pod of
+	// this node starts unprotected.
+	if _, err := startPolicy(ctx, &wg, ready, o, cfg, cs.kube, cs.nodeName); err != nil {
+		return ignoreCancel(err)
+	}
+
 	if out.Env != nil {
 		env := *out.Env
 		env.IPMasq = o.IPMasq
@@ -150,11 +156,6 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 			return ignoreCancel(err)
 		}
 		klog.Infof("wrote %s in %s", o.SubnetFile, time.Since(start).Round(time.Millisecond))
-	}
-
-	// NetworkPolicy before the backend runs and before readiness: no pod of this node starts unprotected.
-	if _, err := startPolicy(ctx, &wg, ready, o, cfg, cs.kube, cs.nodeName); err != nil {
-		return ignoreCancel(err)
 	}
 
 	wg.Add(1)

@@ -58,8 +58,19 @@ func TestDefaultsMatchUpstream(t *testing.T) {
 		"healthz-port":                 "0",
 		"version":                      "false",
 	}
+	// weft's own flags, beside upstream's (upstream flanneld refuses them: the manifests leave them at their
+	// defaults, so a node can go back to flanneld with the same command line).
+	weftOnly := map[string]string{"network-policy": "true"}
 	got := map[string]string{}
-	fs.VisitAll(func(f *flag.Flag) { got[f.Name] = f.Value.String() })
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := weftOnly[f.Name]; ok {
+			if f.Value.String() != v {
+				t.Errorf("weft's --%s default = %q, want %q", f.Name, f.Value.String(), v)
+			}
+			return
+		}
+		got[f.Name] = f.Value.String()
+	})
 	for k, v := range want {
 		g, ok := got[k]
 		if !ok {
