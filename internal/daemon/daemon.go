@@ -145,7 +145,7 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 
 	// NetworkPolicy before subnet.env (which pods need to be made at all), the backend and readiness: no pod of
 	// this node starts unprotected.
-	if _, err := startPolicy(ctx, &wg, ready, o, cfg, cs.kube, cs.nodeName); err != nil {
+	if _, err := startPolicy(ctx, &wg, ready, reg, o, cfg, cs.kube, cs.nodeName); err != nil {
 		return ignoreCancel(err)
 	}
 

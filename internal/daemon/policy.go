@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/knftables"
@@ -29,7 +30,8 @@ func policyOn(o *Options, cfg *subnet.Config) bool {
 // informers on pods, namespaces and policies (waited for, so the node is not ready before it enforces), and the
 // socket CNI ADDs wait on (cniwait, beside the subnet file). Off, it removes what an earlier run left: the table
 // (stale rules would go on enforcing) and the socket (ADDs would wait on it).
-func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, o *Options, cfg *subnet.Config, kube kubernetes.Interface, node string) (*engine.Engine, error) {
+func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, reg prometheus.Registerer, o *Options, cfg *subnet.Config,
+	kube kubernetes.Interface, node string) (*engine.Engine, error) {
 	sock := cniwait.SocketPath(o.SubnetFile)
 	if !policyOn(o, cfg) {
 		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -52,7 +54,11 @@ func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, o *O
 	if err != nil {
 		return nil, fmt.Errorf("network policy: nftables: %w (turn it off with --network-policy=false if this node cannot run nft)", err)
 	}
+	bridgedTrafficFiltered()
 	e := engine.New(engine.Config{Node: node, IPv6: cfg.EnableIPv6, Get: engine.Getter(kube), Log: slog.Default().With("component", "network-policy")}, nft)
+	if err := reg.Register(e); err != nil {
+		return nil, fmt.Errorf("network policy: metrics: %w", err)
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = e.Run(ctx) }()
 	ready.set(false, "network policy: waiting for the pod, namespace and network policy informers")
@@ -69,4 +75,16 @@ func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, o *O
 	}()
 	klog.Infof("network policy: enforcing (table inet %s; CNI ADDs wait on %s)", ruleset.Table, sock)
 	return e, nil
+}
+
+// bridgedTrafficFiltered makes bridged IPv4 and IPv6 traffic (pods of this node on cni0) pass the inet forward
+// hook, where the policy table sees it (br_netfilter's bridge-nf-call-iptables / -ip6tables, per network
+// namespace); without br_netfilter same-node pod-to-pod traffic on a bridge is not filtered, which is said.
+func bridgedTrafficFiltered() {
+	for _, f := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"} {
+		path := "/proc/sys/net/bridge/" + f
+		if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+			klog.Warningf("network policy: %s: %v: traffic between pods on this node's bridge is not filtered (load br_netfilter)", path, err)
+		}
+	}
 }

@@ -39,7 +39,7 @@ func Full(tx *knftables.Transaction, rs *Ruleset) {
 func Diff(tx *knftables.Transaction, old, rs *Ruleset) {
 	for _, name := range sorted(rs.Counters) {
 		if _, ok := old.Counters[name]; !ok {
-			tx.Add(&knftables.Counter{Name: name, Comment: knftables.PtrTo(rs.Counters[name])})
+			tx.Add(&knftables.Counter{Name: name, Comment: knftables.PtrTo(clip(rs.Counters[name].Comment()))})
 		}
 	}
 	for _, name := range sorted(rs.Sets) {

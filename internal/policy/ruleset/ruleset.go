@@ -57,10 +57,19 @@ type Ruleset struct {
 	Sets     map[string]*Set
 	Chains   map[string]*Chain
 	Maps     map[string]map[string]string // map name -> key -> verdict
-	Counters map[string]string            // counter name -> comment (policy, direction)
+	Counters map[string]Counter           // by counter name
 	// Unenforced lists what could not be rendered (SCTP ports), for the engine to report.
 	Unenforced []string
 }
+
+// Counter is a deny counter's policy and direction.
+type Counter struct {
+	Namespace, Policy string
+	Direction         string // "ingress" or "egress"
+}
+
+// Comment is the counter's nftables comment.
+func (c Counter) Comment() string { return fmt.Sprintf("%s/%s %s denied", c.Namespace, c.Policy, c.Direction) }
 
 // The dispatch maps, fixed.
 const (
@@ -81,7 +90,7 @@ var BaseRules = []string{
 
 // Render computes the ruleset for the input.
 func Render(in Input) *Ruleset {
-	r := &renderer{in: in, rs: &Ruleset{Sets: map[string]*Set{}, Chains: map[string]*Chain{}, Counters: map[string]string{},
+	r := &renderer{in: in, rs: &Ruleset{Sets: map[string]*Set{}, Chains: map[string]*Chain{}, Counters: map[string]Counter{},
 		Maps: map[string]map[string]string{MapEgress4: {}, MapEgress6: {}, MapIngress4: {}, MapIngress6: {}}}}
 	for _, p := range in.Pods {
 		if !p.Subject() || in.Local == nil || !in.Local(p) {
@@ -130,7 +139,7 @@ func (r *renderer) pod(p *policy.Pod, egress bool) {
 			}
 		}
 		c := counterName(dir, pol)
-		r.rs.Counters[c] = fmt.Sprintf("%s %s denied", pol.Ref(), dir)
+		r.rs.Counters[c] = Counter{Namespace: pol.Namespace, Policy: pol.Name, Direction: dir}
 		counters = append(counters, "counter name "+c)
 	}
 	ch.Rules = append(ch.Rules, Rule{Rule: strings.Join(counters, " ") + " drop", Comment: "no rule allows it"})
