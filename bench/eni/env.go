@@ -163,8 +163,9 @@ func (e *env) setup(toolsBin, weftBin, rbac string, cold int) ([]*node, error) {
 		if err := os.Symlink(e.plugin, filepath.Join(n.dir, "cni-bin", "weft-eni")); err != nil {
 			return nil, err
 		}
-		// Terway's CNI timeout: the plugin waits up to 120 s for weftd's answer.
-		list := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"weft","plugins":[{"type":"weft-eni","socket":%q,"timeout":"120s"}]}`, n.sock)
+		// Terway's CNI timeout: the plugin waits up to 120 s for weftd's answer. The bandwidth capability as
+		// dist/cni/10-weft-eni.conflist declares it (the bench's pods carry no bandwidth annotation).
+		list := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"weft","plugins":[{"type":"weft-eni","socket":%q,"timeout":"120s","capabilities":{"bandwidth":true}}]}`, n.sock)
 		if n.rt, err = lab.NewRuntime(n.name, filepath.Join(n.dir, "cni-bin"), filepath.Join(n.dir, "cni-cache"), []byte(list)); err != nil {
 			return nil, err
 		}

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +13,6 @@ import (
 
 	"github.com/weftnet/weft/cloud/aliyun"
 	"github.com/weftnet/weft/internal/lab"
-	"github.com/weftnet/weft/internal/testenv"
 )
 
 // TestENIExclusive: a node labelled weft.io/eni-mode=exclusive (the net-conf says shared) on a type of 3 ENIs
@@ -116,30 +112,7 @@ func TestENIExclusive(t *testing.T) {
 			t.Fatalf("ADD beyond the limit: %v, want the exclusive limit of 2", err)
 		}
 		e.dropSandbox(e.pods["x2"])
-		out, err := lab.NSRun(n.Name, "env", "VPC_ENDPOINT="+gw+":8900", "ECS_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP",
-			testenv.WeftBin(t, "weft"), "plan", "--instance-type-source", "api", "--instance-type", e2eENIType,
-			"--vpc-cidr", "192.168.0.0/16", "--vswitch-cidr", "192.168.0.0/24,192.168.1.0/24", "--nodes", "2", "-o", "json")
-		var plan struct {
-			Backends []struct {
-				Backend     string `json:"backend"`
-				PodsPerNode int    `json:"podsPerNode"`
-			} `json:"backends"`
-		}
-		if jerr := json.Unmarshal([]byte(out), &plan); jerr != nil {
-			t.Fatalf("weft plan: %v %v: %s", err, jerr, out)
-		}
-		found := false
-		for _, b := range plan.Backends {
-			if b.Backend == "eni-exclusive" {
-				found = true
-				if b.PodsPerNode != 2 {
-					t.Errorf("weft plan says %d pods per node for eni-exclusive on %s, the daemon enforces 2", b.PodsPerNode, e2eENIType)
-				}
-			}
-		}
-		if !found {
-			t.Errorf("weft plan has no eni-exclusive backend: %s", out)
-		}
+		checkPlanPods(t, n, "eni-exclusive", 2)
 	})
 	t.Run("an outside instance reaches the pod's address, and sees it", func(t *testing.T) {
 		if got := sourceSeenBy(t, pods[0].ns, pods[0].IP, 7301, e.outside); got != "192.168.1.11" {
@@ -158,40 +131,7 @@ func TestENIExclusive(t *testing.T) {
 		}
 	})
 	t.Run("a Service's DNAT on the node (as kube-proxy's) answers the pod", func(t *testing.T) {
-		var ln net.Listener
-		if err := lab.InNS(n.Name, func() (err error) { ln, err = net.Listen("tcp", "192.168.0.10:7304"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_, _ = c.Write([]byte("svc\n"))
-				c.Close()
-			}
-		}()
-		rules := "table ip e2e-kpx {\n chain pre { type nat hook prerouting priority -100; ip daddr 10.96.0.10 tcp dport 80 dnat to 192.168.0.10:7304; }\n}\n"
-		if out, err := lab.NSRun(n.Name, "sh", "-c", "printf '"+rules+"' | nft -f -"); err != nil {
-			t.Fatalf("nft: %v: %s", err, out)
-		}
-		defer func() { _, _ = lab.NSRun(n.Name, "nft", "delete", "table", "ip", "e2e-kpx") }()
-		var got []byte
-		if err := lab.InNS(pods[1].ns, func() error {
-			c, err := net.DialTimeout("tcp", "10.96.0.10:80", 3*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-			got = make([]byte, 4)
-			_, err = io.ReadFull(c, got)
-			return err
-		}); err != nil || string(got) != "svc\n" {
-			t.Fatalf("pod -> Service 10.96.0.10:80: %q %v", got, err)
-		}
+		checkServiceDNAT(t, n.Name, "e2e-kpx", n.Name, "192.168.0.10:7304", "192.168.0.10:7304", pods[1].ns)
 	})
 	t.Run("CHECK passes for both pods", func(t *testing.T) {
 		for _, p := range pods {

@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -313,30 +310,7 @@ func TestENI(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "limit") || !strings.Contains(err.Error(), "4") {
 			t.Fatalf("ADD beyond the limit: %v, want an error naming the limit of 4", err)
 		}
-		out, err := lab.NSRun(n1.Name, "env", "VPC_ENDPOINT="+gw+":8900", "ECS_ENDPOINT="+gw+":8900", "ALICLOUD_CLIENT_SCHEME=HTTP",
-			testenv.WeftBin(t, "weft"), "plan", "--instance-type-source", "api", "--instance-type", e2eENIType,
-			"--vpc-cidr", "192.168.0.0/16", "--vswitch-cidr", "192.168.0.0/24,192.168.1.0/24", "--nodes", "2", "-o", "json")
-		var plan struct {
-			Backends []struct {
-				Backend     string `json:"backend"`
-				PodsPerNode int    `json:"podsPerNode"`
-			} `json:"backends"`
-		}
-		if jerr := json.Unmarshal([]byte(out), &plan); jerr != nil {
-			t.Fatalf("weft plan: %v %v: %s", err, jerr, out)
-		}
-		found := false
-		for _, b := range plan.Backends {
-			if b.Backend == "eni" {
-				found = true
-				if b.PodsPerNode != 4 {
-					t.Errorf("weft plan says %d pods per node for eni on %s, the daemon enforces 4", b.PodsPerNode, e2eENIType)
-				}
-			}
-		}
-		if !found {
-			t.Errorf("weft plan has no eni backend: %s", out)
-		}
+		checkPlanPods(t, n1, "eni", 4)
 	})
 
 	enis := e.enisOf("i-alisim0001")
@@ -378,40 +352,7 @@ func TestENI(t *testing.T) {
 		}
 	})
 	t.Run("a Service's DNAT on the node (as kube-proxy's) reaches a pod on another node", func(t *testing.T) {
-		var ln net.Listener
-		if err := lab.InNS(remote.ns, func() (err error) { ln, err = net.Listen("tcp", ":7102"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_, _ = c.Write([]byte("svc\n"))
-				c.Close()
-			}
-		}()
-		rules := fmt.Sprintf("table ip e2e-kp {\n chain pre { type nat hook prerouting priority -100; ip daddr 10.96.0.10 tcp dport 80 dnat to %s:7102; }\n}\n", remote.IP)
-		if out, err := lab.NSRun(n1.Name, "sh", "-c", "printf '"+rules+"' | nft -f -"); err != nil {
-			t.Fatalf("nft: %v: %s", err, out)
-		}
-		defer func() { _, _ = lab.NSRun(n1.Name, "nft", "delete", "table", "ip", "e2e-kp") }()
-		var got []byte
-		if err := lab.InNS(other.ns, func() error {
-			c, err := net.DialTimeout("tcp", "10.96.0.10:80", 3*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-			got = make([]byte, 4)
-			_, err = io.ReadFull(c, got)
-			return err
-		}); err != nil || string(got) != "svc\n" {
-			t.Fatalf("pod -> Service 10.96.0.10:80 (DNAT to %s:7102): %q %v", remote.IP, got, err)
-		}
+		checkServiceDNAT(t, n1.Name, "e2e-kp", remote.ns, ":7102", remote.IP+":7102", other.ns)
 	})
 	t.Run("weftd restores a pod's rule and an ENI's table route removed by hand", func(t *testing.T) {
 		if out, err := lab.NSRun(n1.Name, "ip", "rule", "del", "pref", "2048", "from", other.IP); err != nil {

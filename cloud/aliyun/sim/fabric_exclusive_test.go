@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -19,36 +17,12 @@ import (
 func TestFabricENIMovedIntoAPodNamespace(t *testing.T) {
 	testenv.RequireRoot(t)
 	r := newRig(t)
-	b := make([]byte, 2)
-	_, _ = rand.Read(b)
-	tag := hex.EncodeToString(b)
-	fab, err := NewFabric(r.world, "ax"+tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fab.Close)
-	code, body := r.call("CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupIds.1": "sg-alisim0001"})
-	if code != 200 {
-		t.Fatalf("create: %d %v", code, body)
-	}
-	id, mac := body["NetworkInterfaceId"].(string), body["MacAddress"].(string)
-	if code, body := r.call("AttachNetworkInterface", map[string]string{"NetworkInterfaceId": id, "InstanceId": "i-alisim0001"}); code != 200 {
-		t.Fatalf("attach: %d %v", code, body)
-	}
-	if err := fab.Sync(); err != nil {
-		t.Fatal(err)
-	}
+	fab, tag := newFabric(t, r, "ax")
+	id, mac := r.attachENI(fab, nil)
 	e, _ := r.world.ENI(id)
 	ins := fab.NS["i-alisim0001"]
 	dev := fmt.Sprintf("eth%d", e.DeviceIndex)
-	ip := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	ip := func(args ...string) string { t.Helper(); return ipCmd(t, args...) }
 	has := func(ns, name string) bool {
 		return exec.Command("ip", "-n", ns, "link", "show", name).Run() == nil
 	}

@@ -1,13 +1,10 @@
 package sim
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"os/exec"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/weftnet/weft/internal/testenv"
@@ -19,62 +16,19 @@ import (
 func TestFabricSyncIsIdempotentAndCheap(t *testing.T) {
 	testenv.RequireRoot(t)
 	r := newRig(t)
-	b := make([]byte, 2)
-	_, _ = rand.Read(b)
-	fab, err := NewFabric(r.world, "as"+hex.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fab.Close)
-	ok := func(action string, p map[string]string) map[string]any {
-		t.Helper()
-		code, body := r.call(action, p)
-		if code != 200 {
-			t.Fatalf("%s: %d %v", action, code, body)
-		}
-		return body
-	}
-	body := ok("CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupIds.1": "sg-alisim0001",
-		"SecondaryPrivateIpAddressCount": "3"})
-	id, mac := body["NetworkInterfaceId"].(string), body["MacAddress"].(string)
-	ok("AttachNetworkInterface", map[string]string{"NetworkInterfaceId": id, "InstanceId": "i-alisim0001"})
+	fab, _ := newFabric(t, r, "as")
+	ok := func(action string, p map[string]string) { t.Helper(); r.want("", action, p) }
+	id, mac := r.attachENI(fab, map[string]string{"SecondaryPrivateIpAddressCount": "3"})
 	sync := func() {
 		t.Helper()
 		if err := fab.Sync(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sync()
-	rns, err := netns.GetFromName(fab.Router)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rns.Close()
-	h, err := netlink.NewHandleAt(rns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	// state is the router's view of the ENI: address -> "route" and/or "neigh <mac>".
+	h := routerHandle(t, fab)
+	// state is the router's view of the ENI: address -> "route" and/or "neigh <mac>" (nothing once it is gone).
 	state := func() map[string]string {
-		t.Helper()
-		out := map[string]string{}
-		link, err := h.LinkByName(fab.enis[id].name)
-		if err != nil {
-			return out
-		}
-		routes, _ := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Protocol: fabricProto}, netlink.RT_FILTER_PROTOCOL)
-		for _, rt := range routes {
-			if rt.LinkIndex == link.Attrs().Index {
-				out[rt.Dst.IP.String()] = "route"
-			}
-		}
-		neighs, _ := h.NeighList(link.Attrs().Index, unix.AF_INET)
-		for _, n := range neighs {
-			if n.State&netlink.NUD_PERMANENT != 0 {
-				out[n.IP.String()] += " neigh " + n.HardwareAddr.String()
-			}
-		}
+		out, _ := routerState(h, fab.enis[id].name, unix.AF_INET)
 		return out
 	}
 	addrs := func() []string {

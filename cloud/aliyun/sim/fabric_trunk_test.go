@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -18,14 +16,7 @@ import (
 func TestFabricTrunkMembers(t *testing.T) {
 	testenv.RequireRoot(t)
 	r := newRig(t)
-	b := make([]byte, 2)
-	_, _ = rand.Read(b)
-	tag := hex.EncodeToString(b)
-	fab, err := NewFabric(r.world, "at"+tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fab.Close)
+	fab, tag := newFabric(t, r, "at")
 	const inst = "i-alisim0003" // ecs.g7.2xlarge in vsw-alisim0001, beside i-alisim0001 (192.168.0.10)
 	trunk := r.newENI("Trunk")
 	r.want("", "AttachNetworkInterface", map[string]string{"InstanceId": inst, "NetworkInterfaceId": trunk})
@@ -42,14 +33,7 @@ func TestFabricTrunkMembers(t *testing.T) {
 	if me.DeviceIndex != 2 {
 		t.Fatalf("member VLAN %d, want 2", me.DeviceIndex)
 	}
-	ip := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	ip := func(args ...string) string { t.Helper(); return ipCmd(t, args...) }
 	ping := func(ns, dst string) bool {
 		return exec.Command("ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", dst).Run() == nil
 	}

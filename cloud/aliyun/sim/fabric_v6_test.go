@@ -1,14 +1,11 @@
 package sim
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"os/exec"
 	"strconv"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/weftnet/weft/internal/testenv"
@@ -21,60 +18,18 @@ func TestFabricENIIPv6(t *testing.T) {
 	testenv.RequireRoot(t)
 	r := newRig(t)
 	r.world.EnableIPv6("vsw-alisim0001", "2408:4005:300:a100::/64")
-	b := make([]byte, 2)
-	_, _ = rand.Read(b)
-	fab, err := NewFabric(r.world, "a6"+hex.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fab.Close)
-	ok := func(action string, p map[string]string) map[string]any {
-		t.Helper()
-		code, body := r.call(action, p)
-		if code != 200 {
-			t.Fatalf("%s: %d %v", action, code, body)
-		}
-		return body
-	}
-	body := ok("CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupIds.1": "sg-alisim0001",
-		"Ipv6AddressCount": "2"})
-	id, mac := body["NetworkInterfaceId"].(string), body["MacAddress"].(string)
-	ok("AttachNetworkInterface", map[string]string{"NetworkInterfaceId": id, "InstanceId": "i-alisim0001"})
-	if err := fab.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	rns, err := netns.GetFromName(fab.Router)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rns.Close()
-	h, err := netlink.NewHandleAt(rns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	fab, _ := newFabric(t, r, "a6")
+	id, mac := r.attachENI(fab, map[string]string{"Ipv6AddressCount": "2"})
+	h := routerHandle(t, fab)
 	e, _ := r.world.ENI(id)
 	if len(e.IPv6) != 2 || e.IPv6[0] == "2408:4005:300:a100::1" || e.IPv6[1] == "2408:4005:300:a100::1" {
 		t.Fatalf("ENI %+v: want 2 IPv6 addresses, not the vSwitch's gateway ::1", e)
 	}
 	state := func() map[string]string {
 		t.Helper()
-		out := map[string]string{}
-		link, err := h.LinkByName(fab.enis[id].name)
+		out, err := routerState(h, fab.enis[id].name, unix.AF_INET6)
 		if err != nil {
 			t.Fatal(err)
-		}
-		routes, _ := h.RouteListFiltered(unix.AF_INET6, &netlink.Route{Protocol: fabricProto}, netlink.RT_FILTER_PROTOCOL)
-		for _, rt := range routes {
-			if rt.LinkIndex == link.Attrs().Index {
-				out[rt.Dst.IP.String()] = "route"
-			}
-		}
-		neighs, _ := h.NeighList(link.Attrs().Index, unix.AF_INET6)
-		for _, n := range neighs {
-			if n.State&netlink.NUD_PERMANENT != 0 {
-				out[n.IP.String()] += " neigh " + n.HardwareAddr.String()
-			}
 		}
 		return out
 	}
@@ -121,7 +76,7 @@ func TestFabricENIIPv6(t *testing.T) {
 		t.Fatalf("ping the IPv6 gateway through the ENI: %v: %s", err, out)
 	}
 
-	ok("UnassignIpv6Addresses", map[string]string{"NetworkInterfaceId": id, "Ipv6Address.1": e.IPv6[1]})
+	r.want("", "UnassignIpv6Addresses", map[string]string{"NetworkInterfaceId": id, "Ipv6Address.1": e.IPv6[1]})
 	if err := fab.Sync(); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/weftnet/weft/internal/eni/checkpoint"
 )
@@ -400,53 +399,6 @@ func (r *reconciler) onePodOneAddress() {
 	}
 }
 
-// quarantine reports a record and returns it Quarantined; detail ends with the record as the subject.
-func (r *reconciler) quarantine(a netip.Addr, c checkpoint.Record, kind, detail string) checkpoint.Record {
-	r.findOnly(a, c, kind, detail+" is quarantined.")
-	c.State, c.Reason = checkpoint.Quarantined, reason(kind, detail+" is quarantined")
-	return c
-}
-
-// reason is a Quarantined record's Reason: the kind, then the disagreement.
-func reason(kind, detail string) string { return kind + ": " + sanitize(detail) }
-
-// invalid turns a record Validate refuses into a Quarantined one that Validate accepts: the pod's fields are kept
-// only if they are themselves valid, so the pool can always save what Reconcile hands it.
-func (r *reconciler) invalid(rec checkpoint.Record, err error) checkpoint.Record {
-	q := rec
-	q.State = checkpoint.Quarantined
-	q.Reason = ""
-	if q.Validate() != nil {
-		q = checkpoint.Record{IP: rec.IP, State: checkpoint.Quarantined, ENI: rec.ENI}
-		if q.Validate() != nil {
-			q.ENI = ""
-		}
-	}
-	detail := fmt.Sprintf("Checkpoint record of address %s on ENI %s for %s is invalid (%s)", rec.IP, orNone(rec.ENI), pod(rec), sanitize(err.Error()))
-	r.find(rec.IP, q, KindInvalid, detail, "quarantined")
-	q.Reason = reason(KindInvalid, detail)
-	return q
-}
-
-// find reports a finding whose message is detail and what was done (if detail does not say it).
-func (r *reconciler) find(a netip.Addr, rec checkpoint.Record, kind, detail, done string) {
-	if done != "" {
-		detail += "; " + done
-	}
-	r.findOnly(a, rec, kind, detail+".")
-}
-
-func others(n int) string {
-	if n == 1 {
-		return "another pod"
-	}
-	return fmt.Sprintf("%d other pods", n)
-}
-
-func (r *reconciler) findOnly(a netip.Addr, rec checkpoint.Record, kind, msg string) {
-	r.findings = append(r.findings, Finding{IP: a, ContainerID: rec.ContainerID, ENI: rec.ENI, Kind: kind, Message: sanitize(msg)})
-}
-
 func (r *reconciler) veth(rec checkpoint.Record) string {
 	if r.vethName == nil || rec.ContainerID == "" || rec.IfName == "" {
 		return ""
@@ -471,116 +423,4 @@ func stateOrder(s checkpoint.State) int {
 		return 1
 	}
 	return 2
-}
-
-// pod names a record's pod for a message: "pod default/web-0 (container 0123456789ab, eth0)".
-func pod(r checkpoint.Record) string {
-	id := r.ContainerID
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	var s string
-	switch {
-	case r.PodName != "" && id != "":
-		s = fmt.Sprintf("pod %s/%s (container %s, %s)", r.PodNamespace, r.PodName, id, orNone(r.IfName))
-	case r.PodName != "":
-		s = fmt.Sprintf("pod %s/%s", r.PodNamespace, r.PodName)
-	case id != "":
-		s = fmt.Sprintf("container %s (%s)", id, orNone(r.IfName))
-	default:
-		s = "no known pod"
-	}
-	return sanitize(s)
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return sanitize(s)
-}
-
-// sanitize keeps a message on one line whatever a record held.
-func sanitize(s string) string {
-	return strings.Map(func(c rune) rune {
-		if c < 0x20 || c == 0x7f {
-			return ' '
-		}
-		return c
-	}, s)
-}
-
-// PodKey names a pod in the API.
-type PodKey struct{ Namespace, Name string }
-
-// Orphans returns the records whose addresses the GC may free: Assigned records (and Quarantined ones of a pod,
-// which the pod's DEL would have dropped) whose pod is not live in the API (absent from live, or false there:
-// terminated), whose host veth vethName(containerID, ifName) is not in hostVeths, and which were assigned at
-// least minAge before now (younger ones may be an ADD in flight). live holds the pods of this node that are not
-// terminated. A record that cannot be judged is never an orphan: one without a pod name (nothing to ask the API),
-// without AssignedAt (age unknown) or when vethName is nil (host unknown). Records keep their input order. A
-// Reserved record is never an orphan (keeping the address of a gone pod is its point); an Assigned record with
-// Reserve is, and the pool's release of it is what makes it the pod's reservation.
-func Orphans(records []checkpoint.Record, live map[PodKey]bool, hostVeths map[string]bool,
-	vethName func(containerID, ifName string) string, now time.Time, minAge time.Duration) []checkpoint.Record {
-	var out []checkpoint.Record
-	for _, r := range records {
-		if r.State != checkpoint.Assigned && r.State != checkpoint.Quarantined {
-			continue
-		}
-		if r.ContainerID == "" || r.IfName == "" || r.PodName == "" || vethName == nil || r.AssignedAt.IsZero() {
-			continue
-		}
-		if live[PodKey{Namespace: r.PodNamespace, Name: r.PodName}] {
-			continue
-		}
-		if hostVeths[vethName(r.ContainerID, r.IfName)] {
-			continue
-		}
-		if now.Sub(r.AssignedAt) < minAge {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// NodeState is a node as the API shows it.
-type NodeState struct{ Exists, Unschedulable, Deleting bool }
-
-// statusAvailable is a detached ENI's status.
-const statusAvailable = "Available"
-
-// DeletableENIs returns the ids (sorted, once each) of the ENIs the elected node may delete: carrying
-// clusterTag=clusterID, Available (detached), Available since at least grace before now by availableSince (an ENI
-// not in it has not been seen detached long enough), and tagged nodeTag=<node> with that node gone (absent from
-// nodes, or Exists false) or existing, schedulable and not being deleted. An ENI without the cluster tag, of
-// another cluster, without a node tag, or attached to an instance is never returned; nor is any ENI when
-// clusterTag, clusterID or nodeTag is empty. A negative grace counts as zero.
-func DeletableENIs(enis []CloudENI, availableSince map[string]time.Time, nodes map[string]NodeState,
-	clusterTag, clusterID, nodeTag string, now time.Time, grace time.Duration) []string {
-	if clusterTag == "" || clusterID == "" || nodeTag == "" {
-		return nil
-	}
-	grace = max(grace, 0)
-	var out []string
-	for _, e := range enis {
-		if e.ID == "" || e.Tags[clusterTag] != clusterID || e.Status != statusAvailable || e.InstanceID != "" {
-			continue
-		}
-		since, ok := availableSince[e.ID]
-		if !ok || since.IsZero() || now.Sub(since) < grace {
-			continue
-		}
-		node := e.Tags[nodeTag]
-		if node == "" {
-			continue
-		}
-		if n, ok := nodes[node]; ok && n.Exists && (n.Unschedulable || n.Deleting) {
-			continue
-		}
-		out = append(out, e.ID)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }

@@ -68,6 +68,22 @@ func renderFindings(fs []Finding) []string {
 	return out
 }
 
+// checkCase checks a table case's outcome: its records as show renders them and its findings as renderFindings
+// does, each finding's message logged, and checkOutcome.
+func checkCase(t *testing.T, o Outcome, show func([]checkpoint.Record) []string, records, findings []string) {
+	t.Helper()
+	if got := show(o.Records); !slices.Equal(got, records) {
+		t.Errorf("records\n got %q\nwant %q", got, records)
+	}
+	if got := renderFindings(o.Findings); !slices.Equal(got, findings) {
+		t.Errorf("findings\n got %q\nwant %q", got, findings)
+	}
+	for _, f := range o.Findings {
+		t.Log(f.Message)
+	}
+	checkOutcome(t, o)
+}
+
 // checkOutcome holds for every outcome: records the pool can save, no address twice among Assigned and Cooldown,
 // every Quarantined record with a Reason, every finding one sentence naming its address, ENI and pod.
 func checkOutcome(t *testing.T, o Outcome) {
@@ -269,16 +285,7 @@ func TestReconcile(t *testing.T) {
 				c.t.VethName = veth
 			}
 			o := Reconcile(c.t)
-			if got := render(o.Records); !slices.Equal(got, c.records) {
-				t.Errorf("records\n got %q\nwant %q", got, c.records)
-			}
-			if got := renderFindings(o.Findings); !slices.Equal(got, c.findings) {
-				t.Errorf("findings\n got %q\nwant %q", got, c.findings)
-			}
-			for _, f := range o.Findings {
-				t.Log(f.Message)
-			}
-			checkOutcome(t, o)
+			checkCase(t, o, render, c.records, c.findings)
 		})
 	}
 }

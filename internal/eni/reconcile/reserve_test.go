@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,16 +75,7 @@ func TestReconcileReserved(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			c.t.VethName = veth
 			o := Reconcile(c.t)
-			if got := renderRes(o.Records); !slices.Equal(got, c.records) {
-				t.Errorf("records\n got %q\nwant %q", got, c.records)
-			}
-			if got := renderFindings(o.Findings); !slices.Equal(got, c.findings) {
-				t.Errorf("findings\n got %q\nwant %q", got, c.findings)
-			}
-			for _, f := range o.Findings {
-				t.Log(f.Message)
-			}
-			checkOutcome(t, o)
+			checkCase(t, o, renderRes, c.records, c.findings)
 			for _, r := range o.Records {
 				if r.State == checkpoint.Reserved && (!r.Reserve || r.ReservedUntil.IsZero() || r.StatefulSet != "web") {
 					t.Errorf("reservation changed: %+v", r)
