@@ -17,6 +17,7 @@ func extraCommands() []command {
 		{"demo", "a 3-node weft cluster in network namespaces: demo up|status|down", demo},
 		{"plan", "which backend, and how far a cluster plan scales; exit 0 ok, 1 partial, 2 no backend fits, 3 bad input", planCmd},
 		{"quota", "VPC route-table usage against the quota; exit 0 ok, 1 warning, 2 critical", quotaCmd},
+		{"policy", "policy explain: why NetworkPolicy allows or denies a connection; exit 0 allowed, 1 denied", policyCmd},
 	}
 }
 

@@ -4,6 +4,7 @@
 //	weft demo up|status|down   a 3-node weft cluster in network namespaces on this machine
 //	weft plan [flags]          which backend, and how far a cluster plan scales (for provisioning scripts)
 //	weft quota [flags]         VPC route-table usage against the quota
+//	weft policy explain [flags] why NetworkPolicy allows or denies a connection
 //	weft version
 package main
 

@@ -138,20 +138,22 @@ func (po *Port) Matches(proto corev1.Protocol, port int32, dst *Pod) bool {
 	}
 }
 
-// admits says whether the rule admits a connection whose other end is peer.
-func (r *Rule) admits(peer Endpoint, c Conn, policyNS string, ns Namespaces) bool {
-	if len(r.Peers) > 0 {
-		ok := false
-		for i := range r.Peers {
-			if r.Peers[i].matches(peer, policyNS, ns) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
+// MatchesPeer says whether a peer of the rule (of a policy in namespace policyNS) matches the connection's other
+// end, or the rule has no peers.
+func (r *Rule) MatchesPeer(other Endpoint, policyNS string, ns Namespaces) bool {
+	if len(r.Peers) == 0 {
+		return true
+	}
+	for i := range r.Peers {
+		if r.Peers[i].matches(other, policyNS, ns) {
+			return true
 		}
 	}
+	return false
+}
+
+// MatchesPort says whether a port of the rule matches the connection's destination port, or the rule has none.
+func (r *Rule) MatchesPort(c Conn) bool {
 	if len(r.Ports) == 0 {
 		return true
 	}
@@ -161,6 +163,11 @@ func (r *Rule) admits(peer Endpoint, c Conn, policyNS string, ns Namespaces) boo
 		}
 	}
 	return false
+}
+
+// admits says whether the rule admits a connection whose other end is peer.
+func (r *Rule) admits(peer Endpoint, c Conn, policyNS string, ns Namespaces) bool {
+	return r.MatchesPeer(peer, policyNS, ns) && r.MatchesPort(c)
 }
 
 // Evaluate decides the connection under the policies (all namespaces' compiled policies; those of other

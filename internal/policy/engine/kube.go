@@ -30,7 +30,7 @@ func Watch(ctx context.Context, client kubernetes.Interface, e *Engine) error {
 	}{
 		{pods, func(o any) {
 			if p, ok := o.(*corev1.Pod); ok {
-				e.SetPod(PodOf(p), p.Spec.NodeName)
+				e.SetPod(policy.PodOf(p), p.Spec.NodeName)
 			}
 		}, func(o any) {
 			if p, ok := deleted(o).(*corev1.Pod); ok {
@@ -108,6 +108,6 @@ func Getter(client kubernetes.Interface) func(ctx context.Context, namespace, na
 		if err != nil {
 			return nil, "", fmt.Errorf("network policy: read pod %s/%s: %w", namespace, name, err)
 		}
-		return PodOf(p), p.Spec.NodeName, nil
+		return policy.PodOf(p), p.Spec.NodeName, nil
 	}
 }

@@ -69,7 +69,9 @@ type Counter struct {
 }
 
 // Comment is the counter's nftables comment.
-func (c Counter) Comment() string { return fmt.Sprintf("%s/%s %s denied", c.Namespace, c.Policy, c.Direction) }
+func (c Counter) Comment() string {
+	return fmt.Sprintf("%s/%s %s denied", c.Namespace, c.Policy, c.Direction)
+}
 
 // The dispatch maps, fixed.
 const (
