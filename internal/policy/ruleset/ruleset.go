@@ -196,76 +196,85 @@ func (r *renderer) peer(pol *policy.Policy, pe *policy.Peer, egress bool) []stri
 	if egress {
 		field = "daddr"
 	}
-	var v4, v6 []string
-	var key, comment string
-	if pe.IPBlock != nil {
-		key, comment = "block "+blockKey(pe.IPBlock), "ipBlock "+blockKey(pe.IPBlock)
-		for _, pf := range pe.IPBlock.Prefixes() {
-			if pf.Addr().Is4() {
-				v4 = append(v4, pf.String())
-			} else {
-				v6 = append(v6, pf.String())
-			}
-		}
-	} else {
-		key, comment = selectorKey(pol, pe), selectorKey(pol, pe)
+	key, comment := selectorKey(pol, pe), selectorKey(pol, pe)
+	members := func() (v4, v6 []string) {
 		for _, pod := range r.in.Pods {
-			if !pe.MatchesPod(pod, pol.Namespace, r.in.Namespaces) {
-				continue
-			}
-			for _, ip := range pod.IPs {
-				if ip.Is4() {
-					v4 = append(v4, ip.String())
-				} else {
-					v6 = append(v6, ip.String())
+			if pe.MatchesPod(pod, pol.Namespace, r.in.Namespaces) {
+				for _, ip := range pod.IPs {
+					v4, v6 = appendFamily(v4, v6, ip, ip.String())
 				}
 			}
 		}
+		return v4, v6
 	}
 	interval, has4, has6 := pe.IPBlock != nil, true, r.in.IPv6
 	if pe.IPBlock != nil {
+		key, comment = "block "+blockKey(pe.IPBlock), "ipBlock "+blockKey(pe.IPBlock)
 		has4, has6 = pe.IPBlock.CIDR.Addr().Is4(), r.in.IPv6 && pe.IPBlock.CIDR.Addr().Is6()
+		members = func() (v4, v6 []string) {
+			for _, pf := range pe.IPBlock.Prefixes() {
+				v4, v6 = appendFamily(v4, v6, pf.Addr(), pf.String())
+			}
+			return v4, v6
+		}
 	}
+	m := once(members)
 	var out []string
 	if has4 {
-		out = append(out, fmt.Sprintf("ip %s @%s", field, r.set("peer4-", key, "ipv4_addr", interval, comment, v4)))
+		out = append(out, fmt.Sprintf("ip %s @%s", field, r.set("peer4-", key, "ipv4_addr", interval, comment, func() []string { v4, _ := m(); return v4 })))
 	}
 	if has6 {
-		out = append(out, fmt.Sprintf("ip6 %s @%s", field, r.set("peer6-", key, "ipv6_addr", interval, comment, v6)))
+		out = append(out, fmt.Sprintf("ip6 %s @%s", field, r.set("peer6-", key, "ipv6_addr", interval, comment, func() []string { _, v6 := m(); return v6 })))
 	}
 	return out
+}
+
+// appendFamily appends el to v4 or v6 by a's family.
+func appendFamily(v4, v6 []string, a netip.Addr, el string) ([]string, []string) {
+	if a.Is4() {
+		return append(v4, el), v6
+	}
+	return v4, append(v6, el)
+}
+
+// once memoizes a set's members: computed only for a set not rendered yet, and once for both families.
+func once(f func() (v4, v6 []string)) func() (v4, v6 []string) {
+	var done bool
+	var a, b []string
+	return func() ([]string, []string) {
+		if !done {
+			a, b = f()
+			done = true
+		}
+		return a, b
+	}
 }
 
 // namedEgress renders an egress rule's named port: the destination address and port as one set of the pods that
 // match a peer of the rule (any pod when it has none) and have the port.
 func (r *renderer) namedEgress(pol *policy.Policy, rule *policy.Rule, po *policy.Port) []string {
 	proto := strings.ToLower(string(po.Protocol))
-	var v4, v6 []string
-	for _, pod := range r.in.Pods {
-		if !pod.Subject() {
-			continue
-		}
-		n := pod.NamedPort(po.Name, po.Protocol)
-		if n == 0 {
-			continue
-		}
-		for _, ip := range pod.IPs {
-			if !peersMatch(pol, rule, pod, ip, r.in.Namespaces) {
+	m := once(func() (v4, v6 []string) {
+		for _, pod := range r.in.Pods {
+			n := pod.NamedPort(po.Name, po.Protocol)
+			if !pod.Subject() || n == 0 {
 				continue
 			}
-			el := fmt.Sprintf("%s . %d", ip, n)
-			if ip.Is4() {
-				v4 = append(v4, el)
-			} else {
-				v6 = append(v6, el)
+			for _, ip := range pod.IPs {
+				if peersMatch(pol, rule, pod, ip, r.in.Namespaces) {
+					v4, v6 = appendFamily(v4, v6, ip, fmt.Sprintf("%s . %d", ip, n))
+				}
 			}
 		}
-	}
+		return v4, v6
+	})
 	key := fmt.Sprintf("named %s/%s %s", po.Name, po.Protocol, rulePeersKey(pol, rule))
 	comment := fmt.Sprintf("pods with port %s/%s", po.Name, po.Protocol)
-	out := []string{fmt.Sprintf("ip daddr . %s dport @%s", proto, r.set("named4-", key, "ipv4_addr . inet_service", false, comment, v4))}
+	out := []string{fmt.Sprintf("ip daddr . %s dport @%s", proto,
+		r.set("named4-", key, "ipv4_addr . inet_service", false, comment, func() []string { v4, _ := m(); return v4 }))}
 	if r.in.IPv6 {
-		out = append(out, fmt.Sprintf("ip6 daddr . %s dport @%s", proto, r.set("named6-", key, "ipv6_addr . inet_service", false, comment, v6)))
+		out = append(out, fmt.Sprintf("ip6 daddr . %s dport @%s", proto,
+			r.set("named6-", key, "ipv6_addr . inet_service", false, comment, func() []string { _, v6 := m(); return v6 })))
 	}
 	return out
 }
@@ -283,10 +292,11 @@ func peersMatch(pol *policy.Policy, rule *policy.Rule, pod *policy.Pod, ip netip
 	return false
 }
 
-// set adds (or finds: the same key yields the same set) a set and returns its name.
-func (r *renderer) set(prefix, key, typ string, interval bool, comment string, elems []string) string {
+// set adds (or finds: the same key yields the same set, its members computed once) a set and returns its name.
+func (r *renderer) set(prefix, key, typ string, interval bool, comment string, members func() []string) string {
 	name := prefix + hash(key)
 	if _, ok := r.rs.Sets[name]; !ok {
+		elems := members()
 		slices.Sort(elems)
 		r.rs.Sets[name] = &Set{Type: typ, Interval: interval, Comment: clip(comment), Elements: slices.Compact(elems)}
 	}
