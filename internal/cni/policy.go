@@ -17,11 +17,12 @@ import (
 var policyWait = 60 * time.Second
 
 // waitPolicy returns once weftd's policy engine (its socket beside the subnet file) has the new pod's rules in
-// the kernel; at once when there is no engine on the node or the runtime named no Kubernetes pod (CNI_ARGS
-// K8S_POD_NAMESPACE / K8S_POD_NAME).
+// the kernel; at once when there is no engine on the node (no socket, or one older than subnet.env: see
+// cniwait.Active) or the runtime named no Kubernetes pod (CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME).
 func waitPolicy(cniArgs string, n *NetConf, res types.Result) error {
 	ns, name := podArgs(cniArgs)
-	if ns == "" || name == "" {
+	sock := cniwait.SocketPath(n.SubnetFile)
+	if ns == "" || name == "" || !cniwait.Active(sock, n.SubnetFile) {
 		return nil
 	}
 	r, err := current.NewResultFromResult(res)
@@ -36,7 +37,7 @@ func waitPolicy(cniArgs string, n *NetConf, res types.Result) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), policyWait)
 	defer cancel()
-	return cniwait.Wait(ctx, cniwait.SocketPath(n.SubnetFile), cniwait.Request{Namespace: ns, Name: name, IPs: ips})
+	return cniwait.Wait(ctx, sock, cniwait.Request{Namespace: ns, Name: name, IPs: ips})
 }
 
 // podArgs reads the pod's namespace and name from CNI_ARGS ("K=V;K=V").

@@ -47,7 +47,11 @@ func TestAddWaitsForPolicy(t *testing.T) {
 		}
 		return nil
 	}}
-	go func() { done <- srv.Serve(ctx, sock) }()
+	l, err := cniwait.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- srv.Serve(ctx, l) }()
 	t.Cleanup(func() { cancel(); <-done })
 	for i := 0; i < 100; i++ {
 		if _, err := os.Stat(sock); err == nil {
@@ -63,7 +67,7 @@ func TestAddWaitsForPolicy(t *testing.T) {
 		t.Fatalf("ADD of no Kubernetes pod: %v (engine asked %d times)", err, len(seen))
 	}
 	refuse = true
-	err := Add(&skel.CmdArgs{ContainerID: "c4", StdinData: conf, Args: pod})
+	err = Add(&skel.CmdArgs{ContainerID: "c4", StdinData: conf, Args: pod})
 	if err == nil || !strings.Contains(err.Error(), "Operation not permitted") {
 		t.Fatalf("ADD the engine refuses: %v", err)
 	}

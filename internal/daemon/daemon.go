@@ -29,6 +29,7 @@ import (
 	"github.com/weftnet/weft/internal/backoff"
 	"github.com/weftnet/weft/internal/extiface"
 	"github.com/weftnet/weft/internal/metrics"
+	"github.com/weftnet/weft/internal/policy/cniwait"
 	"github.com/weftnet/weft/internal/version"
 	"github.com/weftnet/weft/subnet"
 
@@ -145,7 +146,8 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 
 	// NetworkPolicy before subnet.env (which pods need to be made at all), the backend and readiness: no pod of
 	// this node starts unprotected.
-	if _, err := startPolicy(ctx, &wg, ready, reg, o, cfg, cs.kube, cs.nodeName); err != nil {
+	pol, err := startPolicy(ctx, &wg, ready, reg, o, cfg, cs.kube, cs.nodeName)
+	if err != nil {
 		return ignoreCancel(err)
 	}
 
@@ -154,6 +156,12 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		env.IPMasq = o.IPMasq
 		if err := retry(ctx, ready, "write "+o.SubnetFile, func() error { return subnet.WriteEnvFile(o.SubnetFile, env) }); err != nil {
 			return ignoreCancel(err)
+		}
+		if pol != nil {
+			// The socket is newer than subnet.env while weftd runs the engine (cniwait.Active).
+			if err := cniwait.Touch(cniwait.SocketPath(o.SubnetFile)); err != nil {
+				klog.Warningf("network policy: %v", err)
+			}
 		}
 		klog.Infof("wrote %s in %s", o.SubnetFile, time.Since(start).Round(time.Millisecond))
 	}

@@ -66,10 +66,14 @@ func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, reg 
 		return nil, err
 	}
 	srv := &cniwait.Server{Ensure: e.Ensure, Unknown: func(err error) bool { return errors.Is(err, engine.ErrNoSuchPod) }}
+	l, err := cniwait.Listen(sock)
+	if err != nil {
+		return nil, err
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(ctx, sock); err != nil {
+		if err := srv.Serve(ctx, l); err != nil {
 			klog.Errorf("%v: CNI ADDs on this node fail until weftd restarts", err)
 		}
 	}()

@@ -3,6 +3,8 @@
 // pod's namespace, name and addresses and returns only when weftd answers that the rules are in the kernel. No
 // socket file means no engine (policy off, or upstream flanneld on the node): the plugin goes on. A socket that
 // does not answer (weftd restarting) fails the ADD, which the kubelet retries: a pod never starts unprotected.
+// weftd touches the socket after it writes subnet.env (Touch), so a subnet.env newer than the socket was written
+// by another daemon (upstream flanneld back on the node after weftd): the socket is stale and ADDs go on (Active).
 package cniwait
 
 import (
@@ -75,23 +77,29 @@ type Server struct {
 	Timeout time.Duration    // per request (default 60 s)
 }
 
-// Serve listens on path (replacing a stale socket) until ctx ends; the socket file is left behind on exit, so
-// that ADDs while weftd restarts fail instead of going on unprotected.
-func (s *Server) Serve(ctx context.Context, path string) error {
+// Listen makes the socket at path (replacing a stale one), for Serve. The socket file is left behind when weftd
+// exits, so that ADDs while weftd restarts fail instead of going on unprotected.
+func Listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("network policy socket: %w", err)
+		return nil, fmt.Errorf("network policy socket: %w", err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("network policy socket: %w", err)
+		return nil, fmt.Errorf("network policy socket: %w", err)
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("network policy socket: %w", err)
+		return nil, fmt.Errorf("network policy socket: %w", err)
 	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
 		l.Close()
-		return fmt.Errorf("network policy socket: %w", err)
+		return nil, fmt.Errorf("network policy socket: %w", err)
 	}
+	return l, nil
+}
+
+// Serve answers requests on l until ctx ends.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); srv.Close() }()
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -132,6 +140,23 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	}
+}
+
+// Touch marks the socket as newer than the subnet file weftd has just written.
+func Touch(path string) error {
+	now := time.Now()
+	return os.Chtimes(path, now, now)
+}
+
+// Active says whether ADDs must wait on the socket at path: it exists and is not older than subnetFile (when
+// that exists), else another daemon wrote subnet.env after weftd last ran.
+func Active(path, subnetFile string) bool {
+	s, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	e, err := os.Stat(subnetFile)
+	return err != nil || !s.ModTime().Before(e.ModTime())
 }
 
 // Wait posts the pod to the socket at path and returns once weftd says its rules are in place; nil at once when

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +21,11 @@ func serve(t *testing.T, ensure Ensure) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	s := &Server{Ensure: ensure, Unknown: func(err error) bool { return errors.Is(err, errGone) }, Timeout: time.Second}
-	go func() { done <- s.Serve(ctx, path) }()
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- s.Serve(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -110,5 +115,42 @@ func TestWaitNoEngine(t *testing.T) {
 func TestSocketPath(t *testing.T) {
 	if p := SocketPath("/run/flannel/subnet.env"); p != "/run/flannel/policy.sock" {
 		t.Error(p)
+	}
+}
+
+// The socket is active while it is not older than subnet.env: a daemon that wrote subnet.env after weftd (upstream
+// flanneld back on the node) makes it stale.
+func TestActive(t *testing.T) {
+	dir := t.TempDir()
+	sock, env := filepath.Join(dir, "policy.sock"), filepath.Join(dir, "subnet.env")
+	if Active(sock, env) {
+		t.Error("no socket: active")
+	}
+	l, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if !Active(sock, env) {
+		t.Error("a socket and no subnet.env: not active")
+	}
+	if err := os.WriteFile(env, []byte("FLANNEL_MTU=1450\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Second)
+	if err := os.Chtimes(env, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if Active(sock, env) {
+		t.Error("subnet.env newer than the socket: active")
+	}
+	if err := Touch(sock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(env, time.Now().Add(-time.Second), time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !Active(sock, env) {
+		t.Error("touched after subnet.env: not active")
 	}
 }
