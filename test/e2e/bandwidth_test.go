@@ -3,7 +3,7 @@ package e2e
 // Per-pod bandwidth limits, end to end: a pod annotated kubernetes.io/ingress-bandwidth and egress-bandwidth is
 // made through the conflist weft ships, by a runtime that turns the annotations into the bandwidth capability as
 // containerd does (lab.Runtime), and iperf3 from a pod on another node measures it and an unlimited neighbour on
-// the same node. eni: weft-eni's own tbf qdiscs, both directions. vxlan: the reference bandwidth plugin chained
+// the same node. eni: weft-eni's own tbf qdiscs, both directions (exclusive ENIs: an ifb per direction in the pod). vxlan: the reference bandwidth plugin chained
 // after flannel, ingress only (its egress needs an ifb device, which this machine's kernel lacks).
 
 import (
@@ -49,6 +49,12 @@ var bwAnnotations = map[string]string{bandwidth.IngressAnnotation: bwLimit, band
 // first bwOmit seconds left out. reverse: the server sends (iperf3 -R), so traffic leaves serverNS.
 func iperf3Mbps(t *testing.T, serverNS, clientNS, ip string, reverse bool) float64 {
 	t.Helper()
+	return iperf3MbpsFrom(t, serverNS, clientNS, "", ip, reverse)
+}
+
+// iperf3MbpsFrom is iperf3Mbps with the client bound to clientIP ("": the route's source).
+func iperf3MbpsFrom(t *testing.T, serverNS, clientNS, clientIP, ip string, reverse bool) float64 {
+	t.Helper()
 	stop, err := netperf.Exec(serverNS, "iperf3", "-s", "-1", "-B", ip, "-p", strconv.Itoa(bwPort))
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +69,9 @@ func iperf3Mbps(t *testing.T, serverNS, clientNS, ip string, reverse bool) float
 	args := []string{"iperf3", "-c", ip, "-p", strconv.Itoa(bwPort), "-O", strconv.Itoa(bwOmit), "-t", strconv.Itoa(bwSecs), "-J"}
 	if reverse {
 		args = append(args, "-R")
+	}
+	if clientIP != "" {
+		args = append(args, "-B", clientIP)
 	}
 	out, err := lab.NSRun(clientNS, args...)
 	if err != nil {
@@ -290,4 +299,111 @@ func TestBandwidthVxlan(t *testing.T) {
 		{"vxlan: into the limited pod (reference bandwidth plugin)", iperf3Mbps(t, limited.ns, client.ns, limited.ip, false), true},
 		{"vxlan: into the unlimited neighbour", iperf3Mbps(t, free.ns, client.ns, free.ip, false), false},
 	})
+}
+
+// TestBandwidthENIExclusive: on an exclusive ENI node (weft.io/eni-mode=exclusive) a limited pod's ENI and second
+// veth redirect into an ifb per direction in its namespace, whose tbf holds the pod (both of its interfaces
+// together) to its limit: measured from an instance outside the cluster (through the ENI) and from the node
+// (through veth1). The unlimited exclusive neighbour on the same node is not held back. DEL returns the ENI
+// without a qdisc of the pod's on it.
+func TestBandwidthENIExclusive(t *testing.T) {
+	t.Parallel()
+	e := newENIEnv(t, 1, nil) // i-alisim0001 (192.168.0.10, 3 ENIs: 2 exclusive pods); i-alisim0002 outside
+	e.keepLogs()
+	n := e.nodes[0]
+	ctx := context.Background()
+	node, err := e.kube.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Labels = map[string]string{"weft.io/eni-mode": "exclusive"}
+	if _, err := e.kube.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.startENI(n, 10540)
+	e.waitReady(n, 90*time.Second)
+	rt, err := lab.NewRuntime(n.Name, filepath.Join(n.Dir, "cni-bin"), filepath.Join(n.Dir, "cni-cache-bwx"), shippedENIConflist(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rts[n.Name] = rt
+
+	limited := e.addAnnotatedPod(n, "bwx-limited", bwAnnotations)
+	free := e.addAnnotatedPod(n, "bwx-free", nil)
+	var limitedMAC string
+	for _, x := range e.enisOf("i-alisim0001") {
+		if x.PrimaryIP.String() == limited.IP {
+			limitedMAC = strings.ToLower(x.MAC)
+		}
+	}
+	for _, p := range []*eniPod{limited, free} {
+		if link, _ := lab.NSRun(p.ns, "ip", "-o", "link", "show", "eth0"); !strings.Contains(link, "link/ether 00:16:3e") {
+			t.Fatalf("pod %s's eth0 %q: not an ENI (is the node exclusive?)", p.Name, link)
+		}
+		if err := lab.WaitFor(20*time.Second, "outside -> "+p.Name, func() (bool, error) {
+			_, err := lab.NSRun(e.outside, "ping", "-c", "1", "-W", "1", p.IP)
+			return err == nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The kernel state: weft's tbf at 40Mbit on both ifbs of the limited pod, its eth0 and veth1 redirecting into
+	// them; nothing of the kind in the neighbour.
+	for _, ifb := range []string{datapath.IfbIngress, datapath.IfbEgress} {
+		if q, _ := lab.NSRun(limited.ns, "tc", "qdisc", "show", "dev", ifb); !strings.Contains(q, "tbf 57: root") || !strings.Contains(q, "rate 40Mbit") {
+			t.Errorf("limited pod's %s qdisc %q, want tbf 57: root rate 40Mbit", ifb, q)
+		}
+	}
+	for _, dev := range []string{"eth0", datapath.ExclusiveVeth} {
+		if f, _ := lab.NSRun(limited.ns, "tc", "filter", "show", "dev", dev, "ingress"); !strings.Contains(f, "Redirect to device "+datapath.IfbIngress) {
+			t.Errorf("limited pod's %s ingress filters %q, want a redirect to %s", dev, f, datapath.IfbIngress)
+		}
+	}
+	if l, _ := lab.NSRun(free.ns, "ip", "-o", "link"); strings.Contains(l, "ifb") {
+		t.Errorf("unlimited pod's links %q, want no ifb", l)
+	}
+	if q, _ := lab.NSRun(free.ns, "tc", "qdisc", "show", "dev", "eth0"); strings.Contains(q, "clsact") || strings.Contains(q, "tbf") {
+		t.Errorf("unlimited pod's eth0 qdiscs %q", q)
+	}
+	if err := rt.Check(ctx, limited.Sandbox); err != nil {
+		t.Errorf("CHECK of the limited pod: %v", err)
+	}
+
+	checkBandwidth(t, []bwMeasure{
+		{"eni exclusive: into the limited pod from the VPC (its ingress limit)", iperf3Mbps(t, limited.ns, e.outside, limited.IP, false), true},
+		{"eni exclusive: out of the limited pod to the VPC (its egress limit)", iperf3Mbps(t, limited.ns, e.outside, limited.IP, true), true},
+		// From the node's own address: the pod routes only the node's address, Services and host_stack_cidrs
+		// through veth1 (the node would pick another of its addresses as the source here).
+		{"eni exclusive: into the limited pod from its node, through veth1", iperf3MbpsFrom(t, limited.ns, n.Name, "192.168.0.10", limited.IP, false), true},
+		{"eni exclusive: out of the limited pod to its node, through veth1", iperf3MbpsFrom(t, limited.ns, n.Name, "192.168.0.10", limited.IP, true), true},
+		{"eni exclusive: into the unlimited neighbour", iperf3Mbps(t, free.ns, e.outside, free.IP, false), false},
+		{"eni exclusive: out of the unlimited neighbour", iperf3Mbps(t, free.ns, e.outside, free.IP, true), false},
+	})
+
+	// A limit removed behind the plugin's back is CHECK's error; DEL returns the ENI with no qdisc of the pod's.
+	if out, err := lab.NSRun(limited.ns, "tc", "qdisc", "del", "dev", datapath.IfbEgress, "root"); err != nil {
+		t.Fatalf("tc qdisc del: %v: %s", err, out)
+	}
+	if err := rt.Check(ctx, limited.Sandbox); err == nil || !strings.Contains(err.Error(), "egress limit on "+datapath.IfbEgress) {
+		t.Errorf("CHECK without the egress tbf: %v", err)
+	}
+	if err := e.delPod(limited); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	var eni string
+	if err := lab.WaitFor(10*time.Second, "the ENI back on the node", func() (bool, error) {
+		out, _ := lab.NSRun(n.Name, "ip", "-o", "link")
+		for _, l := range strings.Split(out, "\n") {
+			if limitedMAC != "" && strings.Contains(l, limitedMAC) {
+				eni = strings.TrimSuffix(strings.Fields(l)[1], ":")
+			}
+		}
+		return eni != "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := lab.NSRun(n.Name, "tc", "qdisc", "show", "dev", eni); strings.Contains(q, "clsact") || strings.Contains(q, "tbf") {
+		t.Errorf("the ENI %s back on the node has qdiscs %q", eni, q)
+	}
 }

@@ -31,6 +31,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/internal/bandwidth"
 )
 
 // ExclusiveVeth is the pod end of an exclusive pod's second veth.
@@ -50,6 +52,7 @@ type ExclusivePod struct {
 	Gateway                    netip.Addr       // the vSwitch gateway
 	MTU                        int              // 0: DefaultMTU
 	HostRoutes                 []netip.Prefix   // through the second veth: the node, Services, host CIDRs
+	Bandwidth                  bandwidth.Limits // the pod's limits (exclusive_bandwidth.go)
 }
 
 // ExclusiveResult is what AddExclusive made.
@@ -74,6 +77,9 @@ func (p ExclusivePod) validate() error {
 	}
 	if !p.Gateway.Is4() || p.Gateway == p.IP || p.Gateway.IsUnspecified() {
 		errs = append(errs, fmt.Errorf("Gateway %v: want the vSwitch gateway's IPv4 address", p.Gateway))
+	}
+	if err := p.validateBandwidth(); err != nil {
+		errs = append(errs, err)
 	}
 	for i, r := range p.HostRoutes {
 		if !r.IsValid() || !r.Addr().Is4() || r.Bits() == 0 {
@@ -182,6 +188,7 @@ func AddExclusive(p ExclusivePod) (ExclusiveResult, error) {
 		{stepCarrier, a.waitCarrier},
 		{stepForward, func() error { return ensureSysctl(sysctlPath("ipv4", "ip_forward"), "1") }},
 		{stepHostRoute, a.hostRoute},
+		{stepBandwidth, x.shape}, // exclusive_bandwidth.go
 	}
 	for _, s := range steps {
 		err := s.do()

@@ -82,6 +82,7 @@ func CheckExclusive(p ExclusivePod) error {
 			}
 		}
 	}
+	checkExclusiveShaping(badf, p, pod, eni, pv) // exclusive_bandwidth.go
 	veth := HostVethName(p.ContainerID, p.IfName)
 	hv, err := host.LinkByName(veth)
 	if err != nil {

@@ -125,5 +125,5 @@ func returnENI(p ExclusivePod) error {
 	if len(p.MAC) == 6 {
 		mac = p.MAC
 	}
-	return moveOut(pod, host, hostNs, mac, p.ContainerID, p.IfName)
+	return errors.Join(unshapeExclusive(pod), moveOut(pod, host, hostNs, mac, p.ContainerID, p.IfName))
 }

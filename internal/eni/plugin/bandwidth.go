@@ -5,7 +5,8 @@ package plugin
 // "capabilities": {"bandwidth": true}. ADD hands them to the datapath (tbf qdiscs on the veth's two ends, applied
 // before the answer; a failure rolls back like any other of the datapath's steps) and keeps them in its record;
 // CHECK verifies the qdiscs against runtimeConfig.bandwidth, or against the record when the runtime passes none;
-// DEL removes nothing more than the veth, which takes the qdiscs with it.
+// DEL removes nothing more than the veth, which takes the qdiscs with it. An exclusive pod's limits go the same
+// way to datapath.AddExclusive (ifb devices in the pod, which the ENI's return to the host removes first).
 
 import (
 	"encoding/json"

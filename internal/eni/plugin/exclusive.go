@@ -17,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/weftnet/weft/internal/bandwidth"
 	"github.com/weftnet/weft/internal/eni/cniproto"
 	"github.com/weftnet/weft/internal/eni/datapath"
 )
@@ -62,6 +63,7 @@ func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client
 	xd, ok := p.Datapath.(ExclusiveDatapath)
 	x := &exclusiveState{MAC: reply.ENI.MAC, Gateway: reply.ENI.Gateway, HostRoutes: reply.HostRoutes}
 	pod := exclusivePod(args, reply.IP, reply.MTU, x)
+	pod.Bandwidth = conf.bandwidth // bandwidth.go
 	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
 	done, standing := false, false
 	defer func() {
@@ -83,10 +85,6 @@ func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client
 	if !ok {
 		return types.NewError(types.ErrInternal, "ADD: weftd answered an exclusive ENI, which this plugin's datapath cannot build", "")
 	}
-	if conf.hasBandwidth && !conf.bandwidth.IsZero() {
-		return types.NewError(types.ErrInvalidNetworkConfig, "ADD: runtimeConfig.bandwidth (the pod's kubernetes.io/ingress-bandwidth or "+
-			"egress-bandwidth annotation): bandwidth limits are not supported on exclusive ENIs yet; remove the annotation or run the pod on a shared-mode node", "")
-	}
 	res, err := xd.AddExclusive(pod)
 	if errors.Is(err, datapath.ErrExists) {
 		standing = true
@@ -98,7 +96,7 @@ func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client
 	}
 	done = true
 	rules := datapathPod(args, reply.IP, reply).Rules
-	if err := saveState(sp, state{IP: reply.IP, Table: reply.Table, MTU: pod.MTU, Rules: rules, Exclusive: x}); err != nil {
+	if err := saveState(sp, state{IP: reply.IP, Table: reply.Table, MTU: pod.MTU, Rules: rules, Bandwidth: conf.stateBandwidth(), Exclusive: x}); err != nil {
 		return types.NewError(types.ErrIOFailure, "ADD: keep the pod's datapath for DEL and CHECK: "+err.Error(), "")
 	}
 	out, err := exclusiveResult(conf.CNIVersion, args, reply, res).GetAsVersion(conf.CNIVersion)
@@ -142,10 +140,12 @@ func (p *Plugin) returnENI(args *skel.CmdArgs, st state) error {
 }
 
 // checkExclusive is CHECK's datapath part for an exclusive pod.
-func (p *Plugin) checkExclusive(args *skel.CmdArgs, st state) error {
+func (p *Plugin) checkExclusive(args *skel.CmdArgs, st state, bw bandwidth.Limits) error {
 	xd, ok := p.Datapath.(ExclusiveDatapath)
 	if !ok {
 		return errors.New("this plugin's datapath cannot check an exclusive ENI")
 	}
-	return xd.CheckExclusive(exclusivePod(args, st.IP, st.MTU, st.Exclusive))
+	pod := exclusivePod(args, st.IP, st.MTU, st.Exclusive)
+	pod.Bandwidth = bw
+	return xd.CheckExclusive(pod)
 }

@@ -119,19 +119,3 @@ func TestExclusiveAddFailureGivesBack(t *testing.T) {
 		t.Fatalf("ADD with a shared-only datapath: %v, weftd holds %v", err, e.weftd.holding())
 	}
 }
-
-// Bandwidth limits are not built on exclusive ENIs yet: such an ADD is refused naming the annotations, and the
-// address goes back; an empty block is no limit and passes.
-func TestExclusiveRefusesBandwidth(t *testing.T) {
-	e, x := exclusiveEnv(t)
-	err := e.p.Add(e.args("c4", e.conf(withBandwidth(limited))))
-	if err == nil || !strings.Contains(err.Error(), "not supported on exclusive ENIs") || !strings.Contains(err.Error(), "ingress-bandwidth") {
-		t.Fatalf("ADD with bandwidth limits on an exclusive ENI: %v", err)
-	}
-	if len(e.weftd.holding()) != 0 || len(x.xcalls) != 0 {
-		t.Fatalf("weftd holds %v, datapath calls %v", e.weftd.holding(), x.xcalls)
-	}
-	if err := e.p.Add(e.args("c5", e.conf(withBandwidth(map[string]any{})))); err != nil {
-		t.Fatalf("ADD with an empty bandwidth block: %v", err)
-	}
-}

@@ -468,7 +468,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: prevResult says %v, ADD gave %v", ip, st.IP), "")
 	}
 	if st.Exclusive != nil { // exclusive.go
-		if err := p.checkExclusive(args, st); err != nil {
+		if err := p.checkExclusive(args, st, conf.checkBandwidth(st)); err != nil {
 			return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the exclusive ENI of %v: %v", ip, err), "")
 		}
 	} else {
