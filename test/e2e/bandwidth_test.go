@@ -4,7 +4,7 @@ package e2e
 // made through the conflist weft ships, by a runtime that turns the annotations into the bandwidth capability as
 // containerd does (lab.Runtime), and iperf3 from a pod on another node measures it and an unlimited neighbour on
 // the same node. eni: weft-eni's own tbf qdiscs, both directions (exclusive ENIs: an ifb per direction in the pod). vxlan: the reference bandwidth plugin chained
-// after flannel, ingress only (its egress needs an ifb device, which this machine's kernel lacks).
+// after flannel, both directions (its egress limit is a tbf on an ifb device the plugin makes on the node).
 
 import (
 	"context"
@@ -272,8 +272,7 @@ func TestBandwidthVxlan(t *testing.T) {
 		return p
 	}
 	n0, n1 := e.lab.Nodes[0], e.lab.Nodes[1]
-	// Ingress only: the reference plugin's egress needs an ifb device.
-	limited := add(n0, "bw-limited", map[string]string{bandwidth.IngressAnnotation: bwLimit})
+	limited := add(n0, "bw-limited", bwAnnotations)
 	free := add(n0, "bw-free", nil)
 	client := add(n1, "bw-client", nil)
 	for _, p := range []*pod{limited, free} {
@@ -297,6 +296,7 @@ func TestBandwidthVxlan(t *testing.T) {
 
 	checkBandwidth(t, []bwMeasure{
 		{"vxlan: into the limited pod (reference bandwidth plugin)", iperf3Mbps(t, limited.ns, client.ns, limited.ip, false), true},
+		{"vxlan: out of the limited pod (reference bandwidth plugin, its ifb)", iperf3Mbps(t, limited.ns, client.ns, limited.ip, true), true},
 		{"vxlan: into the unlimited neighbour", iperf3Mbps(t, free.ns, client.ns, free.ip, false), false},
 	})
 }
