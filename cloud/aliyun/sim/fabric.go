@@ -33,7 +33,8 @@ import (
 //     assigned to, and an address on no ENI is not routed (the vSwitch bridge only resolves what instances
 //     answer for themselves: their primaries); the bridges answer ARP for ENI addresses (proxy ARP) and
 //     neighbour solicitations for ENI IPv6 addresses (proxy NDP, fabric_v6.go), so a host of the same vSwitch
-//     reaches them through the router as the VPC delivers them.
+//     reaches them through the router as the VPC delivers them; an ENI's veth answers ARP and, for IPv6, neighbour
+//     solicitations for the rest of its block (the instance resolves such hosts on-link through the ENI).
 //
 // Unassigning an address removes its route and neighbour; detaching or deleting the ENI removes its veth.
 // An ENI is tracked by its veth's router end: the instance end may be moved into a pod's namespace and renamed
@@ -300,6 +301,9 @@ func (f *Fabric) Sync() error {
 			if err == nil {
 				err = f.run("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+link.name+".proxy_arp=1")
 			}
+			if err == nil { // proxy NDP answers at once (fabric_v6.go)
+				err = f.run("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv6.neigh."+link.name+".proxy_delay=0")
+			}
 			if err != nil {
 				if l, lerr := h.LinkByName(link.name); lerr == nil {
 					_ = h.LinkDel(l) // half made: the next Sync starts again
@@ -366,8 +370,8 @@ func (f *Fabric) Sync() error {
 			errs = append(errs, fmt.Errorf("neighbour %s: %w", k.ip, err))
 		}
 	}
-	// The bridges answer neighbour solicitations for the ENIs' IPv6 addresses (fabric_v6.go).
-	errs = append(errs, f.syncProxyNDP(h, v.enis)...)
+	// Proxy NDP: the bridges answer for the ENIs' IPv6 addresses, the ENI veths for the rest of their block (fabric_v6.go).
+	errs = append(errs, f.syncProxyNDP(h, v)...)
 	// Routes the fabric owns: route entries and ENI host routes.
 	current, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Protocol: fabricProto}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {

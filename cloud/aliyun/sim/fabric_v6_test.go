@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,8 +133,9 @@ func TestFabricENIIPv6(t *testing.T) {
 }
 
 // A host of the ENI's own vSwitch IPv6 block reaches an ENI IPv6 address: it solicits the address on the segment
-// and the vSwitch's bridge answers (proxy NDP), as it answers ARP for ENI IPv4 addresses; the proxy entry goes
-// with the address.
+// and the vSwitch's bridge answers (proxy NDP), as it answers ARP for ENI IPv4 addresses, and the reply, sent
+// on-link through the ENI, finds the host because the ENI's veth answers for it; the proxy entry goes with the
+// address.
 func TestFabricENIIPv6SameBlock(t *testing.T) {
 	testenv.RequireRoot(t)
 	r := newRig(t)
@@ -167,7 +169,9 @@ func TestFabricENIIPv6SameBlock(t *testing.T) {
 		{"ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf." + dev + ".disable_ipv6=0"},
 		{"ip", "-n", ns, "link", "set", dev, "up"},
 		{"ip", "-n", ns, "addr", "add", e.IPv6[0] + "/128", "dev", dev, "nodad"},
-		{"ip", "-n", ns, "-6", "route", "replace", "default", "via", "2408:4005:300:a100::1", "dev", dev, "onlink"},
+		// As weft's ENI table: the block on-link through the ENI, so the reply to a host of the block is sent on-link
+		// and the ENI's veth must answer for that host.
+		{"ip", "-n", ns, "-6", "route", "replace", "2408:4005:300:a100::/64", "dev", dev},
 	} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v: %s", c, err, out)
@@ -194,5 +198,32 @@ func TestFabricENIIPv6SameBlock(t *testing.T) {
 	}
 	if out, _ := exec.Command("ip", "-n", fab.Router, "-6", "neigh", "show", "proxy").CombinedOutput(); strings.Contains(string(out), e.IPv6[0]) {
 		t.Fatalf("the unassigned %s is still answered for:\n%s", e.IPv6[0], out)
+	}
+}
+
+// proxyWant: the bridge answers for the ENIs' IPv6 addresses of its vSwitch, an ENI's veth for the other IPv6
+// addresses of its vSwitch (instances' primaries, other ENIs'), never for its own, nothing across vSwitches.
+func TestProxyWant(t *testing.T) {
+	inst := map[string]*Instance{
+		"i-1": {ID: "i-1", VSwitchID: "vsw-a", PrimaryIPv6: "2001:db8:a::10"},
+		"i-2": {ID: "i-2", VSwitchID: "vsw-b", PrimaryIPv6: "2001:db8:b::11"},
+		"i-3": {ID: "i-3", VSwitchID: "vsw-a"},
+	}
+	enis := []ENI{
+		{ID: "eni-1", VSwitchID: "vsw-a", IPv6: []string{"2001:db8:a::2"}},
+		{ID: "eni-2", VSwitchID: "vsw-a", IPv6: []string{"2001:db8:a::3"}},
+		{ID: "eni-3", VSwitchID: "vsw-a"}, // IPv4 only: its veth answers nothing
+		{ID: "eni-4", VSwitchID: "vsw-b", IPv6: []string{"2001:db8:b::4"}},
+	}
+	got := proxyWant(enis, inst, map[string]int{"vsw-a": 1, "vsw-b": 2}, map[string]int{"eni-1": 11, "eni-2": 12, "eni-3": 13, "eni-4": 14})
+	var list []string
+	for k := range got {
+		list = append(list, strconv.Itoa(k.link)+" "+k.ip)
+	}
+	slices.Sort(list)
+	want := []string{"1 2001:db8:a::2", "1 2001:db8:a::3", "11 2001:db8:a::10", "11 2001:db8:a::3", "12 2001:db8:a::10",
+		"12 2001:db8:a::2", "14 2001:db8:b::11", "2 2001:db8:b::4"}
+	if !slices.Equal(list, want) {
+		t.Errorf("proxyWant:\n%q\nwant\n%q", list, want)
 	}
 }
