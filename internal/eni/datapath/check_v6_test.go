@@ -167,3 +167,21 @@ func mustRoutes6(t *testing.T, h *netlink.Handle, table int) []netlink.Route {
 	}
 	return rs
 }
+
+// ObservePods6 lists a dual-stack pod's /128 route through its host veth (and nothing of IPv4-only pods).
+func TestObservePods6(t *testing.T) {
+	n := newTestNet(t)
+	p := n.testPod()
+	p.IPv6 = pod6
+	res, err := n.add(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Host{H: n.host}.ObservePods6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []HostPod{{Veth: res.HostVeth, IP: pod6}}; !slices.Equal(got, want) {
+		t.Errorf("ObservePods6: %v, want %v", got, want)
+	}
+}
