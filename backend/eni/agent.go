@@ -47,6 +47,9 @@ type Host interface {
 	EnsureENIIPv6(ifindex, table int, gw netip.Addr, cidr netip.Prefix) error
 	Observe() (datapath.Observed, error)
 	SyncRules(want []datapath.PodRule) error
+	SyncRules6(want []datapath.PodRule) error   // dual stack (hostloop_v6.go)
+	ObserveRules6() ([]datapath.PodRule, error) // dual stack
+	ObservePods6() ([]datapath.HostPod, error)  // dual stack: the start-up reconcile (dual.go)
 }
 
 // The tags weft puts on every ENI it creates. Only ENIs carrying TagCluster with this cluster's id are ever
@@ -210,6 +213,9 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 		truths.Host = append(truths.Host, reconcile.HostPod{Veth: p.Veth, IP: p.IP})
 	}
 	out := reconcile.Reconcile(truths)
+	if out, err = n.reconcileIPv6(out, cloudENIs); err != nil { // dual.go
+		return nil, err
+	}
 	for _, f := range out.Findings {
 		klog.Warningf("eni: start-up reconcile: %s", f.Message)
 		n.d.events.Eventf("Warning", "ENIReconcile", "%s", f.Message)
@@ -235,6 +241,8 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	if n.exclusive {
 		klog.Infof("eni: instance %s (%s, zone %s): exclusive ENI mode: up to %d pods (%d ENIs - the primary); %d ENIs, %d in use, %d idle, %d reserved",
 			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, st.ENIs, st.Assigned, st.Idle, st.Reserved)
+	} else if n.limits.IPv6PerENI > 0 {
+		n.logDualStart(t.ENIs, t.IPv4PerENI, st) // dual.go
 	} else {
 		klog.Infof("eni: instance %s (%s, zone %s): up to %d pods ((%d ENIs - the primary) x %d addresses); %d ENIs, %d addresses in use, %d idle, %d cooling down, %d quarantined, %d reserved",
 			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, t.IPv4PerENI, st.ENIs, st.Assigned, st.Idle, st.Cooldown, st.Quarantined, st.Reserved)

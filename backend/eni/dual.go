@@ -4,7 +4,7 @@ package eni
 // The pool's unit stays the IPv4 address; each allocation is paired with an IPv6 address of its ENI, so an ENI
 // carries at most min(EniPrivateIpAddressQuantity, EniIpv6AddressQuantity) pods and the node's capacity is
 // (EniQuantity - 1) x that (pool.Limits.IPv6PerENI). This file holds the start-up checks that refuse dual stack
-// where the cloud cannot give it.
+// where the cloud cannot give it, and the start-up reconcile's IPv6 part.
 
 import (
 	"context"
@@ -13,10 +13,14 @@ import (
 	"net/netip"
 	"strings"
 
+	"k8s.io/klog/v2"
+
 	"github.com/weftnet/weft/cloud/aliyun"
+	"github.com/weftnet/weft/internal/eni/checkpoint"
 	"github.com/weftnet/weft/internal/eni/cniproto"
 	"github.com/weftnet/weft/internal/eni/datapath"
 	"github.com/weftnet/weft/internal/eni/pool"
+	"github.com/weftnet/weft/internal/eni/reconcile"
 )
 
 // dualLimits checks that the instance type and the zone's vSwitches can carry dual-stack pods and returns the
@@ -143,4 +147,37 @@ func dualReply(r *cniproto.AddReply, a pool.Allocation, e *eniState) error {
 	}
 	r.IPv6, r.ENI.IPv6Gateway, r.ENI.VSwitchIPv6CIDR = a.IPv6, e.gateway6, e.cidr6
 	return nil
+}
+
+// reconcileIPv6 is the start-up reconcile's IPv6 part (reconcile.ReconcileIPv6): the records' IPv6 partners
+// against the cloud's ENIs and the host's /128 routes. Nothing on an IPv4-only node.
+func (n *Network) reconcileIPv6(out reconcile.Outcome, enis []aliyun.ENI) (reconcile.Outcome, error) {
+	if n.limits.IPv6PerENI == 0 {
+		return out, nil
+	}
+	pods, err := n.d.host.ObservePods6()
+	if err != nil {
+		return out, fmt.Errorf("eni: read the host's IPv6 pod routes: %w", err)
+	}
+	t := reconcile.Truths6{Cloud: map[string][]netip.Addr{}}
+	for _, e := range enis {
+		t.Cloud[e.ID] = e.IPv6
+	}
+	for _, p := range pods {
+		t.Host = append(t.Host, reconcile.HostPod{Veth: p.Veth, IP: p.IP})
+	}
+	return reconcile.ReconcileIPv6(out, t, datapath.HostVethName), nil
+}
+
+// logDualStart is the start-up line of a dual-stack node: its capacity with the IPv6 figure, and how many pods
+// hold an IPv6 address beside their IPv4 one (the checkpoint's pairs the reconcile kept).
+func (n *Network) logDualStart(enis, v4PerENI int, st pool.Stats) {
+	paired := 0
+	for _, r := range n.pool.Records() {
+		if r.State == checkpoint.Assigned && r.IPv6.IsValid() {
+			paired++
+		}
+	}
+	klog.Infof("eni: instance %s (%s, zone %s): dual stack: up to %d pods ((%d ENIs - the primary) x min(%d IPv4, %d IPv6 addresses)); %d ENIs, %d addresses in use (%d with IPv6), %d idle, %d cooling down, %d quarantined, %d reserved",
+		n.instance, n.itype, n.zone, n.limits.Pods(), enis, v4PerENI, n.limits.IPv6PerENI, st.ENIs, st.Assigned, paired, st.Idle, st.Cooldown, st.Quarantined, st.Reserved)
 }

@@ -37,6 +37,7 @@ func (n *Network) syncHost() error {
 	n.mu.Lock()
 	tables := map[string]int{}
 	links := map[string]datapath.ENILink{}
+	v6 := map[string]eniV6{} // dual stack: the IPv6 side of usable ENIs set up for it (hostloop_v6.go)
 	for id, e := range n.enis {
 		if held[id] {
 			continue // no table, no rules: the pod routes through the ENI itself
@@ -51,11 +52,18 @@ func (n *Network) syncHost() error {
 		}
 		mac, _ := net.ParseMAC(e.MAC)
 		links[id] = datapath.ENILink{MAC: mac, Gateway: e.gateway, CIDR: e.cidr, Table: e.table, MTU: n.cfg.MTU}
+		if e.gateway6.IsValid() {
+			v6[id] = eniV6{gateway: e.gateway6, cidr: e.cidr6, table: e.table}
+		}
 	}
 	n.mu.Unlock()
 	var errs []error
 	for id, l := range links {
-		if _, err := n.d.host.EnsureENI(l); err != nil {
+		ifindex, err := n.d.host.EnsureENI(l)
+		if err == nil {
+			errs = append(errs, n.repairENIv6(id, ifindex, v6)...) // hostloop_v6.go
+		}
+		if err != nil {
 			if errors.Is(err, datapath.ErrNotFound) {
 				// The link of a usable ENI is gone: detached behind weftd's back. Stop serving its addresses,
 				// report its pods and have the fill loop read the ENIs again now, not at the next sync.
@@ -108,6 +116,9 @@ func (n *Network) syncHost() error {
 		}
 	}
 	if err := n.d.host.SyncRules(want); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.syncRules6(records, tables); err != nil { // hostloop_v6.go
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

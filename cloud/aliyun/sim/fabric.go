@@ -31,8 +31,10 @@ import (
 //     and a permanent neighbour entry address -> the ENI's MAC on it: the VPC knows where each address lives and
 //     never ARPs towards an instance for it, so an address reaches its instance only through the ENI it is
 //     assigned to, and an address on no ENI is not routed (the vSwitch bridge only resolves what instances
-//     answer for themselves: their primaries); the bridges answer ARP for ENI addresses (proxy ARP), so a host
-//     of the same vSwitch reaches them through the router as the VPC delivers them.
+//     answer for themselves: their primaries); the bridges answer ARP for ENI addresses (proxy ARP) and
+//     neighbour solicitations for ENI IPv6 addresses (proxy NDP, fabric_v6.go), so a host of the same vSwitch
+//     reaches them through the router as the VPC delivers them; an ENI's veth answers ARP and, for IPv6, neighbour
+//     solicitations for the rest of its block (the instance resolves such hosts on-link through the ENI).
 //
 // Unassigning an address removes its route and neighbour; detaching or deleting the ENI removes its veth.
 // An ENI is tracked by its veth's router end: the instance end may be moved into a pod's namespace and renamed
@@ -51,6 +53,7 @@ type Fabric struct {
 	servers []*http.Server
 	mds     []*Metadata
 	enis    map[string]fabricLink // ENI id -> its veth
+	bridges map[string]string     // vSwitch id -> its bridge in the router namespace
 	// commands counts the commands Sync ran (tests: a Sync with nothing new runs none).
 	commands int
 }
@@ -65,7 +68,7 @@ const fabricProto = 99 // routes the fabric owns in the router namespace
 
 // NewFabric builds the namespaces for the world's VPC, vSwitches and instances. prefix (a few letters) names them.
 func NewFabric(w *World, prefix string) (*Fabric, error) {
-	f := &Fabric{w: w, prefix: prefix, Router: prefix + "-vpc", NS: map[string]string{}, enis: map[string]fabricLink{}}
+	f := &Fabric{w: w, prefix: prefix, Router: prefix + "-vpc", NS: map[string]string{}, enis: map[string]fabricLink{}, bridges: map[string]string{}}
 	w.mu.Lock()
 	sws := append([]*VSwitch(nil), w.st.VSwitches...)
 	ins := append([]*Instance(nil), w.st.Instances...)
@@ -82,6 +85,7 @@ func NewFabric(w *World, prefix string) (*Fabric, error) {
 	for i, sw := range sws {
 		br := fmt.Sprintf("br%d", i)
 		bridge[sw.ID] = br
+		f.bridges[sw.ID] = br
 		p, err := netip.ParsePrefix(sw.CIDR)
 		if err != nil {
 			return nil, fmt.Errorf("vSwitch %s: %w", sw.ID, err)
@@ -130,6 +134,10 @@ func NewFabric(w *World, prefix string) (*Fabric, error) {
 	for _, ns := range append([]string{f.Router}, values(f.NS)...) {
 		_ = exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1").Run()
 		_ = exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1").Run()
+	}
+	if err := f.proxyNDPOn(sws); err != nil { // fabric_v6.go
+		f.Close()
+		return nil, err
 	}
 	for id, ns := range f.NS {
 		if err := f.serveMetadata(id, ns); err != nil {
@@ -293,6 +301,9 @@ func (f *Fabric) Sync() error {
 			if err == nil {
 				err = f.run("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv4.conf."+link.name+".proxy_arp=1")
 			}
+			if err == nil { // proxy NDP answers at once (fabric_v6.go)
+				err = f.run("ip", "netns", "exec", f.Router, "sysctl", "-qw", "net.ipv6.neigh."+link.name+".proxy_delay=0")
+			}
 			if err != nil {
 				if l, lerr := h.LinkByName(link.name); lerr == nil {
 					_ = h.LinkDel(l) // half made: the next Sync starts again
@@ -359,6 +370,8 @@ func (f *Fabric) Sync() error {
 			errs = append(errs, fmt.Errorf("neighbour %s: %w", k.ip, err))
 		}
 	}
+	// Proxy NDP: the bridges answer for the ENIs' IPv6 addresses, the ENI veths for the rest of their block (fabric_v6.go).
+	errs = append(errs, f.syncProxyNDP(h, v)...)
 	// Routes the fabric owns: route entries and ENI host routes.
 	current, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Protocol: fabricProto}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {

@@ -332,20 +332,27 @@ func sortPodRules(rs []PodRule) {
 // SyncRules makes the IPv4 rules at exactly Rules.ToPod and Rules.FromPod those of want: for each {IP, Table},
 // "to IP/32 lookup main" at ToPod and "from IP/32 lookup Table" at FromPod. Missing ones are added first, then
 // every other rule at those two priorities is removed (weft owns them); rules at any other priority, and IPv6
-// rules, are never touched. It carries on past a failing rule and returns all failures. An invalid want (an
-// address twice with two tables, a bad table or address) changes nothing.
-func (h Host) SyncRules(want []PodRule) error {
+// rules (SyncRules6), are never touched. It carries on past a failing rule and returns all failures. An invalid
+// want (an address twice with two tables, a bad table or address) changes nothing.
+func (h Host) SyncRules(want []PodRule) error { return h.syncRules(netlink.FAMILY_V4, want) }
+
+// syncRules is SyncRules for one family's rules.
+func (h Host) syncRules(family int, want []PodRule) error {
+	what, fam := "sync rules", "an IPv4"
+	if family == netlink.FAMILY_V6 {
+		what, fam = "sync IPv6 rules", "an IPv6"
+	}
 	rules := h.Rules.withDefaults()
 	if err := rules.validate(); err != nil {
-		return fmt.Errorf("datapath: sync rules: %w", err)
+		return fmt.Errorf("datapath: %s: %w", what, err)
 	}
 	desired := map[podRule]bool{}
 	table := map[netip.Addr]int{}
 	var errs []error
 	for i, w := range want {
 		switch {
-		case !w.IP.IsValid() || !w.IP.Is4():
-			errs = append(errs, fmt.Errorf("want[%d].IP %v: want an IPv4 address", i, w.IP))
+		case !w.IP.IsValid() || w.IP.Is4() != (family == netlink.FAMILY_V4) || w.IP.Is4In6():
+			errs = append(errs, fmt.Errorf("want[%d].IP %v: want %s address", i, w.IP, fam))
 		case validTable(w.Table) != nil:
 			errs = append(errs, fmt.Errorf("want[%d].Table %d: %w", i, w.Table, validTable(w.Table)))
 		case table[w.IP] != 0 && table[w.IP] != w.Table:
@@ -357,16 +364,16 @@ func (h Host) SyncRules(want []PodRule) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("datapath: sync rules: %w", errors.Join(errs...))
+		return fmt.Errorf("datapath: %s: %w", what, errors.Join(errs...))
 	}
 	nh, done, err := h.handle()
 	if err != nil {
-		return fmt.Errorf("datapath: sync rules: %w", err)
+		return fmt.Errorf("datapath: %s: %w", what, err)
 	}
 	defer done()
-	have, err := nh.RuleList(netlink.FAMILY_V4)
+	have, err := nh.RuleList(family)
 	if err != nil {
-		return fmt.Errorf("datapath: sync rules: list rules: %w", err)
+		return fmt.Errorf("datapath: %s: list rules: %w", what, err)
 	}
 	present := map[podRule]bool{}
 	var unwanted []netlink.Rule
@@ -398,54 +405,7 @@ func (h Host) SyncRules(want []PodRule) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("datapath: sync rules: %w", errors.Join(errs...))
+		return fmt.Errorf("datapath: %s: %w", what, errors.Join(errs...))
 	}
 	return nil
-}
-
-// podRule is one rule of the shape this package installs: "to IP/32 lookup Table" (To) or "from IP/32 lookup
-// Table", with no other selector.
-type podRule struct {
-	Priority int
-	To       bool
-	IP       netip.Addr
-	Table    int
-}
-
-func (k podRule) String() string {
-	dir := "from"
-	if k.To {
-		dir = "to"
-	}
-	return fmt.Sprintf("rule %d %s %s/32 lookup %d", k.Priority, dir, k.IP, k.Table)
-}
-
-func (k podRule) rule() *netlink.Rule {
-	r := netlink.NewRule()
-	r.Family, r.Priority, r.Table, r.Protocol = netlink.FAMILY_V4, k.Priority, k.Table, uint8(RouteProtocol)
-	if k.To {
-		r.Dst = host32(k.IP)
-	} else {
-		r.Src = host32(k.IP)
-	}
-	return r
-}
-
-// podRuleOf reads r as a podRule if it has exactly that shape.
-func podRuleOf(r netlink.Rule) (podRule, bool) {
-	if r.Family != netlink.FAMILY_V4 || r.Invert || r.Mark != 0 || r.Mask != nil || r.Tos != 0 || r.TunID != 0 ||
-		r.Goto >= 0 || r.Flow >= 0 || r.IifName != "" || r.OifName != "" || r.SuppressIfgroup >= 0 ||
-		r.SuppressPrefixlen >= 0 || r.Dport != nil || r.Sport != nil || r.IPProto != 0 || r.UIDRange != nil ||
-		r.Table == 0 || (r.Type != 0 && r.Type != unix.RTN_UNICAST) {
-		return podRule{}, false
-	}
-	dst, hasDst := addr32(r.Dst)
-	src, hasSrc := addr32(r.Src)
-	switch {
-	case hasDst && r.Src == nil:
-		return podRule{Priority: r.Priority, To: true, IP: dst, Table: r.Table}, true
-	case hasSrc && r.Dst == nil:
-		return podRule{Priority: r.Priority, IP: src, Table: r.Table}, true
-	}
-	return podRule{}, false
 }

@@ -135,33 +135,6 @@ func (a *adder) ipv6On() error {
 	})
 }
 
-func rule6(k podRule) *netlink.Rule {
-	r := netlink.NewRule()
-	r.Family, r.Priority, r.Table, r.Protocol = ipv6RulesFamily, k.Priority, k.Table, uint8(RouteProtocol)
-	if k.To {
-		r.Dst = host128(k.IP)
-	} else {
-		r.Src = host128(k.IP)
-	}
-	return r
-}
-
-// podRule6Of reads an IPv6 rule of the shape rule6 makes (only a /128 source or destination and a table).
-func podRule6Of(r netlink.Rule) (podRule, bool) {
-	if r.Family != ipv6RulesFamily || r.Invert || r.Mark != 0 || r.Table == 0 || r.IifName != "" || r.OifName != "" {
-		return podRule{}, false
-	}
-	dst, hasDst := addr128(r.Dst)
-	src, hasSrc := addr128(r.Src)
-	switch {
-	case hasDst && r.Src == nil:
-		return podRule{Priority: r.Priority, To: true, IP: dst, Table: r.Table}, true
-	case hasSrc && r.Dst == nil:
-		return podRule{Priority: r.Priority, IP: src, Table: r.Table}, true
-	}
-	return podRule{}, false
-}
-
 // ensureRule6 adds the IPv6 rule want unless it is there; a rule of the same priority and address with another
 // table (a leftover) is replaced. Undo removes what it added and restores what it replaced.
 func (a *adder) ensureRule6(want podRule) error {
@@ -171,7 +144,7 @@ func (a *adder) ensureRule6(want podRule) error {
 	}
 	present := false
 	for _, r := range rules {
-		k, ok := podRule6Of(r)
+		k, ok := podRuleOf(r)
 		if !ok || k.Priority != want.Priority || k.To != want.To || k.IP != want.IP {
 			continue
 		}
@@ -185,11 +158,11 @@ func (a *adder) ensureRule6(want podRule) error {
 		a.undo = append(a.undo, func() error { return a.host.RuleAdd(&r) })
 	}
 	if !present {
-		if err := a.host.RuleAdd(rule6(want)); err != nil {
+		if err := a.host.RuleAdd(want.rule()); err != nil {
 			return fmt.Errorf("IPv6 %s: %w", want, err)
 		}
 		a.undo = append(a.undo, func() error {
-			if err := a.host.RuleDel(rule6(want)); err != nil && !notFound(err) {
+			if err := a.host.RuleDel(want.rule()); err != nil && !notFound(err) {
 				return fmt.Errorf("IPv6 %s: %w", want, err)
 			}
 			return nil
@@ -212,28 +185,6 @@ func routes6(h *netlink.Handle, link netlink.Link, ips map[netip.Addr]bool) erro
 		}
 	}
 	return nil
-}
-
-// delRules6 removes the IPv6 pod rules of the addresses in ips at p's priorities.
-func delRules6(h *netlink.Handle, rules Rules, ips map[netip.Addr]bool) []error {
-	if len(ips) == 0 {
-		return nil
-	}
-	list, err := h.RuleList(ipv6RulesFamily)
-	if err != nil {
-		return []error{fmt.Errorf("list IPv6 rules: %w", err)}
-	}
-	var errs []error
-	for _, r := range list {
-		k, ok := podRule6Of(r)
-		if !ok || !ips[k.IP] || k.Priority != rules.forDirection(k.To) {
-			continue
-		}
-		if err := h.RuleDel(&r); err != nil && !notFound(err) {
-			errs = append(errs, fmt.Errorf("delete IPv6 %s: %w", k, err))
-		}
-	}
-	return errs
 }
 
 // EnsureENIIPv6 readies the ENI with ifindex for dual-stack pods: IPv6 on (router advertisements off: the routes

@@ -31,8 +31,8 @@ func rules6At(t *testing.T, h *netlink.Handle, prio int) []string {
 	}
 	var out []string
 	for _, r := range rules {
-		if k, ok := podRule6Of(r); ok {
-			out = append(out, strings.Replace(k.String(), "/32", "/128", 1))
+		if k, ok := podRuleOf(r); ok {
+			out = append(out, k.String())
 		} else {
 			out = append(out, r.String())
 		}

@@ -375,26 +375,39 @@ func Del(p Pod) error {
 	case !notFound(err):
 		errs = append(errs, fmt.Errorf("host veth %s: %w", veth, err))
 	}
-	if len(ips) > 0 {
-		rules, err := h.RuleList(netlink.FAMILY_V4)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list rules: %w", err))
-		}
-		for _, r := range rules {
-			k, ok := podRuleOf(r)
-			if !ok || !ips[k.IP] || k.Priority != p.Rules.forDirection(k.To) {
-				continue
-			}
-			if err := h.RuleDel(&r); err != nil && !notFound(err) {
-				errs = append(errs, fmt.Errorf("delete %s: %w", k, err))
-			}
-		}
-	}
-	errs = append(errs, delRules6(h, p.Rules, ips6)...) // ipv6.go
+	errs = append(errs, delRules(h, netlink.FAMILY_V4, p.Rules, ips)...)
+	errs = append(errs, delRules(h, netlink.FAMILY_V6, p.Rules, ips6)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("datapath: del %s: %w", p.id(), errors.Join(errs...))
 	}
 	return nil
+}
+
+// checkRules reports what is wrong with ip's two rules (to ip lookup main at ToPod, from ip lookup table at
+// FromPod) among rules, the host's rules of ip's family.
+func checkRules(badf func(string, ...any), rules []netlink.Rule, pr Rules, ip netip.Addr, table int) {
+	for _, want := range []podRule{
+		{Priority: pr.ToPod, To: true, IP: ip, Table: unix.RT_TABLE_MAIN},
+		{Priority: pr.FromPod, IP: ip, Table: table},
+	} {
+		found, others := false, []string(nil)
+		for _, r := range rules {
+			k, ok := podRuleOf(r)
+			if ok && k == want {
+				found = true
+			} else if ok && k.Priority == want.Priority && k.To == want.To && k.IP == want.IP {
+				others = append(others, k.String())
+			}
+		}
+		switch {
+		case !found && others != nil:
+			badf("%s: missing; wrong instead: %v", want, others)
+		case !found:
+			badf("%s: missing", want)
+		case others != nil:
+			badf("%s: also %v", want, others)
+		}
+	}
 }
 
 func (r Rules) forDirection(to bool) int {
@@ -447,31 +460,11 @@ func Check(p Pod) error {
 	if err != nil {
 		badf("list rules: %v", err)
 	}
-	for _, want := range []podRule{
-		{Priority: p.Rules.ToPod, To: true, IP: p.IP, Table: unix.RT_TABLE_MAIN},
-		{Priority: p.Rules.FromPod, IP: p.IP, Table: p.Table},
-	} {
-		found, others := false, []string(nil)
-		for _, r := range rules {
-			k, ok := podRuleOf(r)
-			if ok && k == want {
-				found = true
-			} else if ok && k.Priority == want.Priority && k.To == want.To && k.IP == want.IP {
-				others = append(others, k.String())
-			}
-		}
-		switch {
-		case !found && others != nil:
-			badf("%s: missing; wrong instead: %v", want, others)
-		case !found:
-			badf("%s: missing", want)
-		case others != nil:
-			badf("%s: also %v", want, others)
-		}
-	}
+	checkRules(badf, rules, p.Rules, p.IP, p.Table)
 	if v, err := readSysctl(sysctlPath("ipv4", "ip_forward")); err != nil || v != "1" {
 		badf("net.ipv4.ip_forward: %q (err %v), want 1", v, err)
 	}
+	checkIPv6Host(badf, p, h, hostLink) // check_v6.go
 
 	ns, err := netns.GetFromPath(p.Netns)
 	if err != nil {
@@ -539,6 +532,7 @@ func Check(p Pod) error {
 		badf("pod neighbour %s lladdr <host veth MAC> permanent on %s: missing (found %v, err %v)", GatewayV4, p.IfName, neighs, err)
 	}
 	checkShaping(badf, p, h, hostLink, ph, podLink)
+	checkIPv6Pod(badf, p, h, ph, podLink, hostLink) // check_v6.go
 	return done()
 }
 
