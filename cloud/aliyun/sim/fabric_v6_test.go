@@ -98,13 +98,7 @@ func TestFabricENIIPv6SameBlock(t *testing.T) {
 	r.world.mu.Lock()
 	r.world.st.Instances[2].PrimaryIPv6 = "2408:4005:300:a100::12" // i-alisim0003, vsw-alisim0001 as i-alisim0001
 	r.world.mu.Unlock()
-	b := make([]byte, 2)
-	_, _ = rand.Read(b)
-	fab, err := NewFabric(r.world, "a7"+hex.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fab.Close)
+	fab, _ := newFabric(t, r, "a7")
 	code, body := r.call("CreateNetworkInterface", map[string]string{"VSwitchId": "vsw-alisim0001", "SecurityGroupIds.1": "sg-alisim0001",
 		"Ipv6AddressCount": "1"})
 	if code != 200 {
