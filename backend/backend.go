@@ -122,6 +122,14 @@ type Deps struct {
 	// SetNodeNetworkUnavailable is --set-node-network-unavailable: a backend that publishes the node's status
 	// writes the NetworkUnavailable condition only when it is set.
 	SetNodeNetworkUnavailable bool
+	// Policy is the NetworkPolicy engine when it runs (nil otherwise): a backend that answers CNI ADDs itself
+	// (eni) waits on it before it answers, so that a pod starts with its rules in place.
+	Policy PolicyWaiter
+}
+
+// PolicyWaiter returns once a pod's NetworkPolicy rules, for the addresses it is given, are in the kernel.
+type PolicyWaiter interface {
+	Ensure(ctx context.Context, namespace, name string, ips []netip.Addr) error
 }
 
 // DefaultResync is how often a backend re-reads the kernel and repairs what drifted.

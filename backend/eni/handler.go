@@ -70,8 +70,12 @@ func (n *Network) Add(ctx context.Context, r cniproto.AddRequest) (cniproto.AddR
 		switch {
 		case err == nil:
 			reply, rerr := n.reply(a)
+			if rerr == nil {
+				rerr = n.waitPolicy(ctx, pod.Namespace, pod.Name, reply) // policy.go
+			}
 			if rerr != nil {
-				// The ENI went away between the allocation and now: give the address back.
+				// The ENI went away between the allocation and now, or the pod's policy rules are not in place:
+				// give the address back.
 				_, _, _ = n.pool.Release(pod.ContainerID, pod.IfName)
 				return cniproto.AddReply{}, rerr
 			}

@@ -103,8 +103,19 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 	}
 	klog.Infof("using interface %s (IPv4 %v, IPv6 %v; public %v %v)", ei.Iface.Name, ei.IfaceAddr, ei.IfaceV6, ei.ExtAddr, ei.ExtV6Addr)
 
-	be, err := backend.New(cfg.BackendType, backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m, Registerer: reg,
-		Coordinator: cs.coord, Kube: cs.kube, NodeName: cs.nodeName, SetNodeNetworkUnavailable: o.SetNodeNetUnav})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	pol, err := newPolicy(ctx, &wg, reg, o, cfg, cs.nodeName)
+	if err != nil {
+		return err
+	}
+	deps := backend.Deps{SubnetManager: sm, ExtIface: ei, Hooks: m, Registerer: reg,
+		Coordinator: cs.coord, Kube: cs.kube, NodeName: cs.nodeName, SetNodeNetworkUnavailable: o.SetNodeNetUnav}
+	if pol != nil {
+		deps.Policy = pol // an untyped nil otherwise: a backend tests Policy != nil
+	}
+	be, err := backend.New(cfg.BackendType, deps)
 	if err != nil {
 		return err
 	}
@@ -123,9 +134,6 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 		klog.Infof("%s keeps no per-node subnet lease", cfg.BackendType)
 	}
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
 	fatal := make(chan error, 1) // a background job that cannot go on
 
 	rules, err := newRules(o, cfg, out.Traffic)
@@ -146,9 +154,10 @@ func Run(ctx context.Context, o *Options, fs *flag.FlagSet) error {
 
 	// NetworkPolicy before subnet.env (which pods need to be made at all), the backend and readiness: no pod of
 	// this node starts unprotected.
-	pol, err := startPolicy(ctx, &wg, ready, reg, o, cfg, cs.kube, cs.nodeName)
-	if err != nil {
-		return ignoreCancel(err)
+	if pol != nil {
+		if err := servePolicy(ctx, &wg, ready, pol, o, cs.kube); err != nil {
+			return ignoreCancel(err)
+		}
 	}
 
 	if out.Env != nil {

@@ -26,12 +26,11 @@ func policyOn(o *Options, cfg *subnet.Config) bool {
 	return o.KubeSubnetMgr && o.NetworkPolicy && cfg.NetworkPolicy
 }
 
-// startPolicy runs the NetworkPolicy engine (internal/policy/engine) when policyOn: the inet table weft-policy,
-// informers on pods, namespaces and policies (waited for, so the node is not ready before it enforces), and the
-// socket CNI ADDs wait on (cniwait, beside the subnet file). Off, it removes what an earlier run left: the table
-// (stale rules would go on enforcing) and the socket (ADDs would wait on it).
-func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, reg prometheus.Registerer, o *Options, cfg *subnet.Config,
-	kube kubernetes.Interface, node string) (*engine.Engine, error) {
+// newPolicy makes and runs the NetworkPolicy engine (internal/policy/engine) when policyOn, before the backend
+// is built (a backend that answers CNI ADDs itself waits on it); servePolicy then feeds it and opens its socket.
+// Off, it removes what an earlier run left: the table (stale rules would go on enforcing) and the socket (ADDs
+// would wait on it).
+func newPolicy(ctx context.Context, wg *sync.WaitGroup, reg prometheus.Registerer, o *Options, cfg *subnet.Config, node string) (*engine.Engine, error) {
 	sock := cniwait.SocketPath(o.SubnetFile)
 	if !policyOn(o, cfg) {
 		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -55,20 +54,28 @@ func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, reg 
 		return nil, fmt.Errorf("network policy: nftables: %w (turn it off with --network-policy=false if this node cannot run nft)", err)
 	}
 	bridgedTrafficFiltered()
-	e := engine.New(engine.Config{Node: node, IPv6: cfg.EnableIPv6, Get: engine.Getter(kube), Log: slog.Default().With("component", "network-policy")}, nft)
+	e := engine.New(engine.Config{Node: node, IPv6: cfg.EnableIPv6, Log: slog.Default().With("component", "network-policy")}, nft)
 	if err := reg.Register(e); err != nil {
 		return nil, fmt.Errorf("network policy: metrics: %w", err)
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = e.Run(ctx) }()
+	return e, nil
+}
+
+// servePolicy feeds the engine from the API (informers, waited for, so the node is not ready and writes no
+// subnet.env before it enforces) and opens the socket CNI ADDs wait on (cniwait, beside the subnet file).
+func servePolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, e *engine.Engine, o *Options, kube kubernetes.Interface) error {
 	ready.set(false, "network policy: waiting for the pod, namespace and network policy informers")
+	e.SetGetter(engine.Getter(kube))
 	if err := engine.Watch(ctx, kube, e); err != nil {
-		return nil, err
+		return err
 	}
+	sock := cniwait.SocketPath(o.SubnetFile)
 	srv := &cniwait.Server{Ensure: e.Ensure, Unknown: func(err error) bool { return errors.Is(err, engine.ErrNoSuchPod) }}
 	l, err := cniwait.Listen(sock)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	wg.Add(1)
 	go func() {
@@ -78,7 +85,7 @@ func startPolicy(ctx context.Context, wg *sync.WaitGroup, ready *readiness, reg 
 		}
 	}()
 	klog.Infof("network policy: enforcing (table inet %s; CNI ADDs wait on %s)", ruleset.Table, sock)
-	return e, nil
+	return nil
 }
 
 // bridgedTrafficFiltered makes bridged IPv4 and IPv6 traffic (pods of this node on cni0) pass the inet forward

@@ -60,6 +60,8 @@ type Engine struct {
 	unenforced []string
 	waiters    []waiter
 	dirty      chan struct{}
+	informed   chan struct{} // closed once the informers have synced (Informed): before, nothing is known
+	informOnce sync.Once
 
 	applied *ruleset.Ruleset // what the kernel holds (nil: unknown, write it whole)
 }
@@ -86,7 +88,18 @@ func New(cfg Config, k Kernel) *Engine {
 		cfg.Log = slog.Default()
 	}
 	return &Engine{cfg: cfg, kernel: k, pods: map[string]*entry{}, namespaces: map[string]labels.Set{},
-		policies: map[string]*policy.Policy{}, bad: map[string]error{}, dirty: make(chan struct{}, 1)}
+		policies: map[string]*policy.Policy{}, bad: map[string]error{}, dirty: make(chan struct{}, 1), informed: make(chan struct{})}
+}
+
+// Informed says the informers have delivered the cluster's pods, namespaces and policies once: Ensure waits for
+// it, since a pod checked against a partial view could be let out unprotected.
+func (e *Engine) Informed() { e.informOnce.Do(func() { close(e.informed) }) }
+
+// SetGetter sets Config.Get (the API client is known after the engine is made).
+func (e *Engine) SetGetter(get func(ctx context.Context, namespace, name string) (*policy.Pod, string, error)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.Get = get
 }
 
 // changed bumps the generation and wakes the loop; e.mu is held.
@@ -188,6 +201,11 @@ var ErrNoSuchPod = errors.New("no such pod in the API")
 // read with Config.Get.
 func (e *Engine) Ensure(ctx context.Context, namespace, name string, ips []netip.Addr) error {
 	key := namespace + "/" + name
+	select {
+	case <-e.informed:
+	case <-ctx.Done():
+		return fmt.Errorf("network policy: pod %s/%s: the pod, namespace and policy informers have not synced yet: %w", namespace, name, ctx.Err())
+	}
 	if err := e.await(ctx, namespace, name); err != nil {
 		return err
 	}
@@ -229,10 +247,13 @@ func (e *Engine) await(ctx context.Context, namespace, name string) error {
 	if ok {
 		return nil
 	}
-	if e.cfg.Get == nil {
+	e.mu.Lock()
+	get := e.cfg.Get
+	e.mu.Unlock()
+	if get == nil {
 		return fmt.Errorf("network policy: pod %s/%s is not known yet", namespace, name)
 	}
-	p, node, err := e.cfg.Get(ctx, namespace, name)
+	p, node, err := get(ctx, namespace, name)
 	if err != nil {
 		return err // ErrNoSuchPod among others
 	}

@@ -42,6 +42,7 @@ func start(t *testing.T, k Kernel, cfg Config) *Engine {
 	t.Helper()
 	cfg.Node = "n1"
 	e := New(cfg, k)
+	e.Informed()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -202,5 +203,24 @@ func TestEnsureReadsUnknownPods(t *testing.T) {
 	}
 	if err := e.Ensure(ctxT(t), "x", "ghost", []netip.Addr{netip.MustParseAddr("10.244.0.10")}); !errors.Is(err, ErrNoSuchPod) {
 		t.Errorf("Ensure of a pod the API does not know: %v", err)
+	}
+}
+
+// Before the informers have synced, Ensure does not answer: a pod checked against a partial view could go out
+// unprotected.
+func TestEnsureWaitsForTheInformers(t *testing.T) {
+	e := New(Config{Node: "n1"}, newKernel())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = e.Run(ctx) }()
+	e.SetPod(pod("x", "a", "10.244.0.2", nil), "n1")
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if err := e.Ensure(short, "x", "a", []netip.Addr{netip.MustParseAddr("10.244.0.2")}); err == nil || !strings.Contains(err.Error(), "informers have not synced yet") {
+		t.Fatalf("Ensure before the informers synced: %v", err)
+	}
+	e.Informed()
+	if err := e.Ensure(ctxT(t), "x", "a", []netip.Addr{netip.MustParseAddr("10.244.0.2")}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -72,6 +72,7 @@ func Watch(ctx context.Context, client kubernetes.Interface, e *Engine) error {
 			return fmt.Errorf("network policy: the %s informer did not sync (is the API server reachable, may this node list and watch %s?): %w", s.what, s.what, ctx.Err())
 		}
 	}
+	e.Informed()
 	return nil
 }
 
