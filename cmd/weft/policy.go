@@ -28,12 +28,7 @@ func policyCmd(ctx context.Context, args []string) error {
 		fmt.Fprintln(os.Stderr, "usage: weft policy explain --from NS/POD --to NS/POD|IP --port PORT/PROTO [--kubeconfig FILE] [-o json]")
 		return exitError{2}
 	}
-	err := policyExplain(ctx, args[1:])
-	if _, ok := asExit(err); ok || err == nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "weft policy explain:", err)
-	return exitError{3}
+	return failWith("policy explain", 3, policyExplain(ctx, args[1:]))
 }
 
 func policyExplain(ctx context.Context, args []string) error {

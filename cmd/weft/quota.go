@@ -24,13 +24,17 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // [-o json] [--timeout 30s]. The quota is the Quota Center's (vpc_quota_route_entrys_num); --quota only when that API refuses or
 // fails, and the output says which. Exit 0 ok, 1 warning, 2 critical, 3 when the tables cannot be read.
 func quotaCmd(ctx context.Context, args []string) error {
-	err := quotaRun(ctx, args)
+	// Exit codes 1 and 2 mean warning and critical, so a failure to answer exits 3.
+	return failWith("quota", 3, quotaRun(ctx, args))
+}
+
+// failWith prints a command's error, unless it already is an exit code, and exits with code.
+func failWith(name string, code int, err error) error {
 	if _, ok := asExit(err); ok || err == nil {
 		return err
 	}
-	// Exit codes 1 and 2 mean warning and critical, so a failure to answer exits 3.
-	fmt.Fprintln(os.Stderr, "weft quota:", err)
-	return exitError{3}
+	fmt.Fprintf(os.Stderr, "weft %s: %v\n", name, err)
+	return exitError{code}
 }
 
 func quotaRun(ctx context.Context, args []string) error {
