@@ -3,6 +3,7 @@ package eni
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -195,5 +196,37 @@ func TestStartAgentRefusesTrunkingNamingTheType(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", itype, err, want)
 		}
+	}
+}
+
+// A member serves pods while its trunk is this node's and usable on the host, with its vSwitch's gateway; not
+// with trunking off, on another instance, or with its trunk not usable.
+func TestMemberUsable(t *testing.T) {
+	sw := aliyun.VSwitch{ID: "vsw-a", CIDR: netip.MustParsePrefix("192.168.0.0/24")}
+	n := &Network{trunking: true, instance: "i-a", d: agentDeps{meta: noMeta{}}, enis: map[string]*eniState{
+		"eni-t": {ENI: aliyun.ENI{ID: "eni-t", Type: typeTrunk}, usable: true},
+	}}
+	m := aliyun.ENI{ID: "eni-m", Type: typeMember, TrunkID: "eni-t", InstanceID: "i-a", VSwitchID: "vsw-a", MAC: "00:16:3e:00:00:bb"}
+	st := &eniState{}
+	if ok, why := n.memberUsable(context.Background(), st, m, sw); !ok || st.gateway != netip.MustParseAddr("192.168.0.253") {
+		t.Fatalf("usable member: %v %q, gateway %v", ok, why, st.gateway)
+	}
+	for want, mod := range map[string]func(){
+		"enable_eni_trunking is false":       func() { n.trunking = false },
+		"a member on instance i-b":           func() { m.InstanceID = "i-b" },
+		"trunk ENI eni-t is not usable":      func() { n.enis["eni-t"].usable = false },
+		"its vSwitch vsw-a is unknown":       func() { sw.CIDR = netip.Prefix{} },
+		"trunk ENI eni-x is not usable here": func() { m.TrunkID = "eni-x" },
+	} {
+		saved, savedSW := m, sw
+		mod()
+		ok, why := n.memberUsable(context.Background(), &eniState{}, m, sw)
+		if want == "trunk ENI eni-x is not usable here" {
+			want = "trunk ENI eni-x is not usable"
+		}
+		if ok || !strings.Contains(why, want) {
+			t.Errorf("%s: %v %q", want, ok, why)
+		}
+		m, sw, n.trunking, n.enis["eni-t"].usable = saved, savedSW, true, true
 	}
 }
