@@ -109,6 +109,7 @@ type Network struct {
 	itype     string
 	limits    pool.Limits
 	exclusive bool // exclusive ENI mode (exclusive.go)
+	trunking  bool // exclusive mode with trunk member ENIs (trunk.go)
 	store     checkpoint.Store
 	pool      *pool.Pool
 	kick      chan struct{}
@@ -178,8 +179,17 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := TrunkModeCheck(cfg.EnableENITrunking, mode); err != nil { // trunk.go
+		return nil, err
+	}
 	if n.exclusive = mode == ModeExclusive; n.exclusive {
 		n.limits = ExclusiveLimits(t.ID, t.ENIs)
+	}
+	if n.trunking = n.exclusive && cfg.EnableENITrunking; n.trunking {
+		if _, ok := d.cloud.(TrunkCloud); !ok {
+			return nil, fmt.Errorf("eni: Backend.enable_eni_trunking: this cloud client cannot attach trunk member ENIs")
+		}
+		n.limits = TrunkLimits(*t)
 	}
 
 	// The three truths, before anything is served.
@@ -238,7 +248,10 @@ func startAgent(ctx context.Context, d agentDeps) (*Network, error) {
 	}
 	n.applyENIs(ctx, cloudENIs)
 	st := n.pool.Stats()
-	if n.exclusive {
+	if n.trunking {
+		klog.Infof("eni: instance %s (%s, zone %s): exclusive ENI mode with trunking: up to %d pods (%d ENIs - the primary - the trunk ENI + %d trunk member ENIs); %d ENIs, %d in use, %d idle, %d reserved",
+			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, n.limits.Members, st.ENIs, st.Assigned, st.Idle, st.Reserved)
+	} else if n.exclusive {
 		klog.Infof("eni: instance %s (%s, zone %s): exclusive ENI mode: up to %d pods (%d ENIs - the primary); %d ENIs, %d in use, %d idle, %d reserved",
 			n.instance, n.itype, n.zone, n.limits.Pods(), t.ENIs, st.ENIs, st.Assigned, st.Idle, st.Reserved)
 	} else if n.limits.IPv6PerENI > 0 {
@@ -282,7 +295,7 @@ func (n *Network) Ready() (bool, string) {
 		return false, "eni: " + n.socketErr
 	}
 	for _, e := range n.enis {
-		if e.usable {
+		if e.usable && inPool(e.ENI) { // the trunk serves no pod by itself (trunk.go)
 			return true, ""
 		}
 	}

@@ -136,8 +136,10 @@ type Config struct {
 	Mode              string
 	ExclusiveWarmENIs int
 	HostStackCIDRs    []netip.Prefix
-	// EnableENITrunking is Terway's enable_eni_trunking (trunk.go: checked against the node's type, refused yet).
+	// EnableENITrunking is Terway's enable_eni_trunking (trunk.go); TrunkLink (trunk_link) how a member ENI's
+	// link is made on the trunk: datapath.MemberVLAN (the default) or datapath.MemberMACVLAN (alisim).
 	EnableENITrunking bool
+	TrunkLink         string
 
 	// AccessKeyID and AccessKeySecret are static credentials, as upstream flannel's ali-vpc backend took them
 	// (both or neither; the instance's RAM role is preferred). The secret is never printed.
@@ -186,6 +188,7 @@ func Defaults() Config {
 		ENIGCGrace:                10 * time.Minute,
 		Mode:                      ModeShared,
 		ExclusiveWarmENIs:         1,
+		TrunkLink:                 TrunkLinkVLAN,
 	}
 }
 
@@ -330,6 +333,7 @@ var configFields = []cfgField{
 		"a pod start never waits for an ENI's creation and attachment")},
 	{"host_stack_cidrs", parseHostStackCIDRsKey},
 	{"enable_eni_trunking", parseTrunkingKey}, // trunk.go
+	{"trunk_link", parseTrunkLinkKey},         // trunk.go
 	{"AccessKeyID", func(c *Config, raw json.RawMessage) error {
 		s, err := cfgString("AccessKeyID", raw)
 		c.AccessKeyID = s
@@ -518,6 +522,7 @@ type configWire struct {
 	ExclusiveWarmENIs         int                 `json:"exclusive_warm_enis"`
 	HostStackCIDRs            []netip.Prefix      `json:"host_stack_cidrs,omitempty"`
 	EnableENITrunking         bool                `json:"enable_eni_trunking,omitempty"`
+	TrunkLink                 string              `json:"trunk_link"`
 	AccessKeyID               string              `json:"AccessKeyID,omitempty"`
 	AccessKeySecret           string              `json:"AccessKeySecret,omitempty"`
 }
@@ -535,7 +540,7 @@ func (c Config) toWire() configWire {
 		w.ServiceCIDR = c.ServiceCIDR.String()
 	}
 	w.PodSecurityGroups = c.PodSecurityGroups // podnet.go
-	w.EnableENITrunking = c.EnableENITrunking
+	w.EnableENITrunking, w.TrunkLink = c.EnableENITrunking, c.TrunkLink
 	return w
 }
 

@@ -41,7 +41,7 @@ func TestParseConfigFull(t *testing.T) {
 		RouteTableBase: 2000, RulePriorityToPod: 600, RulePriorityFromPod: 2100,
 		Checkpoint: "/var/lib/weft/eni/cp.json", Socket: "/run/weft/eni2.sock", ENIGCGrace: 20 * time.Minute, MTU: 1500,
 		AccessKeyID: "LTAIexample", AccessKeySecret: "s3cr3t-value",
-		Mode: ModeShared, ExclusiveWarmENIs: 1,
+		Mode: ModeShared, ExclusiveWarmENIs: 1, TrunkLink: TrunkLinkVLAN,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got\n%#v\nwant\n%#v", c.toWire(), want.toWire())

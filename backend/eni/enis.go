@@ -48,11 +48,14 @@ func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 	var view []pool.ENI
 	seen := map[string]bool{}
 	var left []*eniState
+	list = trunksFirst(list) // trunk.go: its members are usable once it is
 	for _, e := range list {
 		seen[e.ID] = true
 		st := n.setUp(ctx, e)
 		n.mu.Lock()
-		view = append(view, poolENI(e, st.usable)) // podnet.go
+		if inPool(e) { // not the trunk ENI (trunk.go)
+			view = append(view, poolENI(e, st.usable)) // podnet.go
+		}
 		switch {
 		case st.usable && st.lost:
 			klog.Infof("eni: %s is usable again: its pods have their network back", e.ID)
@@ -87,7 +90,9 @@ func (n *Network) applyENIs(ctx context.Context, list []aliyun.ENI) {
 func (n *Network) poolView() []pool.ENI {
 	var view []pool.ENI
 	for _, st := range n.enis {
-		view = append(view, poolENI(st.ENI, st.usable)) // podnet.go
+		if inPool(st.ENI) { // not the trunk ENI (trunk.go)
+			view = append(view, poolENI(st.ENI, st.usable)) // podnet.go
+		}
 	}
 	return view
 }
@@ -155,7 +160,11 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 	case "Available":
 		if e.InstanceID == "" && e.Tags[TagInstance] == n.instance {
 			klog.Infof("eni: attaching %s, this node's and left detached", e.ID)
-			if err := n.attach(ctx, e.ID); err != nil {
+			attach := n.attachSlot // trunk.go: ordinary or a trunk member
+			if e.Type == typeTrunk {
+				attach = n.attach
+			}
+			if err := attach(ctx, e.ID); err != nil {
 				why = err.Error()
 			}
 		}
@@ -163,6 +172,11 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 		return st
 	default:
 		why = e.Status
+		return st
+	}
+	if isMember(e) { // trunk.go: no NIC of its own, its link is made on the trunk for its pod
+		usable, why = n.memberUsable(ctx, st, e, sw)
+		gone = !usable
 		return st
 	}
 	if e.InstanceID != n.instance {

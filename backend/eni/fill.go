@@ -174,10 +174,20 @@ func (n *Network) createENI(ctx context.Context, secondary int, class *pool.Clas
 	if len(candidates) == 0 {
 		return false, fmt.Errorf("no vSwitch of zone %s has free addresses (all %d configured are exhausted: %s)", n.zone, len(list), strings.Join(list, ", "))
 	}
-	tags := map[string]string{TagCluster: n.cfg.ClusterID, TagNode: n.d.deps.NodeName, TagInstance: n.instance, TagCreatedBy: "weftd"}
-	for k, v := range n.cfg.ENITags {
-		tags[k] = v
+	if n.trunking { // trunk.go: the trunk ENI before the first member
+		n.mu.Lock()
+		ordinary, members, trunk := n.slots()
+		n.mu.Unlock()
+		slot, err := nextSlot(n.limits, true, ordinary, members, trunk != nil)
+		if err != nil {
+			return false, err
+		}
+		if slot == slotTrunk {
+			_, err := n.createTrunk(ctx)
+			return err == nil, err
+		}
 	}
+	tags := n.eniTags()
 	var errs []error
 	for _, sw := range candidates {
 		e, err := n.d.cloud.CreateENI(ctx, aliyun.NewENI{VSwitchID: sw, SecurityGroupIDs: sgs,
@@ -193,13 +203,22 @@ func (n *Network) createENI(ctx context.Context, secondary int, class *pool.Clas
 		}
 		n.d.m.calls.WithLabelValues("CreateNetworkInterface").Inc()
 		klog.Infof("eni: created %s (%s, %d secondary addresses) in %s, security groups %v", e.ID, e.MAC, len(e.Secondary), sw, sgs)
-		if err := n.attach(ctx, e.ID); err != nil {
+		if err := n.attachSlot(ctx, e.ID); err != nil { // trunk.go: ordinary or a trunk member
 			return true, err
 		}
 		n.setState(ctx, "", "")
 		return true, nil
 	}
 	return false, fmt.Errorf("create an ENI: %w", errors.Join(errs...))
+}
+
+// eniTags are the tags of every ENI weftd creates.
+func (n *Network) eniTags() map[string]string {
+	tags := map[string]string{TagCluster: n.cfg.ClusterID, TagNode: n.d.deps.NodeName, TagInstance: n.instance, TagCreatedBy: "weftd"}
+	for k, v := range n.cfg.ENITags {
+		tags[k] = v
+	}
+	return tags
 }
 
 // attach attaches an Available ENI of this node and waits (at most a minute) until the API says InUse.
@@ -220,18 +239,5 @@ func (n *Network) attach(ctx context.Context, id string) error {
 		return fmt.Errorf("attach %s: %w", id, err)
 	}
 	n.d.m.calls.WithLabelValues("AttachNetworkInterface").Inc()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		enis, err := n.d.cloud.ENIs(ctx, aliyun.ENIFilter{IDs: []string{id}})
-		n.cloudResult("DescribeNetworkInterfaces", err)
-		if err == nil && len(enis) == 1 && enis[0].Status == "InUse" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-	return fmt.Errorf("attach %s: not InUse after a minute", id)
+	return n.waitInUse(ctx, id) // trunk.go
 }

@@ -159,6 +159,9 @@ func (n *Network) reply(a pool.Allocation) (cniproto.AddReply, error) {
 		ENI: cniproto.ENIInfo{ID: e.ID, MAC: e.MAC, VSwitchCIDR: e.cidr, Gateway: e.gateway}, ServiceCIDR: n.cfg.ServiceCIDR}
 	r.Rules.ToPod, r.Rules.FromPod = n.cfg.RulePriorityToPod, n.cfg.RulePriorityFromPod
 	n.exclusiveReply(&r, e)                     // exclusive.go
+	if err := n.trunkReply(&r, e); err != nil { // trunk.go
+		return cniproto.AddReply{}, err
+	}
 	if err := dualReply(&r, a, e); err != nil { // dual.go
 		return cniproto.AddReply{}, err
 	}

@@ -39,8 +39,8 @@ func (n *Network) syncHost() error {
 	links := map[string]datapath.ENILink{}
 	v6 := map[string]eniV6{} // dual stack: the IPv6 side of usable ENIs set up for it (hostloop_v6.go)
 	for id, e := range n.enis {
-		if held[id] {
-			continue // no table, no rules: the pod routes through the ENI itself
+		if held[id] || isMember(e.ENI) {
+			continue // no table, no rules: the pod routes through the ENI itself; a member has no host link (trunk.go)
 		}
 		if e.table != 0 {
 			// Also while the ENI is not usable (it left the host, it is being set up again): its pods keep

@@ -73,5 +73,5 @@ func (n *Network) publishExhausted(ctx context.Context) {
 // cloudView is an ENI as the reconcile sees it.
 func cloudView(e aliyun.ENI) reconcile.CloudENI {
 	return reconcile.CloudENI{ID: e.ID, MAC: e.MAC, Status: e.Status, InstanceID: e.InstanceID,
-		Addrs: append([]netip.Addr{e.PrimaryIP}, e.Secondary...), Tags: e.Tags}
+		Addrs: append([]netip.Addr{e.PrimaryIP}, e.Secondary...), Tags: e.Tags, Type: e.Type}
 }

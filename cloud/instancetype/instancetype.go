@@ -27,3 +27,13 @@ func (t Type) TrunkPods() int {
 	}
 	return max(t.ENIsWithTrunk-t.ENIs, 0)
 }
+
+// ExclusiveTrunkPods is the pods a node of this type holds with one ENI each when it uses trunking (the eni
+// backend's enable_eni_trunking): the trunk ENI takes a slot, so EniQuantity - 2 ordinary ENIs, plus the member
+// ENIs (TrunkPods); 0 without trunking.
+func (t Type) ExclusiveTrunkPods() int {
+	if t.TrunkPods() == 0 {
+		return 0
+	}
+	return max(t.ENIs-2, 0) + t.TrunkPods()
+}

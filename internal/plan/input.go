@@ -154,7 +154,10 @@ type InstanceTypeInfo struct {
 	IPv6PerENI       int    `json:"eniIpv6AddressQuantity"`
 	SharedENIPods    int    `json:"sharedENIPods"`
 	ExclusiveENIPods int    `json:"exclusiveENIPods"`
-	TrunkENIPods     int    `json:"trunkENIPods"` // member ENIs of a trunk ENI; no weft backend uses them yet
+	TrunkENIPods     int    `json:"trunkENIPods"` // member ENIs of a trunk ENI (0 without trunking)
+	// ExclusiveTrunkENIPods: the eni backend's exclusive pods with enable_eni_trunking, what weftd enforces: the
+	// trunk ENI takes a slot, so EniQuantity - 2 ordinary ENIs plus the members (0 without trunking).
+	ExclusiveTrunkENIPods int `json:"exclusiveTrunkENIPods"`
 }
 
 // summarise is the input echoed in the plan, with defaults and each instance type's derived pod figures.
@@ -183,7 +186,7 @@ func summarise(in Input) InputSummary {
 	for _, t := range in.InstanceTypes {
 		s.InstanceTypes = append(s.InstanceTypes, InstanceTypeInfo{ID: t.ID, ENIs: t.ENIs, IPv4PerENI: t.IPv4PerENI,
 			IPv6PerENI: t.IPv6PerENI, SharedENIPods: t.SharedENIPods(), ExclusiveENIPods: t.ExclusiveENIPods(),
-			TrunkENIPods: t.TrunkPods()})
+			TrunkENIPods: t.TrunkPods(), ExclusiveTrunkENIPods: t.ExclusiveTrunkPods()})
 	}
 	if len(in.InstanceTypes) == 0 {
 		s.TypeSource = ""

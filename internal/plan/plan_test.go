@@ -20,8 +20,8 @@ func TestSeedExamples(t *testing.T) {
 	if r := result(t, p, ENI); r.PodsPerNode != 210 || r.PodLimit != LimitAddressesPerENI {
 		t.Errorf("ecs.c7.4xlarge shared ENI: %d pods (%s), want 210 (addresses-per-eni)", r.PodsPerNode, r.PodLimit)
 	}
-	if it := p.Input.InstanceTypes[0]; it.SharedENIPods != 210 || it.ExclusiveENIPods != 7 || it.TrunkENIPods != 23 {
-		t.Errorf("ecs.c7.4xlarge figures %+v, want 210 shared, 7 exclusive, 23 trunk members (31 - 8)", it)
+	if it := p.Input.InstanceTypes[0]; it.SharedENIPods != 210 || it.ExclusiveENIPods != 7 || it.TrunkENIPods != 23 || it.ExclusiveTrunkENIPods != 6+23 {
+		t.Errorf("ecs.c7.4xlarge figures %+v, want 210 shared, 7 exclusive, 23 trunk members (31 - 8), 29 exclusive with trunking (8 - 2 + 23)", it)
 	}
 	if r := result(t, p, ENIExclusive); r.PodsPerNode != 7 || r.PodLimit != LimitENICount {
 		t.Errorf("ecs.c7.4xlarge exclusive ENI: %d pods (%s), want 7 (eni-count)", r.PodsPerNode, r.PodLimit)

@@ -41,8 +41,13 @@ func (p *Plan) WriteText(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	for _, t := range in.InstanceTypes {
-		fmt.Fprintf(&b, "  instance type %s: %d ENIs x %d IPv4 addresses (shared ENI %d pods, exclusive ENI %d)\n",
-			t.ID, t.ENIs, t.IPv4PerENI, t.SharedENIPods, t.ExclusiveENIPods)
+		trunk := ""
+		if t.ExclusiveTrunkENIPods > 0 {
+			trunk = fmt.Sprintf(", exclusive with trunking %d: %d ENIs - the primary - the trunk + %d member ENIs",
+				t.ExclusiveTrunkENIPods, t.ENIs, t.TrunkENIPods)
+		}
+		fmt.Fprintf(&b, "  instance type %s: %d ENIs x %d IPv4 addresses (shared ENI %d pods, exclusive ENI %d%s)\n",
+			t.ID, t.ENIs, t.IPv4PerENI, t.SharedENIPods, t.ExclusiveENIPods, trunk)
 	}
 	if in.TypeSource != "" {
 		fmt.Fprintf(&b, "  (instance types from %s)\n", in.TypeSource)

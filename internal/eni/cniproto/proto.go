@@ -56,6 +56,8 @@ type ENIInfo struct {
 	// Dual stack (additive, dual.go): the vSwitch's IPv6 block and gateway, set when AddReply.IPv6 is.
 	VSwitchIPv6CIDR netip.Prefix `json:",omitzero"`
 	IPv6Gateway     netip.Addr   `json:",omitzero"`
+	// Trunk (additive, trunk.go): set when the ENI is a trunk member ENI (exclusive mode only).
+	Trunk *TrunkInfo `json:",omitempty"`
 }
 
 // The pod's mode, AddReply.Mode.
@@ -314,5 +316,8 @@ func (r AddReply) validate() error {
 	if err := r.validateDual(); err != nil {
 		return err
 	}
-	return r.validateExclusive()
+	if err := r.validateExclusive(); err != nil {
+		return err
+	}
+	return r.validateTrunk() // trunk.go
 }

@@ -7,7 +7,6 @@ package plugin
 // found in the pod by the alias AddExclusive gave it.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -46,6 +45,8 @@ type exclusiveState struct {
 	MAC        string
 	Gateway    netip.Addr
 	HostRoutes []netip.Prefix `json:",omitempty"`
+	// Member: the ENI is a trunk member ENI, whose link on the trunk DEL removes once it is back (trunk.go).
+	Member bool `json:",omitempty"`
 }
 
 func exclusivePod(args *skel.CmdArgs, ip netip.Addr, mtu int, x *exclusiveState) datapath.ExclusivePod {
@@ -61,40 +62,42 @@ func exclusivePod(args *skel.CmdArgs, ip netip.Addr, mtu int, x *exclusiveState)
 // gives it back.
 func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client, id cniproto.PodID, reply cniproto.AddReply) (err error) {
 	xd, ok := p.Datapath.(ExclusiveDatapath)
-	x := &exclusiveState{MAC: reply.ENI.MAC, Gateway: reply.ENI.Gateway, HostRoutes: reply.HostRoutes}
+	x := &exclusiveState{MAC: reply.ENI.MAC, Gateway: reply.ENI.Gateway, HostRoutes: reply.HostRoutes, Member: reply.ENI.Trunk != nil}
 	pod := exclusivePod(args, reply.IP, reply.MTU, x)
 	pod.Bandwidth = conf.bandwidth // bandwidth.go
 	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
-	done, standing := false, false
-	defer func() {
-		if err == nil || standing {
-			return
-		}
-		if done {
-			if rerr := removeState(sp); rerr != nil {
-				p.warnf("ADD %s: %v", args.ContainerID, rerr)
-			}
-			if derr := errors.Join(xd.ReturnENI(pod), p.Datapath.Del(datapathPod(args, reply.IP, reply))); derr != nil {
-				p.warnf("ADD %s: undo the datapath: %v", args.ContainerID, derr)
-			}
-		}
-		if derr := c.Del(context.Background(), cniproto.DelRequest{Pod: id, IP: reply.IP}); derr != nil {
-			p.warnf("ADD %s: give %v back to weftd: %v (weftd's GC frees it later)", args.ContainerID, reply.IP, derr)
-		}
-	}()
+	undo := &addUndo{p: p, args: args, c: c, id: id, ip: reply.IP, sp: sp} // undo.go
+	defer func() { undo.run(err) }()
 	if !ok {
 		return types.NewError(types.ErrInternal, "ADD: weftd answered an exclusive ENI, which this plugin's datapath cannot build", "")
 	}
+	if reply.ENI.Trunk != nil { // trunk.go: the member's link on the trunk, which AddExclusive moves
+		if err := p.ensureMemberLink(reply, undo); err != nil {
+			return err
+		}
+	}
 	res, err := xd.AddExclusive(pod)
 	if errors.Is(err, datapath.ErrExists) {
-		standing = true
+		undo.standing = true
+		if undo.datapath != nil { // a member link made for nothing: the standing pod has its own
+			if derr := undo.datapath(); derr != nil {
+				p.warnf("ADD %s: remove the member link made for a standing pod: %v", args.ContainerID, derr)
+			}
+		}
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: container %s interface %s already has its datapath (%v): "+
 			"a second ADD without DEL; DEL it first (its ENI stays held)", args.ContainerID, args.IfName, err), "")
 	}
 	if err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: the exclusive ENI %s (%v): %v", reply.ENI.ID, reply.IP, err), "")
 	}
-	done = true
+	memberLink := undo.datapath // the member link's removal, or nil
+	undo.datapath = func() error {
+		err := errors.Join(xd.ReturnENI(pod), p.Datapath.Del(datapathPod(args, reply.IP, reply)))
+		if err == nil && memberLink != nil {
+			err = memberLink() // only once the ENI is back on the host
+		}
+		return err
+	}
 	rules := datapathPod(args, reply.IP, reply).Rules
 	if err := saveState(sp, state{IP: reply.IP, Table: reply.Table, MTU: pod.MTU, Rules: rules, Bandwidth: conf.stateBandwidth(), Exclusive: x}); err != nil {
 		return types.NewError(types.ErrIOFailure, "ADD: keep the pod's datapath for DEL and CHECK: "+err.Error(), "")
@@ -133,10 +136,15 @@ func exclusiveResult(cniVersion string, args *skel.CmdArgs, reply cniproto.AddRe
 // returnENI is DEL's first step: an ENI in the pod goes back to the host. Without ExclusiveDatapath, nothing.
 func (p *Plugin) returnENI(args *skel.CmdArgs, st state) error {
 	xd, ok := p.Datapath.(ExclusiveDatapath)
-	if !ok || args.Netns == "" {
+	if !ok {
 		return nil
 	}
-	return xd.ReturnENI(exclusivePod(args, st.IP, st.MTU, st.Exclusive))
+	if args.Netns != "" {
+		if err := xd.ReturnENI(exclusivePod(args, st.IP, st.MTU, st.Exclusive)); err != nil {
+			return err
+		}
+	}
+	return p.deleteMemberLink(st.Exclusive) // trunk.go
 }
 
 // checkExclusive is CHECK's datapath part for an exclusive pod.

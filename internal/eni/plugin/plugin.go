@@ -290,35 +290,20 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	pod := datapathPod(args, reply.IP, reply)
 	pod.Bandwidth = conf.bandwidth
 	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
-	datapathDone, standing := false, false
-	defer func() {
-		if err == nil || standing {
-			return
-		}
-		if datapathDone {
-			if rerr := removeState(sp); rerr != nil {
-				p.warnf("ADD %s: %v", args.ContainerID, rerr)
-			}
-			if derr := p.Datapath.Del(pod); derr != nil {
-				p.warnf("ADD %s: undo the datapath: %v", args.ContainerID, derr)
-			}
-		}
-		if derr := c.Del(context.Background(), cniproto.DelRequest{Pod: id, IP: reply.IP}); derr != nil {
-			p.warnf("ADD %s: give %v back to weftd: %v (weftd's GC frees it later)", args.ContainerID, reply.IP, derr)
-		}
-	}()
+	undo := &addUndo{p: p, args: args, c: c, id: id, ip: reply.IP, sp: sp} // undo.go
+	defer func() { undo.run(err) }()
 	res, err := p.Datapath.Add(pod)
 	if errors.Is(err, datapath.ErrExists) {
 		// An ADD without a DEL since the last: weftd answered the address it holds for this container, which the
 		// standing datapath uses. Giving it back would free a running pod's address for the next pod.
-		standing = true
+		undo.standing = true
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: container %s interface %s already has its datapath (%v): "+
 			"a second ADD without DEL; DEL it first (its address %v stays held)", args.ContainerID, args.IfName, err, reply.IP), "")
 	}
 	if err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("ADD: the datapath of %v: %v", reply.IP, err), "")
 	}
-	datapathDone = true
+	undo.datapath = func() error { return p.Datapath.Del(pod) }
 	if err := saveState(sp, state{IP: pod.IP, Table: pod.Table, MTU: pod.MTU, Rules: pod.Rules, Bandwidth: conf.stateBandwidth(), IPv6: pod.IPv6}); err != nil {
 		return types.NewError(types.ErrIOFailure, "ADD: keep the pod's datapath for DEL and CHECK: "+err.Error(), "")
 	}

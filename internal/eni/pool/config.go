@@ -18,6 +18,8 @@ type Limits struct {
 	AddrsPerENI  int // IPv4 addresses per ENI, primary included: EniPrivateIpAddressQuantity
 	// Exclusive: each pod holds a whole ENI (the eni backend's exclusive mode): AddrsPerENI is 1, the primary.
 	Exclusive bool
+	// Members (exclusive mode with trunking, trunk.go): how many of ENIs are trunk member ENIs.
+	Members int
 	// IPv6PerENI (dual stack, ip_stack "dual"): EniIpv6AddressQuantity, the IPv6 addresses one ENI takes; 0: IPv4
 	// only. Every pod pairs an IPv4 with an IPv6 address of the same ENI (dual.go), so an ENI carries at most
 	// min(AddrsPerENI, IPv6PerENI) pods.
@@ -115,6 +117,9 @@ func (e *LimitError) Error() string {
 	if e.Class != "" && e.InUse < l.Pods() {
 		return fmt.Sprintf("node is at its ENI limit for the pod's class (%s): no ENI of that class has room and %s takes no more than %d ENIs (the primary and %d), all in use; %d of %d pod addresses in use",
 			e.Class, l.InstanceType, l.ENIs+1, l.ENIs, e.InUse, l.Pods())
+	}
+	if l.Exclusive && l.Members > 0 {
+		return trunkLimitMessage(l, e.InUse) // trunk.go
 	}
 	if l.Exclusive {
 		return fmt.Sprintf("node is at its exclusive ENI limit: %s holds %d pods on exclusive ENIs (%d ENIs - the primary); %d in use",

@@ -79,6 +79,9 @@ func DeletableENIs(enis []CloudENI, availableSince map[string]time.Time, nodes m
 		if n, ok := nodes[node]; ok && n.Exists && (n.Unschedulable || n.Deleting) {
 			continue
 		}
+		if keepTrunk(e, nodes[node]) { // trunk.go
+			continue
+		}
 		out = append(out, e.ID)
 	}
 	slices.Sort(out)

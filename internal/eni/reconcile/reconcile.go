@@ -43,6 +43,8 @@ type CloudENI struct {
 	InstanceID      string
 	Addrs           []netip.Addr // IPv4, primary first
 	Tags            map[string]string
+	// Type is the cloud's: Secondary, Trunk or Member (trunk.go); empty reads as Secondary.
+	Type string
 }
 
 // HostPod is a pod datapath found on the host.
@@ -158,6 +160,9 @@ func Reconcile(t Truths) Outcome {
 	}
 	// Cloud addresses matter only for addresses something else mentions.
 	for _, e := range t.Cloud {
+		if !podENI(e) { // trunk.go: the trunk ENI's addresses are never a pod's
+			continue
+		}
 		for _, a := range e.Addrs {
 			if i := r.addrs[a.Unmap()]; i != nil && !slices.Contains(i.enis, e.ID) && validENI(e.ID) {
 				i.enis = append(i.enis, e.ID)
