@@ -50,7 +50,8 @@ func (p *npPod) String() string { return p.ns + "/" + p.name }
 // npWorld is a running cluster with the world's pods.
 type npWorld struct {
 	t      *testing.T
-	e      *env
+	nodes  []*lab.Node
+	plugin string // weft's CNI meta-plugin
 	kube   kubernetes.Interface
 	rts    map[*lab.Node]*lab.Runtime
 	pods   []*npPod // x/a x/b x/c y/a ... in that order
@@ -81,11 +82,21 @@ func newNPWorld(t *testing.T, backend string, extra ...string) *npWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &npWorld{t: t, e: e, kube: k.Client, rts: map[*lab.Node]*lab.Runtime{}, byName: map[string]*npPod{}}
-	for i, n := range e.lab.Nodes {
+	for i := range e.lab.Nodes {
 		e.startReadyWith(i, lab.DaemonOptions{Kube: &lab.Kube{URL: k.URL, Kubeconfig: saConfig},
 			NetConf: fmt.Sprintf(netV4, backend), Extra: extra})
-		bin, err := n.CNIBinDir(e.plugin)
+	}
+	return populateNPWorld(t, k.Client, e.lab.Nodes, e.plugin)
+}
+
+// populateNPWorld makes the world's namespaces and pods on nodes (two, weftd ready on each) through weft's
+// conflist with the meta-plugin given.
+func populateNPWorld(t *testing.T, kube kubernetes.Interface, nodes []*lab.Node, plugin string) *npWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := &npWorld{t: t, nodes: nodes, plugin: plugin, kube: kube, rts: map[*lab.Node]*lab.Runtime{}, byName: map[string]*npPod{}}
+	for _, n := range nodes {
+		bin, err := n.CNIBinDir(plugin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +122,7 @@ func newNPWorld(t *testing.T, backend string, extra ...string) *npWorld {
 	i := 0
 	for _, ns := range npNamespaces {
 		for _, name := range npPodNames {
-			p := w.addPod(e.lab.Nodes[i%2], ns, name)
+			p := w.addPod(nodes[i%2], ns, name)
 			w.pods = append(w.pods, p)
 			w.byName[p.String()] = p
 			i++
