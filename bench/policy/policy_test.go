@@ -98,3 +98,16 @@ func TestParse(t *testing.T) {
 		t.Errorf("p50 %v, expected 3", p)
 	}
 }
+
+// The renderer's expectation at full scale is not empty and every pod of the probe namespace but the idle ones
+// has a chain in some direction (the mix isolates much of the cluster).
+func TestExpectedTable(t *testing.T) {
+	want, err := expectedTable(options{pods: 1000, namespaces: 20, policies: 500}, "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.chains < 500 || want.sets < 10 || want.mapElems < 500 || want.counters < 500 {
+		t.Errorf("expected table %+v: fewer chains, sets, map elements or counters than the mix makes", want)
+	}
+	t.Logf("%+v", want)
+}

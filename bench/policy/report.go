@@ -24,8 +24,8 @@ func report(o options, started time.Time, load0, load1 string, s *scaleResult, d
 		started.Format("2006-01-02 15:04 UTC"), load0, load1)
 
 	p("1. scale: %d pods on the node in %d namespaces, %d policies (+1 for the label probes)\n", o.pods, o.namespaces, o.policies)
-	p("   bulk load: first object written -> table settled (two listings 1 s apart equal): %.1f s, weftd CPU %.1f s\n",
-		s.load.Seconds(), s.loadCPU.Seconds())
+	p("   bulk load: first object written -> the table holds what ruleset.Render says (chains, sets, map elements,\n")
+	p("   counters; polled every 1 s): %.1f s; weftd CPU until the table was stable %.1f s\n", s.load.Seconds(), s.loadCPU.Seconds())
 	t := s.table
 	p("   table inet weft-policy at scale: %d chains, %d rules, %d sets with %d elements, %d maps with %d elements, %d counters\n\n",
 		t.chains, t.rules, t.sets, t.setElems, t.maps, t.mapElems, t.counters)

@@ -22,7 +22,7 @@ type scaleResult struct {
 	rss0, rss1, rss2   int   // kB: before, at scale idle, after the probes
 	load               time.Duration
 	loadCPU            time.Duration // weftd's CPU from the first object to the table settled
-	table              tableSize
+	table, want        tableSize     // the kernel's at scale; what the renderer says it must be
 	probes             []*probe
 	probeCPU, probeAll time.Duration // weftd's CPU over the probes, and their wall time
 	monitorLines       int
@@ -45,6 +45,9 @@ func runScale(e *env, o options) (*scaleResult, error) {
 	if s.rss0, err = rssKB(pid); err != nil {
 		return nil, err
 	}
+	if s.want, err = expectedTable(o, e.node.Name); err != nil {
+		return nil, err
+	}
 	c0, err := cpuTime(pid)
 	if err != nil {
 		return nil, err
@@ -54,13 +57,12 @@ func runScale(e *env, o options) (*scaleResult, error) {
 		return nil, err
 	}
 	logf("objects written in %s; waiting for the table to settle", time.Since(t0).Round(time.Millisecond))
-	if s.table, err = settle(e); err != nil {
+	if s.table, s.load, err = settle(e, s.want, t0); err != nil {
 		return nil, err
 	}
-	s.load = time.Since(t0)
 	c1, _ := cpuTime(pid)
 	s.loadCPU = c1 - c0
-	logf("table settled %s after the first object: %+v", s.load.Round(time.Millisecond), s.table)
+	logf("table as rendered %s after the first object: %+v", s.load.Round(time.Millisecond), s.table)
 	logf("idle at scale: %s", o.idle)
 	if s.idle1, err = idleUsage(pid, o.idle); err != nil {
 		return nil, err
@@ -141,23 +143,30 @@ func parallel(workers int, jobs []func() error) error {
 	return first
 }
 
-// settle waits until two listings of the table 1 s apart are the same size (at most 5 minutes).
-func settle(e *env) (tableSize, error) {
+// settle waits until the table has what the renderer says it must (expectedTable) and two listings 1 s apart
+// are the same (at most 5 minutes); it returns the listing and the time the expected content was first seen.
+func settle(e *env, want tableSize, t0 time.Time) (tableSize, time.Duration, error) {
 	var last tableSize
+	var reached time.Duration
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
-		time.Sleep(time.Second)
 		t, err := listTable(e.node.Name)
 		if err != nil {
-			return t, err
+			return t, 0, err
 		}
 		t.bytes = 0
-		if t == last && t.rules > 0 {
-			return t, nil
+		if caughtUp(t, want) {
+			if reached == 0 {
+				reached = time.Since(t0)
+			}
+			if t == last {
+				return t, reached, nil
+			}
 		}
 		last = t
+		time.Sleep(time.Second)
 	}
-	return last, fmt.Errorf("table inet weft-policy still changing after 5 minutes: %+v", last)
+	return last, 0, fmt.Errorf("table inet weft-policy not as rendered after 5 minutes: %+v, expected %+v", last, want)
 }
 
 // runProbes makes -changes changes of each kind, one at a time, and times each to its line in nft monitor.
