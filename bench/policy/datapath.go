@@ -68,7 +68,12 @@ func runDatapath(e *env, m *monitor, o options) (*datapathResult, error) {
 		return nil, err
 	}
 	d := &datapathResult{}
+	state := false // the server's label: policed=no
 	policed := func(on bool) error {
+		if on == state {
+			return nil
+		}
+		state = on
 		v, op, p := "no", "delete", &d.switchOff
 		if on {
 			v, op, p = "yes", "add", &d.switchOn
