@@ -46,6 +46,19 @@ demo: deps build
 bench: deps build
 	WEFT_TOOLS_BIN=$$(tools/build.sh etcd cni flannel | tail -1) $(GO) run ./bench/compare -reps 5 -secs 5
 
+# The NetworkPolicy engine at scale with the real weftd (Kubernetes mode) against a real kube-apiserver: change ->
+# kernel latency, table size, weftd's CPU and RSS, and the datapath cost of 100 policies; writes
+# bench/policy/RESULTS.md. BENCH_QUICK=1: a short run (written to bin/, RESULTS.md untouched). Not part of make
+# test. Whatever an interrupted run leaves (it cleans up itself on SIGINT/SIGTERM), its namespaces are removed here.
+BENCH_POLICY_FLAGS ?= $(if $(BENCH_QUICK),-quick -o bin/bench-policy-quick.md,-o bench/policy/RESULTS.md)
+.PHONY: bench-policy
+bench-policy: deps build
+	@tools/build.sh etcd k8s >/dev/null
+	$(GO) build -o bin/bench-policy ./bench/policy
+	@trap : INT TERM; p=pb$$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n'); rc=0; \
+	WEFT_TOOLS_BIN=$$(tools/build.sh etcd k8s | tail -1) bin/bench-policy -prefix $$p $(BENCH_POLICY_FLAGS) || rc=$$?; \
+	for ns in $$(ip netns list | awk '{print $$1}' | grep "^$$p-"); do ip netns del $$ns; done; exit $$rc
+
 # ali-vpc route programming at scale: 1000 nodes, batched controller vs per-node, on alisim.
 bench-alivpc:
 	$(GO) run ./bench/alivpc -nodes 1000 -time-scale 0.02 -rate 20
