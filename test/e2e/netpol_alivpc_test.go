@@ -12,7 +12,7 @@ import (
 	"github.com/weftnet/weft/internal/lab"
 )
 
-const npVPCHealthPort = 10480
+const npVPCHealthPort = 10550
 
 func newNPWorldVPC(t *testing.T) *npWorld {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 )
 
 func TestNetworkPolicy(t *testing.T) {
+	t.Parallel()
 	for _, b := range []struct {
 		name  string
 		world func(t *testing.T) *npWorld
@@ -29,6 +30,7 @@ func TestNetworkPolicy(t *testing.T) {
 	} {
 		backend := b.name
 		t.Run(backend, func(t *testing.T) {
+			t.Parallel() // the three worlds share no names or ports
 			start := time.Now()
 			w := b.world(t)
 			t.Logf("%s: world up in %s", backend, time.Since(start).Round(time.Millisecond))
