@@ -111,7 +111,7 @@ func checkPrometheusRules(t *testing.T, rel string, doc []byte) {
 }
 
 // eniRules are the rules the eni backend's weftd needs, each for a call it makes: rbac.yaml's (the kube subnet
-// manager and the coordinator) with pods widened and the kube-system namespace added. backend/eni/kube_test.go
+// manager, the coordinator, the NetworkPolicy engine) with the StatefulSets added. backend/eni/kube_test.go
 // runs the Kubernetes side with exactly its first five rules against a real API server.
 var eniRules = []rbacv1.PolicyRule{
 	// KubePods: an informer on this node's pods (GC of addresses); the CNI handler gets a pod not yet listed.
@@ -127,8 +127,10 @@ var eniRules = []rbacv1.PolicyRule{
 	// KubeEvents: client-go's broadcaster creates Events and patches a repeated one's count.
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	// wiring.go clusterID: the kube-system namespace's UID is the default cluster_id; podnet.go: a pod's
-	// Namespace's default vSwitches and security groups, at each ADD.
-	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}},
+	// Namespace's default vSwitches and security groups, at each ADD; the NetworkPolicy engine's informer.
+	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+	// The NetworkPolicy engine's informer (internal/policy/engine), as in rbac.yaml.
+	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}},
 }
 
 // TestManifests checks each per-backend manifest against weft itself: the RBAC is rbac.yaml's (the eni

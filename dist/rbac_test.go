@@ -26,10 +26,13 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/knftables"
 
 	"github.com/weftnet/weft/backend/eni"
 	"github.com/weftnet/weft/internal/coordination"
 	"github.com/weftnet/weft/internal/nsutil"
+	"github.com/weftnet/weft/internal/policy/engine"
+	"github.com/weftnet/weft/internal/policy/ruleset"
 	"github.com/weftnet/weft/internal/testenv"
 )
 
@@ -463,6 +466,11 @@ func TestENIBackendUnderManifestRBAC(t *testing.T) {
 		{"a pod's Namespace's default vSwitches and security groups (backend/eni podnet.go)", func(ctx context.Context, c kubernetes.Interface, _ string) error {
 			_, err := (eni.KubeNamespaces{Client: c}).Annotations(ctx, "default")
 			return err
+		}},
+		{"the NetworkPolicy engine's informers: every pod, namespace and network policy (internal/policy/engine)", func(ctx context.Context, c kubernetes.Interface, node string) error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return engine.Watch(ctx, c, engine.New(engine.Config{Node: node}, knftables.NewFake(knftables.InetFamily, ruleset.Table)))
 		}},
 	}
 	newNode := func(t *testing.T, name string) {
