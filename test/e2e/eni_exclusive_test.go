@@ -169,32 +169,7 @@ func TestENIExclusive(t *testing.T) {
 			t.Errorf("after the restart weftd reports pods lost or addresses quarantined:\n%s", tailN(logs, 30))
 		}
 	})
-	// newPod makes a pod on the node, retrying while the freed ENI cools down (at least 30 s).
-	newPod := func(name string) *eniPod {
-		t.Helper()
-		if err := e.createPod(n, name); err != nil {
-			t.Fatal(err)
-		}
-		var p *eniPod
-		if err := lab.WaitFor(120*time.Second, "pod "+name, func() (bool, error) {
-			var err error
-			if p, err = e.sandbox(n, name); err != nil {
-				return false, err
-			}
-			if err := e.add(p); err != nil {
-				t.Logf("ADD %s: %v (retrying)", name, err)
-				e.dropSandbox(p)
-				return false, nil
-			}
-			return true, nil
-		}); err != nil {
-			t.Fatalf("%v\n%s", err, tailN(n.Daemon.Logs(), 30))
-		}
-		e.mu.Lock()
-		e.pods[name] = p
-		e.mu.Unlock()
-		return p
-	}
+	newPod := func(name string) *eniPod { t.Helper(); return e.addPodRetrying(t, n, name) }
 	t.Run("DEL returns the ENI to the node, and a new pod gets it", func(t *testing.T) {
 		x := eniOf(pods[0].IP)
 		if err := e.delPod(pods[0]); err != nil {

@@ -83,3 +83,31 @@ func checkServiceDNAT(t *testing.T, node, table, serverNS, listen, target, clien
 		t.Fatalf("pod -> Service 10.96.0.10:80 (DNAT to %s): %q %v", target, got, err)
 	}
 }
+
+// addPodRetrying makes a pod on node n, retrying its ADD while the ENI it will get is still cooling down (a freed
+// exclusive or member ENI: at least 30 s).
+func (e *eniEnv) addPodRetrying(t *testing.T, n *lab.Node, name string) *eniPod {
+	t.Helper()
+	if err := e.createPod(n, name); err != nil {
+		t.Fatal(err)
+	}
+	var p *eniPod
+	if err := lab.WaitFor(120*time.Second, "pod "+name, func() (bool, error) {
+		var err error
+		if p, err = e.sandbox(n, name); err != nil {
+			return false, err
+		}
+		if err := e.add(p); err != nil {
+			t.Logf("ADD %s: %v (retrying)", name, err)
+			e.dropSandbox(p)
+			return false, nil
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, tailN(n.Daemon.Logs(), 30))
+	}
+	e.mu.Lock()
+	e.pods[name] = p
+	e.mu.Unlock()
+	return p
+}
