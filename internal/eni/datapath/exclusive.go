@@ -197,7 +197,7 @@ func AddExclusive(p ExclusivePod) (ExclusiveResult, error) {
 		{stepHostRoute, a.hostRoute},
 		{stepBandwidth, x.shape}, // exclusive_bandwidth.go
 	}
-	steps = insertSteps(steps, "default route via the vSwitch gateway", nil) // exclusive_v6.go
+	steps = insertSteps(steps, "default route via the vSwitch gateway", x.eniV6Steps()) // exclusive_v6.go
 	steps = insertSteps(steps, stepCarrier, x.vethV6Steps())
 	for _, s := range steps {
 		err := s.do()
