@@ -25,12 +25,9 @@ import (
 
 // dualLimits checks that the instance type and the zone's vSwitches can carry dual-stack pods and returns the
 // pool's limits with IPv6PerENI set. vsws are the vSwitches the node may put ENIs in (those of its zone).
-// Refusals name the figure or the vSwitch and what was expected; exclusive mode with dual stack is refused (not
-// built yet).
+// Refusals name the figure or the vSwitch and what was expected. In exclusive mode an ENI takes one IPv6 address
+// (exclusive_dual.go), whatever the type allows beyond.
 func dualLimits(l pool.Limits, t aliyun.InstanceType, vsws []aliyun.VSwitch) (pool.Limits, error) {
-	if l.Exclusive {
-		return l, fmt.Errorf(`Backend.ip_stack: "dual" with exclusive ENI mode: not supported yet by weft's eni backend; use "ipv4" or the shared mode`)
-	}
 	if t.IPv6PerENI < 1 {
 		return l, fmt.Errorf(`Backend.ip_stack: "dual": instance type %s has EniIpv6AddressQuantity %d: its ENIs take no IPv6 address; expected 1 or more (use ip_stack "ipv4" on this node)`, t.ID, t.IPv6PerENI)
 	}
@@ -47,6 +44,9 @@ func dualLimits(l pool.Limits, t aliyun.InstanceType, vsws []aliyun.VSwitch) (po
 		return l, fmt.Errorf(`Backend.ip_stack: "dual": vSwitch %s has no IPv6 CIDR: expected every vSwitch of the node's zone to have one (enable IPv6 on the VPC and the vSwitch, or use ip_stack "ipv4")`, strings.Join(without, ", "))
 	}
 	l.IPv6PerENI = t.IPv6PerENI
+	if l.Exclusive {
+		l.IPv6PerENI = exclusiveIPv6PerENI
+	}
 	return l, nil
 }
 

@@ -34,8 +34,6 @@ func TestDualLimits(t *testing.T) {
 		{name: "an IPv4 prefix as IPv6 CIDR", l: base, t: typ(6), vsws: []aliyun.VSwitch{{ID: "vsw-c", IPv6CIDR: netip.MustParsePrefix("10.0.0.0/24")}},
 			errHas: []string{"vSwitch vsw-c has no IPv6 CIDR"}},
 		{name: "no vSwitch", l: base, t: typ(6), errHas: []string{"no vSwitch"}},
-		{name: "exclusive", l: pool.Limits{InstanceType: "x", ENIs: 2, AddrsPerENI: 1, Exclusive: true}, t: typ(6), vsws: []aliyun.VSwitch{v6},
-			errHas: []string{"exclusive ENI mode: not supported yet"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := dualLimits(c.l, c.t, c.vsws)

@@ -207,6 +207,7 @@ func (n *Network) setUp(ctx context.Context, e aliyun.ENI) *eniState {
 			st.gateway, st.cidr = gw, sw.CIDR
 			n.mu.Unlock()
 		}
+		n.heldIPv6(ctx, st, sw) // exclusive_dual.go
 		return st
 	}
 	if err != nil {

@@ -165,6 +165,7 @@ func (n *Network) reply(a pool.Allocation) (cniproto.AddReply, error) {
 	if err := dualReply(&r, a, e); err != nil { // dual.go
 		return cniproto.AddReply{}, err
 	}
+	n.exclusiveDualReply(&r) // exclusive_dual.go
 	return r, nil
 }
 

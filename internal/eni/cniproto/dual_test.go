@@ -28,10 +28,6 @@ func TestDualReplyRefusesBadFields(t *testing.T) {
 		{"ENI.IPv6Gateway", func(r *AddReply) { r.ENI.IPv6Gateway = netip.Addr{} }},
 		{"ENI.IPv6Gateway", func(r *AddReply) { r.ENI.IPv6Gateway = r.IPv6 }},
 		{"ENI.IPv6Gateway", func(r *AddReply) { r.IPv6 = netip.Addr{}; r.ENI.VSwitchIPv6CIDR = netip.Prefix{} }},
-		{"exclusive mode", func(r *AddReply) {
-			x := exclusiveReply()
-			x.IPv6, x.ENI.VSwitchIPv6CIDR, x.ENI.IPv6Gateway = r.IPv6, r.ENI.VSwitchIPv6CIDR, r.ENI.IPv6Gateway
-			*r = x
-		}},
+		{"HostRoutes6", func(r *AddReply) { r.HostRoutes6 = []netip.Prefix{netip.MustParsePrefix("2408:4005:300:a1ff::10/128")} }},
 	})
 }

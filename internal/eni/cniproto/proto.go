@@ -81,6 +81,9 @@ type AddReply struct {
 	HostRoutes []netip.Prefix `json:",omitempty"`
 	// IPv6 (dual stack, additive: an IPv4-only weftd sends none): the pod's IPv6 address, of the same ENI.
 	IPv6 netip.Addr `json:",omitzero"`
+	// HostRoutes6 (exclusive dual stack, exclusive_dual.go): the IPv6 prefixes the pod reaches through its
+	// second veth (the node's IPv6 address when it has one).
+	HostRoutes6 []netip.Prefix `json:",omitempty"`
 }
 
 // DelRequest releases the pod's address; IP comes from prevResult and may be invalid.

@@ -53,6 +53,12 @@ type ExclusivePod struct {
 	MTU                        int              // 0: DefaultMTU
 	HostRoutes                 []netip.Prefix   // through the second veth: the node, Services, host CIDRs
 	Bandwidth                  bandwidth.Limits // the pod's limits (exclusive_bandwidth.go)
+	// Dual stack (exclusive_v6.go): the ENI's IPv6 address, the vSwitch IPv6 block's prefix length, its IPv6
+	// gateway, and the IPv6 prefixes through the second veth; all zero when IPv4 only.
+	IPv6        netip.Addr
+	IPv6Bits    int
+	IPv6Gateway netip.Addr
+	HostRoutes6 []netip.Prefix
 }
 
 // ExclusiveResult is what AddExclusive made.
@@ -81,6 +87,7 @@ func (p ExclusivePod) validate() error {
 	if err := p.validateBandwidth(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, p.validateV6()...) // exclusive_v6.go
 	for i, r := range p.HostRoutes {
 		if !r.IsValid() || !r.Addr().Is4() || r.Bits() == 0 {
 			errs = append(errs, fmt.Errorf("HostRoutes[%d] %v: want an IPv4 prefix other than the default", i, r))
@@ -190,6 +197,8 @@ func AddExclusive(p ExclusivePod) (ExclusiveResult, error) {
 		{stepHostRoute, a.hostRoute},
 		{stepBandwidth, x.shape}, // exclusive_bandwidth.go
 	}
+	steps = insertSteps(steps, "default route via the vSwitch gateway", x.eniV6Steps()) // exclusive_v6.go
+	steps = insertSteps(steps, stepCarrier, x.vethV6Steps())
 	for _, s := range steps {
 		err := s.do()
 		if err == nil && stepHook != nil {

@@ -93,6 +93,7 @@ func CheckExclusive(p ExclusivePod) error {
 			badf("host: no route %s/32 dev %s", p.IP, veth)
 		}
 	}
+	checkExclusiveV6(badf, p, pod, host, eni, pv, hv) // exclusive_v6.go
 	if len(bad) > 0 {
 		return fmt.Errorf("datapath: check exclusive %s: %s", p.id(), strings.Join(bad, "; "))
 	}

@@ -46,7 +46,8 @@ type exclusiveState struct {
 	Gateway    netip.Addr
 	HostRoutes []netip.Prefix `json:",omitempty"`
 	// Member: the ENI is a trunk member ENI, whose link on the trunk DEL removes once it is back (trunk.go).
-	Member bool `json:",omitempty"`
+	Member      bool `json:",omitempty"`
+	exclusiveV6      // dual stack (exclusive_dual.go)
 }
 
 func exclusivePod(args *skel.CmdArgs, ip netip.Addr, mtu int, x *exclusiveState) datapath.ExclusivePod {
@@ -54,6 +55,7 @@ func exclusivePod(args *skel.CmdArgs, ip netip.Addr, mtu int, x *exclusiveState)
 	if x != nil {
 		p.MAC, _ = net.ParseMAC(x.MAC)
 		p.Gateway, p.HostRoutes = x.Gateway, x.HostRoutes
+		x.exclusiveV6.apply(&p)
 	}
 	return p
 }
@@ -62,7 +64,8 @@ func exclusivePod(args *skel.CmdArgs, ip netip.Addr, mtu int, x *exclusiveState)
 // gives it back.
 func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client, id cniproto.PodID, reply cniproto.AddReply) (err error) {
 	xd, ok := p.Datapath.(ExclusiveDatapath)
-	x := &exclusiveState{MAC: reply.ENI.MAC, Gateway: reply.ENI.Gateway, HostRoutes: reply.HostRoutes, Member: reply.ENI.Trunk != nil}
+	x := &exclusiveState{MAC: reply.ENI.MAC, Gateway: reply.ENI.Gateway, HostRoutes: reply.HostRoutes, Member: reply.ENI.Trunk != nil,
+		exclusiveV6: exclusiveV6Of(reply)}
 	pod := exclusivePod(args, reply.IP, reply.MTU, x)
 	pod.Bandwidth = conf.bandwidth // bandwidth.go
 	sp := statePath(conf.DataDir, args.ContainerID, args.IfName)
@@ -117,7 +120,7 @@ func (p *Plugin) addExclusive(args *skel.CmdArgs, conf *Conf, c *cniproto.Client
 func exclusiveResult(cniVersion string, args *skel.CmdArgs, reply cniproto.AddReply, r datapath.ExclusiveResult) *current.Result {
 	gw := net.IP(reply.ENI.Gateway.AsSlice())
 	podIf := 1
-	return &current.Result{
+	res := &current.Result{
 		CNIVersion: cniVersion,
 		Interfaces: []*current.Interface{
 			{Name: r.HostVeth, Mac: r.HostMAC.String()},
@@ -131,6 +134,8 @@ func exclusiveResult(cniVersion string, args *skel.CmdArgs, reply cniproto.AddRe
 		}},
 		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw}},
 	}
+	addExclusiveIPv6Result(res, reply) // exclusive_dual.go
+	return res
 }
 
 // returnENI is DEL's first step: an ENI in the pod goes back to the host. Without ExclusiveDatapath, nothing.

@@ -22,7 +22,7 @@ type Limits struct {
 	Members int
 	// IPv6PerENI (dual stack, ip_stack "dual"): EniIpv6AddressQuantity, the IPv6 addresses one ENI takes; 0: IPv4
 	// only. Every pod pairs an IPv4 with an IPv6 address of the same ENI (dual.go), so an ENI carries at most
-	// min(AddrsPerENI, IPv6PerENI) pods.
+	// min(AddrsPerENI, IPv6PerENI) pods. In exclusive mode 0 or 1: the pod's ENI carries one IPv6 address.
 	IPv6PerENI int
 }
 
@@ -94,8 +94,8 @@ func (c Config) Validate() error {
 	if c.Limits.IPv6PerENI < 0 {
 		bad("limits: %d IPv6 addresses per ENI for %s, want 0 (IPv4 only) or more (EniIpv6AddressQuantity)", c.Limits.IPv6PerENI, c.Limits.InstanceType)
 	}
-	if c.Limits.IPv6PerENI > 0 && c.Limits.Exclusive {
-		bad("limits: dual stack (%d IPv6 addresses per ENI) in exclusive mode: not supported yet, want IPv6PerENI 0", c.Limits.IPv6PerENI)
+	if c.Limits.IPv6PerENI > 1 && c.Limits.Exclusive {
+		bad("limits: dual stack with %d IPv6 addresses per ENI in exclusive mode: want IPv6PerENI 0 or 1 (a pod's ENI carries its one IPv6 address)", c.Limits.IPv6PerENI)
 	}
 	if c.Instance == "" {
 		bad("instance: empty, want the ECS instance id the checkpoint belongs to")
