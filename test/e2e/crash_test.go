@@ -364,6 +364,7 @@ func TestTamperFirewallFlushed(t *testing.T) {
 			t.Fatalf("%s -t %s: %s or the jump from %s missing before the flush:\n%s", c.tool, c.table, c.chain, c.jumpFrom, before[c])
 		}
 	}
+	logged := len(n.Daemon.Logs())
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		for _, table := range []string{"filter", "nat"} {
 			if _, err := lab.NSRun(n.Name, tool, "-t", table, "-F"); err != nil {
@@ -371,8 +372,11 @@ func TestTamperFirewallFlushed(t *testing.T) {
 			}
 		}
 	}
+	// The flush took: each chain is empty now, or weftd's 1 s resync has already rewritten it since the flush
+	// began (its log says so), which CI's load makes likely between the four flushes and this check.
 	for _, c := range chains {
-		if strings.Contains(list(c, c.chain), "-A ") {
+		rewritten := strings.Contains(n.Daemon.Logs()[logged:], c.tool+": writing "+c.table+"/"+c.chain)
+		if strings.Contains(list(c, c.chain), "-A ") && !rewritten {
 			t.Fatalf("%s %s not flushed", c.tool, c.chain)
 		}
 	}
