@@ -80,8 +80,14 @@ func (n *exclusiveNet) checkx(p ExclusivePod) error {
 // returns the source address the server saw.
 func echo(t *testing.T, server netns.NsHandle, addr string, client netns.NsHandle) (string, error) {
 	t.Helper()
+	return echoOn(t, "udp4", server, addr, client)
+}
+
+// echoOn is echo over network ("udp4" or "udp6").
+func echoOn(t *testing.T, network string, server netns.NsHandle, addr string, client netns.NsHandle) (string, error) {
+	t.Helper()
 	var srv net.PacketConn
-	if err := nsutil.Do(server, func() (err error) { srv, err = net.ListenPacket("udp4", addr); return err }); err != nil {
+	if err := nsutil.Do(server, func() (err error) { srv, err = net.ListenPacket(network, addr); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
@@ -97,7 +103,7 @@ func echo(t *testing.T, server netns.NsHandle, addr string, client netns.NsHandl
 		_, _ = srv.WriteTo(buf[:k], a)
 	}()
 	var c net.Conn
-	if err := nsutil.Do(client, func() (err error) { c, err = net.Dial("udp4", srv.LocalAddr().String()); return err }); err != nil {
+	if err := nsutil.Do(client, func() (err error) { c, err = net.Dial(network, srv.LocalAddr().String()); return err }); err != nil {
 		return "", err
 	}
 	defer c.Close()

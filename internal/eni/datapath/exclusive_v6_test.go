@@ -6,13 +6,10 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-
-	"github.com/weftnet/weft/internal/nsutil"
 )
 
 const (
@@ -48,36 +45,7 @@ func (n *exclusiveNet) xpod6() ExclusivePod {
 // echo6 is echo over UDP/IPv6: addr "[ip]:port" served in server, sent from client; the source the server saw.
 func echo6(t *testing.T, server netns.NsHandle, addr string, client netns.NsHandle) (string, error) {
 	t.Helper()
-	var srv net.PacketConn
-	if err := nsutil.Do(server, func() (err error) { srv, err = net.ListenPacket("udp6", addr); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	from := make(chan string, 1)
-	go func() {
-		buf := make([]byte, 64)
-		k, a, err := srv.ReadFrom(buf)
-		if err != nil {
-			from <- ""
-			return
-		}
-		from <- a.(*net.UDPAddr).IP.String()
-		_, _ = srv.WriteTo(buf[:k], a)
-	}()
-	var c net.Conn
-	if err := nsutil.Do(client, func() (err error) { c, err = net.Dial("udp6", srv.LocalAddr().String()); return err }); err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("weft")); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 64)
-	if k, err := c.Read(buf); err != nil || string(buf[:k]) != "weft" {
-		return "", errors.Join(err, errors.New("no echo"))
-	}
-	return <-from, nil
+	return echoOn(t, "udp6", server, addr, client)
 }
 
 // A dual-stack exclusive pod: eth0 carries the ENI's IPv6 address with the block's /64 and the IPv6 default route
