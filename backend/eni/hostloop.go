@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"time"
 
 	"k8s.io/klog/v2"
 
-	"github.com/weftnet/weft/internal/eni/checkpoint"
 	"github.com/weftnet/weft/internal/eni/datapath"
 )
 
@@ -83,38 +81,20 @@ func (n *Network) syncHost() error {
 			errs = append(errs, err)
 		}
 	}
-	// A pod's rules are the plugin's to make while its ADD is under way: an allocation younger than gcMinAge
-	// whose address has no rule yet is left alone (adding them here made the plugin's own add fail with "file
-	// exists"); once it has one, or is older, its rules are kept whole and right (a table that changed with its
-	// ENI's ifindex, rules someone removed).
+	// A pod's rules are the plugin's to make while its ADD is under way (wantRules); once it is done, or the
+	// allocation is older, its rules are kept whole and right (a table that changed with its ENI's ifindex,
+	// rules someone removed).
 	records := n.pool.Records()
 	now := n.d.clock.Now()
-	var present map[netip.Addr]bool
-	for _, r := range records {
-		if r.State == checkpoint.Assigned && now.Sub(r.AssignedAt) < gcMinAge {
-			obs, err := n.d.host.Observe()
-			if err != nil {
-				return errors.Join(append(errs, err)...) // nothing removed on a partial view
-			}
-			present = map[netip.Addr]bool{}
-			for _, pr := range obs.Rules {
-				present[pr.IP] = true
-			}
-			break
+	var present map[datapath.PodRule]bool
+	if anyYoung(records, now, ipv4Of) {
+		obs, err := n.d.host.Observe()
+		if err != nil {
+			return errors.Join(append(errs, err)...) // nothing removed on a partial view
 		}
+		present = ruleSet(obs.Rules)
 	}
-	var want []datapath.PodRule
-	for _, r := range records {
-		if r.State != checkpoint.Assigned {
-			continue
-		}
-		if now.Sub(r.AssignedAt) < gcMinAge && !present[r.IP] {
-			continue
-		}
-		if t, ok := tables[r.ENI]; ok {
-			want = append(want, datapath.PodRule{IP: r.IP, Table: t})
-		}
-	}
+	want := wantRules(records, tables, now, present, ipv4Of)
 	if err := n.d.host.SyncRules(want); err != nil {
 		errs = append(errs, err)
 	}

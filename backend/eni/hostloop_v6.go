@@ -8,7 +8,6 @@ package eni
 import (
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/weftnet/weft/internal/eni/checkpoint"
 	"github.com/weftnet/weft/internal/eni/datapath"
@@ -41,37 +40,13 @@ func (n *Network) syncRules6(records []checkpoint.Record, tables map[string]int)
 		return nil
 	}
 	now := n.d.clock.Now()
-	var present map[netip.Addr]bool
-	for _, r := range records {
-		if r.State == checkpoint.Assigned && r.IPv6.IsValid() && now.Sub(r.AssignedAt) < gcMinAge {
-			obs, err := n.d.host.ObserveRules6()
-			if err != nil {
-				return err // nothing removed on a partial view
-			}
-			present = map[netip.Addr]bool{}
-			for _, pr := range obs {
-				present[pr.IP] = true
-			}
-			break
+	var present map[datapath.PodRule]bool
+	if anyYoung(records, now, ipv6Of) {
+		obs, err := n.d.host.ObserveRules6()
+		if err != nil {
+			return err // nothing removed on a partial view
 		}
+		present = ruleSet(obs)
 	}
-	return n.d.host.SyncRules6(wantRules6(records, tables, now, present))
-}
-
-// wantRules6 is the IPv6 rules the records call for (pure): one per Assigned record with an IPv6 address on an
-// ENI with a table, skipping a young one (AssignedAt within gcMinAge of now) whose rule is not present yet.
-func wantRules6(records []checkpoint.Record, tables map[string]int, now time.Time, present map[netip.Addr]bool) []datapath.PodRule {
-	var want []datapath.PodRule
-	for _, r := range records {
-		if r.State != checkpoint.Assigned || !r.IPv6.IsValid() {
-			continue
-		}
-		if now.Sub(r.AssignedAt) < gcMinAge && !present[r.IPv6] {
-			continue
-		}
-		if t, ok := tables[r.ENI]; ok {
-			want = append(want, datapath.PodRule{IP: r.IPv6, Table: t})
-		}
-	}
-	return want
+	return n.d.host.SyncRules6(wantRules(records, tables, now, present, ipv6Of))
 }

@@ -158,10 +158,11 @@ func (a *adder) ensureRule6(want podRule) error {
 		a.undo = append(a.undo, func() error { return a.host.RuleAdd(&r) })
 	}
 	if !present {
-		if err := a.host.RuleAdd(want.rule()); err != nil {
+		added, err := addRuleOnce(a.host, want)
+		if err != nil {
 			return fmt.Errorf("IPv6 %s: %w", want, err)
 		}
-		a.undo = append(a.undo, func() error {
+		a.undoIf(added, func() error {
 			if err := a.host.RuleDel(want.rule()); err != nil && !notFound(err) {
 				return fmt.Errorf("IPv6 %s: %w", want, err)
 			}

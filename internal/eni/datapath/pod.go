@@ -128,6 +128,13 @@ func (a *adder) fail(step string, err error) error {
 	return err
 }
 
+// undoIf records undo when this Add made what undo removes (did).
+func (a *adder) undoIf(did bool, undo func() error) {
+	if did {
+		a.undo = append(a.undo, undo)
+	}
+}
+
 func (a *adder) open() error {
 	var err error
 	if a.host, err = netlink.NewHandle(); err != nil {
@@ -284,10 +291,11 @@ func (a *adder) ensureRule(want podRule) error {
 		}
 	}
 	if !present {
-		if err := a.host.RuleAdd(want.rule()); err != nil {
+		added, err := addRuleOnce(a.host, want)
+		if err != nil {
 			return fmt.Errorf("%s: %w", want, err)
 		}
-		a.undo = append(a.undo, func() error {
+		a.undoIf(added, func() error {
 			if err := a.host.RuleDel(want.rule()); err != nil && !notFound(err) {
 				return fmt.Errorf("%s: %w", want, err)
 			}

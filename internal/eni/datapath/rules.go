@@ -4,6 +4,7 @@ package datapath
 // from and written to the kernel by the same helpers for IPv4 and IPv6 (Add, Del, Check, SyncRules, SyncRules6).
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -87,4 +88,31 @@ func delRules(h *netlink.Handle, family int, rules Rules, ips map[netip.Addr]boo
 		}
 	}
 	return errs
+}
+
+// addRuleOnce adds want unless the kernel already holds it: weftd's host loop repairs a pod's rules once it sees the
+// pod's first one, so it may add the same rule between Add's look and its write. added says whether this call
+// made the rule (and so may undo it); an EEXIST for a rule that is not want itself stays an error.
+func addRuleOnce(h *netlink.Handle, want podRule) (added bool, err error) {
+	err = h.RuleAdd(want.rule())
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, unix.EEXIST) {
+		return false, err
+	}
+	family := netlink.FAMILY_V4
+	if want.IP.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	rules, lerr := h.RuleListFiltered(family, &netlink.Rule{Priority: want.Priority}, netlink.RT_FILTER_PRIORITY)
+	if lerr != nil {
+		return false, fmt.Errorf("%w (listing rules to see why: %w)", err, lerr)
+	}
+	for _, r := range rules {
+		if k, ok := podRuleOf(r); ok && k == want {
+			return false, nil
+		}
+	}
+	return false, err
 }
