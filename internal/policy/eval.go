@@ -69,14 +69,54 @@ type Direction struct {
 	// Applies is false when the end is not a pod subject to policy (outside any pod, host network,
 	// terminated): the direction admits everything.
 	Applies bool
+	// Admin is the Admin-tier cluster rule that matched first (nil: none). Its Accept or Deny decides; a Pass
+	// hands the decision on.
+	Admin *ClusterRuleRef
 	// Selecting are the policies that select the pod for this direction; none means the pod is not isolated.
 	Selecting []string
 	// Admitting are the rules that admit the connection.
 	Admitting []RuleRef
+	// Baseline is the Baseline-tier cluster rule that matched first, looked for only when neither the Admin tier
+	// nor a NetworkPolicy decided (nil: none, the connection is allowed).
+	Baseline *ClusterRuleRef
+}
+
+// ClusterRuleRef is a rule of a cluster policy and its action.
+type ClusterRuleRef struct {
+	Policy string
+	Tier   Tier
+	Rule   int
+	Name   string // the rule's name, when it has one
+	Action Action
+}
+
+// Tier says which tier decided the direction: "Admin", "NetworkPolicy", "Baseline", or "" (no policy: allowed).
+func (d Direction) Tier() string {
+	switch {
+	case !d.Applies:
+		return ""
+	case d.Admin != nil && d.Admin.Action != Pass:
+		return string(AdminTier)
+	case len(d.Selecting) > 0:
+		return "NetworkPolicy"
+	case d.Baseline != nil && d.Baseline.Action != Pass:
+		return string(BaselineTier)
+	}
+	return ""
 }
 
 // Allowed says whether the direction admits the connection.
-func (d Direction) Allowed() bool { return !d.Applies || len(d.Selecting) == 0 || len(d.Admitting) > 0 }
+func (d Direction) Allowed() bool {
+	switch d.Tier() {
+	case string(AdminTier):
+		return d.Admin.Action == Accept
+	case "NetworkPolicy":
+		return len(d.Admitting) > 0
+	case string(BaselineTier):
+		return d.Baseline.Action == Accept
+	}
+	return true
+}
 
 // Verdict is a connection's evaluation.
 type Verdict struct {
@@ -123,7 +163,7 @@ func (pe *Peer) matches(e Endpoint, policyNS string, ns Namespaces) bool {
 // Matches says whether the port admits a connection to dst (its named ports resolve on dst's pod; an endpoint
 // outside any pod has none) at port over proto.
 func (po *Port) Matches(proto corev1.Protocol, port int32, dst *Pod) bool {
-	if po.Protocol != proto {
+	if po.Protocol != "" && po.Protocol != proto { // "": a cluster rule's named port, any protocol
 		return false
 	}
 	switch {
@@ -172,22 +212,27 @@ func (r *Rule) admits(peer Endpoint, c Conn, policyNS string, ns Namespaces) boo
 
 // Evaluate decides the connection under the policies (all namespaces' compiled policies; those of other
 // namespaces than the ends' are ignored).
-func Evaluate(policies []*Policy, ns Namespaces, c Conn) Verdict {
+func Evaluate(policies []*Policy, ns Namespaces, c Conn) Verdict { return EvaluateTiers(nil, policies, ns, c) }
+
+// EvaluateTiers decides the connection under the cluster policies (in SortCluster's order) and the namespaced
+// policies, tier by tier (see cluster.go).
+func EvaluateTiers(cluster []*ClusterPolicy, policies []*Policy, ns Namespaces, c Conn) Verdict {
 	return Verdict{
-		Egress:   direction(policies, ns, c, c.Src.Pod, c.Dst, true),
-		Ingress:  direction(policies, ns, c, c.Dst.Pod, c.Src, false),
+		Egress:   direction(cluster, policies, ns, c, c.Src.Pod, c.Dst, true),
+		Ingress:  direction(cluster, policies, ns, c, c.Dst.Pod, c.Src, false),
 		Loopback: c.Src.Pod != nil && c.Src.Pod == c.Dst.Pod,
 	}
 }
 
 // direction evaluates one direction at the pod end (the source for egress, the destination for ingress) against
 // the other end.
-func direction(policies []*Policy, ns Namespaces, c Conn, end *Pod, other Endpoint, egress bool) Direction {
+func direction(cluster []*ClusterPolicy, policies []*Policy, ns Namespaces, c Conn, end *Pod, other Endpoint, egress bool) Direction {
 	var d Direction
 	if end == nil || !end.Subject() {
 		return d
 	}
 	d.Applies = true
+	d.Admin = firstClusterRule(cluster, AdminTier, ns, c, end, other, egress)
 	for _, p := range policies {
 		if egress && !p.Egress || !egress && !p.Ingress || !p.Selects(end) {
 			continue
@@ -203,5 +248,28 @@ func direction(policies []*Policy, ns Namespaces, c Conn, end *Pod, other Endpoi
 			}
 		}
 	}
+	if (d.Admin == nil || d.Admin.Action == Pass) && len(d.Selecting) == 0 {
+		d.Baseline = firstClusterRule(cluster, BaselineTier, ns, c, end, other, egress)
+	}
 	return d
+}
+
+// firstClusterRule is the first rule of tier's policies selecting end that matches the connection (nil: none).
+func firstClusterRule(cluster []*ClusterPolicy, tier Tier, ns Namespaces, c Conn, end *Pod, other Endpoint, egress bool) *ClusterRuleRef {
+	for _, p := range cluster {
+		if p.Tier != tier || !p.Selects(end, ns) {
+			continue
+		}
+		rules := p.IngressRules
+		if egress {
+			rules = p.EgressRules
+		}
+		for i := range rules {
+			r := &rules[i]
+			if len(r.Match.Peers) > 0 && r.Match.admits(other, c, "", ns) {
+				return &ClusterRuleRef{Policy: p.Ref(), Tier: tier, Rule: i, Name: r.Name, Action: r.Action}
+			}
+		}
+	}
+	return nil
 }

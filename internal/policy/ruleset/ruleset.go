@@ -26,6 +26,7 @@ import (
 // Input is the cluster as the node sees it.
 type Input struct {
 	Policies   []*policy.Policy
+	Cluster    []*policy.ClusterPolicy // ClusterNetworkPolicies, in policy.SortCluster's order
 	Namespaces policy.Namespaces
 	Pods       []*policy.Pod          // every pod of the cluster (peers)
 	Local      func(*policy.Pod) bool // the pods this node runs (subjects)
