@@ -212,7 +212,9 @@ func (r *Rule) admits(peer Endpoint, c Conn, policyNS string, ns Namespaces) boo
 
 // Evaluate decides the connection under the policies (all namespaces' compiled policies; those of other
 // namespaces than the ends' are ignored).
-func Evaluate(policies []*Policy, ns Namespaces, c Conn) Verdict { return EvaluateTiers(nil, policies, ns, c) }
+func Evaluate(policies []*Policy, ns Namespaces, c Conn) Verdict {
+	return EvaluateTiers(nil, policies, ns, c)
+}
 
 // EvaluateTiers decides the connection under the cluster policies (in SortCluster's order) and the namespaced
 // policies, tier by tier (see cluster.go).
