@@ -229,7 +229,7 @@ func compileClusterProtocol(pr cnp.ClusterNetworkPolicyProtocol) (Port, error) {
 		}
 	}
 	named := pr.DestinationNamedPort != ""
-	if len(chosen)+map[bool]int{true: 1}[named] != 1 {
+	if n := len(chosen); named && n != 0 || !named && n != 1 {
 		return Port{}, fmt.Errorf(": expected exactly one of tcp, udp, sctp, destinationNamedPort")
 	}
 	if named {
