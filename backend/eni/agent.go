@@ -46,10 +46,10 @@ type Host interface {
 	EnsureENI(e datapath.ENILink) (int, error)
 	EnsureENIIPv6(ifindex, table int, gw netip.Addr, cidr netip.Prefix) error
 	Observe() (datapath.Observed, error)
-	SyncRules(want []datapath.PodRule) error
-	SyncRules6(want []datapath.PodRule) error   // dual stack (hostloop_v6.go)
-	ObserveRules6() ([]datapath.PodRule, error) // dual stack
-	ObservePods6() ([]datapath.HostPod, error)  // dual stack: the start-up reconcile (dual.go)
+	SyncRules(want []datapath.PodRule, hold []netip.Addr) error
+	SyncRules6(want []datapath.PodRule, hold []netip.Addr) error // dual stack (hostloop_v6.go)
+	ObserveRules6() ([]datapath.PodRule, error)                  // dual stack
+	ObservePods6() ([]datapath.HostPod, error)                   // dual stack: the start-up reconcile (dual.go)
 }
 
 // The tags weft puts on every ENI it creates. Only ENIs carrying TagCluster with this cluster's id are ever

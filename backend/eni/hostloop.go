@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -86,16 +87,15 @@ func (n *Network) syncHost() error {
 	// rules someone removed).
 	records := n.pool.Records()
 	now := n.d.clock.Now()
-	var present map[datapath.PodRule]bool
+	var present map[netip.Addr]bool
 	if anyYoung(records, now, ipv4Of) {
 		obs, err := n.d.host.Observe()
 		if err != nil {
 			return errors.Join(append(errs, err)...) // nothing removed on a partial view
 		}
-		present = ruleSet(obs.Rules)
+		present = ruleAddrs(obs.Rules)
 	}
-	want := wantRules(records, tables, now, present, ipv4Of)
-	if err := n.d.host.SyncRules(want); err != nil {
+	if err := n.d.host.SyncRules(wantRules(records, tables, now, present, ipv4Of)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := n.syncRules6(records, tables); err != nil { // hostloop_v6.go

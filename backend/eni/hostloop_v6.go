@@ -10,7 +10,6 @@ import (
 	"net/netip"
 
 	"github.com/weftnet/weft/internal/eni/checkpoint"
-	"github.com/weftnet/weft/internal/eni/datapath"
 )
 
 // eniV6 is what an ENI's table needs for IPv6.
@@ -40,13 +39,13 @@ func (n *Network) syncRules6(records []checkpoint.Record, tables map[string]int)
 		return nil
 	}
 	now := n.d.clock.Now()
-	var present map[datapath.PodRule]bool
+	var present map[netip.Addr]bool
 	if anyYoung(records, now, ipv6Of) {
 		obs, err := n.d.host.ObserveRules6()
 		if err != nil {
 			return err // nothing removed on a partial view
 		}
-		present = ruleSet(obs)
+		present = ruleAddrs(obs)
 	}
 	return n.d.host.SyncRules6(wantRules(records, tables, now, present, ipv6Of))
 }

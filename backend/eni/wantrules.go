@@ -11,12 +11,13 @@ import (
 )
 
 // wantRules is the rules the records call for: one per Assigned record whose address ip gives (IPv4 or IPv6; an
-// invalid one: none) on an ENI with a table. A record younger than gcMinAge (its ADD may be under way) is wanted
-// only once its "from" rule on that table is in present: the plugin adds that rule last, so before it the
-// plugin is still adding rules and the loop adding them too made the plugin's own add fail with "file exists".
-func wantRules(records []checkpoint.Record, tables map[string]int, now time.Time, present map[datapath.PodRule]bool,
-	ip func(checkpoint.Record) netip.Addr) []datapath.PodRule {
-	var want []datapath.PodRule
+// invalid one: none) on an ENI with a table. A record younger than gcMinAge whose address has no rule in present
+// may be a pod whose ADD has not reached its rules yet: its address is held instead (the loop neither adds nor
+// removes its rules; one the plugin adds between the loop's look and its sync stays). Once the address has any
+// rule the ADD has begun, and the loop keeps both right (the plugin takes a rule the loop added first as done),
+// so a rule removed by hand from a new pod comes back at once.
+func wantRules(records []checkpoint.Record, tables map[string]int, now time.Time, present map[netip.Addr]bool,
+	ip func(checkpoint.Record) netip.Addr) (want []datapath.PodRule, hold []netip.Addr) {
 	for _, r := range records {
 		a := ip(r)
 		if r.State != checkpoint.Assigned || !a.IsValid() {
@@ -26,13 +27,13 @@ func wantRules(records []checkpoint.Record, tables map[string]int, now time.Time
 		if !ok {
 			continue
 		}
-		pr := datapath.PodRule{IP: a, Table: t}
-		if now.Sub(r.AssignedAt) < gcMinAge && !present[pr] {
+		if now.Sub(r.AssignedAt) < gcMinAge && !present[a] {
+			hold = append(hold, a)
 			continue
 		}
-		want = append(want, pr)
+		want = append(want, datapath.PodRule{IP: a, Table: t})
 	}
-	return want
+	return want, hold
 }
 
 func ipv4Of(r checkpoint.Record) netip.Addr { return r.IP }
@@ -48,11 +49,11 @@ func anyYoung(records []checkpoint.Record, now time.Time, ip func(checkpoint.Rec
 	return false
 }
 
-// ruleSet is observed rules as a set.
-func ruleSet(rules []datapath.PodRule) map[datapath.PodRule]bool {
-	s := make(map[datapath.PodRule]bool, len(rules))
+// ruleAddrs is the addresses that observed rules ("to" or "from", on any table) are for.
+func ruleAddrs(rules []datapath.PodRule) map[netip.Addr]bool {
+	s := make(map[netip.Addr]bool, len(rules))
 	for _, r := range rules {
-		s[r] = true
+		s[r.IP] = true
 	}
 	return s
 }

@@ -91,13 +91,13 @@ func TestSyncRules6(t *testing.T) {
 		mustDo(t, n.host.RuleAdd(k.rule()))
 	}
 	h := Host{H: n.host}
-	if err := h.SyncRules6([]PodRule{{IP: netip.MustParseAddr("10.9.0.7"), Table: 1005}}); err == nil || !strings.Contains(err.Error(), "want an IPv6 address") {
+	if err := h.SyncRules6([]PodRule{{IP: netip.MustParseAddr("10.9.0.7"), Table: 1005}}, nil); err == nil || !strings.Contains(err.Error(), "want an IPv6 address") {
 		t.Fatalf("SyncRules6 with an IPv4 address: %v, want an error naming it", err)
 	}
 	if got := rules6At(t, n.host, 2048); len(got) != 2 {
 		t.Fatalf("a refused SyncRules6 changed the rules: %q", got)
 	}
-	if err := h.SyncRules6([]PodRule{{IP: a, Table: 1005}}); err != nil {
+	if err := h.SyncRules6([]PodRule{{IP: a, Table: 1005}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := rules6At(t, n.host, 512), []string{"rule 512 to " + a.String() + "/128 lookup 254"}; !slices.Equal(got, want) {

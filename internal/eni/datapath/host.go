@@ -332,12 +332,15 @@ func sortPodRules(rs []PodRule) {
 // SyncRules makes the IPv4 rules at exactly Rules.ToPod and Rules.FromPod those of want: for each {IP, Table},
 // "to IP/32 lookup main" at ToPod and "from IP/32 lookup Table" at FromPod. Missing ones are added first, then
 // every other rule at those two priorities is removed (weft owns them); rules at any other priority, and IPv6
-// rules (SyncRules6), are never touched. It carries on past a failing rule and returns all failures. An invalid
+// rules (SyncRules6), are never touched, nor are the rules of an address in hold (a pod whose ADD is under way:
+// its rules are the plugin's to make). It carries on past a failing rule and returns all failures. An invalid
 // want (an address twice with two tables, a bad table or address) changes nothing.
-func (h Host) SyncRules(want []PodRule) error { return h.syncRules(netlink.FAMILY_V4, want) }
+func (h Host) SyncRules(want []PodRule, hold []netip.Addr) error {
+	return h.syncRules(netlink.FAMILY_V4, want, hold)
+}
 
 // syncRules is SyncRules for one family's rules.
-func (h Host) syncRules(family int, want []PodRule) error {
+func (h Host) syncRules(family int, want []PodRule, hold []netip.Addr) error {
 	what, fam := "sync rules", "an IPv4"
 	if family == netlink.FAMILY_V6 {
 		what, fam = "sync IPv6 rules", "an IPv6"
@@ -375,13 +378,21 @@ func (h Host) syncRules(family int, want []PodRule) error {
 	if err != nil {
 		return fmt.Errorf("datapath: %s: list rules: %w", what, err)
 	}
+	held := make(map[netip.Addr]bool, len(hold))
+	for _, a := range hold {
+		held[a] = true
+	}
 	present := map[podRule]bool{}
 	var unwanted []netlink.Rule
 	for _, r := range have {
 		if r.Priority != rules.ToPod && r.Priority != rules.FromPod {
 			continue
 		}
-		if k, ok := podRuleOf(r); ok && desired[k] && !present[k] {
+		k, ok := podRuleOf(r)
+		if ok && held[k.IP] && table[k.IP] == 0 {
+			continue // the plugin's, while its ADD is under way
+		}
+		if ok && desired[k] && !present[k] {
 			present[k] = true
 			continue
 		}

@@ -234,7 +234,7 @@ func TestSyncRules(t *testing.T) {
 	want := []PodRule{{ip("10.9.0.5"), 1005}, {ip("10.9.0.6"), 1006}, {ip("10.9.0.5"), 1005}}
 	sync := func(h Host, w []PodRule) error {
 		var err error
-		n.inHost(func() { err = h.SyncRules(w) })
+		n.inHost(func() { err = h.SyncRules(w, nil) })
 		return err
 	}
 	if err := sync(Host{}, want); err != nil {
@@ -266,6 +266,22 @@ func TestSyncRules(t *testing.T) {
 		t.Errorf("SyncRules with table main: %v", err)
 	}
 	sameDump(t, "host netns after refused SyncRules", before, dump(t, n.host))
+
+	// A held address (a pod whose ADD is under way) keeps the rule the plugin has added so far, and gets none
+	// from the sync; the rest goes as usual.
+	held := podRule{Priority: 512, To: true, IP: ip("10.9.0.9"), Table: 254}
+	addRule(t, n.host, held)
+	var err error
+	n.inHost(func() { err = Host{}.SyncRules([]PodRule{{ip("10.9.0.5"), 1005}}, []netip.Addr{ip("10.9.0.9")}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rulesAt(t, n.host, 512); !slices.Equal(got, []string{"rule 512 to 10.9.0.5/32 lookup 254", "rule 512 to 10.9.0.9/32 lookup 254"}) {
+		t.Errorf("rules at 512 with 10.9.0.9 held: %q", got)
+	}
+	if got := rulesAt(t, n.host, 2048); !slices.Equal(got, []string{"rule 2048 from 10.9.0.5/32 lookup 1005"}) {
+		t.Errorf("rules at 2048 with 10.9.0.9 held: %q", got)
+	}
 
 	// Nothing wanted: both priorities emptied, 1000 still untouched.
 	if err := sync(Host{H: n.host}, nil); err != nil {

@@ -7,6 +7,7 @@ package datapath
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 
 	"github.com/vishvananda/netlink"
@@ -14,8 +15,11 @@ import (
 )
 
 // SyncRules6 makes the IPv6 rules at exactly Rules.ToPod and Rules.FromPod those of want, as SyncRules does for
-// IPv4 ("to IP/128 lookup main", "from IP/128 lookup Table"); IPv4 rules are never touched.
-func (h Host) SyncRules6(want []PodRule) error { return h.syncRules(netlink.FAMILY_V6, want) }
+// IPv4 ("to IP/128 lookup main", "from IP/128 lookup Table", the rules of an address in hold left alone); IPv4
+// rules are never touched.
+func (h Host) SyncRules6(want []PodRule, hold []netip.Addr) error {
+	return h.syncRules(netlink.FAMILY_V6, want, hold)
+}
 
 // ObserveRules6 lists the pod-shaped IPv6 rules at the two priorities as Observe lists the IPv4 ones: a "from"
 // rule as {IP, Table}, a "to" rule as {IP, 254}; sorted by IP, then Table.
